@@ -1,0 +1,302 @@
+"""Read and validate ``pipeline.toml``.
+
+Validation is strict on purpose: a typo in a key is the most common config bug, and a silently
+ignored key is worse than a failed run. Every error names the dotted key and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "pipeline.toml"
+SCALING_METHODS = ("standard", "minmax", "none")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    files: tuple[str, ...]
+    required: tuple[str, ...]
+    columns: dict[str, tuple[str, ...]]
+
+    def canonical_for_header(self, header: str) -> str | None:
+        """The canonical column a header spelling maps to, or None for an extra column."""
+        wanted = _normalise_header(header)
+        for canonical, spellings in self.columns.items():
+            if wanted == _normalise_header(canonical) or any(
+                wanted == _normalise_header(s) for s in spellings
+            ):
+                return canonical
+        return None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path
+    warehouse_path: Path
+    raw_dir: Path
+    run_results_dir: Path
+    seed: int
+    sources: dict[str, SourceConfig]
+    ranges: dict[str, tuple[float, float]]
+    accepted: dict[str, tuple[str, ...]]
+    aliases: dict[str, dict[str, str]]
+    feature_columns: tuple[str, ...]
+    scaling: str
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    document: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """A hash of the effective configuration, for change detection and run records."""
+        text = json.dumps(self.document, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def model_params(self, model_name: str) -> dict[str, Any]:
+        return dict(self.models.get(model_name, {}))
+
+    def expectation_parameters(self) -> dict[str, Any]:
+        """Flat values that expectation suites may reference as ``{"$PARAMETER": name}``."""
+        params: dict[str, Any] = {f"{c}_values": list(v) for c, v in self.accepted.items()}
+        for column, (low, high) in self.ranges.items():
+            params[f"{column}_min"] = low
+            params[f"{column}_max"] = high
+        params["feature_count"] = len(self.feature_columns)
+        return params
+
+
+def _normalise_header(text: str) -> str:
+    return " ".join(text.strip().lower().split())
+
+
+# --- the schema --------------------------------------------------------------------------------
+# A schema node is a type, a tuple of types, a dict of sub-schemas, or one of the markers below.
+
+
+class _Table:
+    """A table whose keys are chosen by the user (sources, models), each value of one schema."""
+
+    def __init__(self, value_schema: Any, what: str):
+        self.value_schema = value_schema
+        self.what = what
+
+
+class _ListOf:
+    def __init__(self, item_type: type | tuple[type, ...], non_empty: bool = True):
+        self.item_type = item_type
+        self.non_empty = non_empty
+
+
+_NUMBER = (int, float)
+_RANGE = {"min": _NUMBER, "max": _NUMBER}
+
+SCHEMA: dict[str, Any] = {
+    "warehouse": {"path": str, "raw_dir": str, "seed": int, "run_results_dir": str},
+    "sources": _Table(
+        {
+            "files": _ListOf(str),
+            "required": _ListOf(str),
+            "columns": _Table(_ListOf(str), "a canonical column name"),
+        },
+        "a source name",
+    ),
+    "rules": {
+        "ranges": _Table(_RANGE, "a column name"),
+        "accepted": _Table(
+            {"values": _ListOf(str), "aliases": _Table(str, "a spelling")}, "a column name"
+        ),
+    },
+    "features": {"columns": _ListOf(str), "scaling": str},
+    "models": _Table(dict, "a model name"),
+}
+
+REQUIRED_KEYS = (
+    "warehouse.path",
+    "warehouse.raw_dir",
+    "warehouse.seed",
+    "sources",
+    "features.columns",
+)
+
+
+def _type_name(expected: Any) -> str:
+    if isinstance(expected, tuple):
+        return " or ".join(_type_name(t) for t in expected)
+    if isinstance(expected, dict) or expected is dict:
+        return "a table"
+    if isinstance(expected, _ListOf):
+        return f"a list of {_type_name(expected.item_type)}"
+    if isinstance(expected, _Table):
+        return "a table"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        expected, str(expected)
+    )
+
+
+def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
+    # TOML booleans are Python ints; a boolean is never a valid number here.
+    if isinstance(value, bool):
+        return expected is bool or (isinstance(expected, tuple) and bool in expected)
+    return isinstance(value, expected)
+
+
+def _validate(value: Any, schema: Any, key: str, where: str) -> None:
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: key '{key}' must be a table, got {value!r}")
+        for sub_key, sub_value in value.items():
+            full = f"{key}.{sub_key}" if key else sub_key
+            if sub_key not in schema:
+                hint = difflib.get_close_matches(sub_key, list(schema), n=1)
+                suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+                known = ", ".join(sorted(schema))
+                raise ConfigError(
+                    f"{where}: unknown key '{full}'{suggestion}; expected one of: {known}"
+                )
+            _validate(sub_value, schema[sub_key], full, where)
+    elif isinstance(schema, _Table):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: key '{key}' must be a table of {schema.what}s")
+        for sub_key, sub_value in value.items():
+            _validate(sub_value, schema.value_schema, f"{key}.{sub_key}", where)
+    elif isinstance(schema, _ListOf):
+        if not isinstance(value, list) or not all(_is_instance(v, schema.item_type) for v in value):
+            raise ConfigError(f"{where}: key '{key}' must be {_type_name(schema)}, got {value!r}")
+        if schema.non_empty and not value:
+            raise ConfigError(f"{where}: key '{key}' must not be empty")
+    elif schema is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: key '{key}' must be a table, got {value!r}")
+    elif not _is_instance(value, schema):
+        raise ConfigError(f"{where}: key '{key}' must be {_type_name(schema)}, got {value!r}")
+
+
+def _lookup(document: dict[str, Any], dotted: str) -> Any:
+    node: Any = document
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(dotted)
+        node = node[part]
+    return node
+
+
+def load_config(path: Path | str) -> Config:
+    """Parse and validate the config file; raise ConfigError naming the offending key."""
+    path = Path(path).resolve()
+    where = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+
+    _validate(document, SCHEMA, "", where)
+    for dotted in REQUIRED_KEYS:
+        try:
+            _lookup(document, dotted)
+        except KeyError:
+            raise ConfigError(f"{where}: missing required key '{dotted}'") from None
+    return _build(document, path, where)
+
+
+def _build(document: dict[str, Any], path: Path, where: str) -> Config:
+    root = path.parent
+    warehouse = document["warehouse"]
+    sources = {
+        name: SourceConfig(
+            name=name,
+            files=tuple(spec.get("files", [f"{name}/*.csv"])),
+            required=tuple(spec.get("required", [])),
+            columns={k: tuple(v) for k, v in spec.get("columns", {}).items()},
+        )
+        for name, spec in document["sources"].items()
+    }
+    if not sources:
+        raise ConfigError(f"{where}: key 'sources' must name at least one source")
+    for source in sources.values():
+        if not source.name.isidentifier():
+            raise ConfigError(
+                f"{where}: key 'sources.{source.name}': a source name must be a plain identifier"
+            )
+        missing = [c for c in source.required if c not in source.columns]
+        if missing:
+            raise ConfigError(
+                f"{where}: key 'sources.{source.name}.required' lists {missing}, "
+                f"which have no entry in 'sources.{source.name}.columns'"
+            )
+
+    rules = document.get("rules", {})
+    ranges: dict[str, tuple[float, float]] = {}
+    for column, bounds in rules.get("ranges", {}).items():
+        for bound in ("min", "max"):
+            if bound not in bounds:
+                raise ConfigError(f"{where}: missing required key 'rules.ranges.{column}.{bound}'")
+        if bounds["min"] > bounds["max"]:
+            raise ConfigError(
+                f"{where}: key 'rules.ranges.{column}': min {bounds['min']} is above "
+                f"max {bounds['max']}"
+            )
+        ranges[column] = (float(bounds["min"]), float(bounds["max"]))
+
+    accepted: dict[str, tuple[str, ...]] = {}
+    aliases: dict[str, dict[str, str]] = {}
+    for column, spec in rules.get("accepted", {}).items():
+        if "values" not in spec:
+            raise ConfigError(f"{where}: missing required key 'rules.accepted.{column}.values'")
+        accepted[column] = tuple(spec["values"])
+        aliases[column] = dict(spec.get("aliases", {}))
+        for spelling, target in aliases[column].items():
+            if target not in accepted[column]:
+                raise ConfigError(
+                    f"{where}: key 'rules.accepted.{column}.aliases.{spelling}' maps to "
+                    f"{target!r}, which is not in 'rules.accepted.{column}.values' "
+                    f"{list(accepted[column])}"
+                )
+
+    features = document["features"]
+    scaling = features.get("scaling", "standard")
+    if scaling not in SCALING_METHODS:
+        raise ConfigError(
+            f"{where}: key 'features.scaling' must be one of {list(SCALING_METHODS)}, "
+            f"got {scaling!r}"
+        )
+    feature_columns = tuple(features["columns"])
+    numeric_columns = set(ranges)
+    unknown = [c for c in feature_columns if c not in numeric_columns]
+    if unknown:
+        raise ConfigError(
+            f"{where}: key 'features.columns' lists {unknown}; features must be numeric columns "
+            f"with a range in 'rules.ranges' ({sorted(numeric_columns)})"
+        )
+    if len(set(feature_columns)) != len(feature_columns):
+        raise ConfigError(f"{where}: key 'features.columns' lists a column twice")
+
+    return Config(
+        path=path,
+        root=root,
+        warehouse_path=(root / warehouse["path"]).resolve(),
+        raw_dir=(root / warehouse["raw_dir"]).resolve(),
+        run_results_dir=(
+            root / warehouse.get("run_results_dir", "warehouse/run_results")
+        ).resolve(),
+        seed=warehouse["seed"],
+        sources=sources,
+        ranges=ranges,
+        accepted=accepted,
+        aliases=aliases,
+        feature_columns=feature_columns,
+        scaling=scaling,
+        models=dict(document.get("models", {})),
+        document=document,
+    )

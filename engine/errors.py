@@ -1,0 +1,45 @@
+"""Error types the command line turns into exit codes and one-line messages."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class: a failure the user can act on, with a message that says where and what."""
+
+    exit_code = 4
+
+
+class ConfigError(PipelineError):
+    """The config file is missing, malformed, or has an unknown key or a wrong value."""
+
+    exit_code = 2
+
+
+class InputError(PipelineError):
+    """A landing file cannot be loaded: unreadable, missing a required column, bad header."""
+
+    exit_code = 2
+
+
+class ProjectError(PipelineError):
+    """The models do not form a valid project: a cycle, an unknown table, two writers."""
+
+    exit_code = 4
+
+
+class ModelError(PipelineError):
+    """A model failed while it was being built."""
+
+    exit_code = 4
+
+
+class ExpectationsFailed(PipelineError):
+    """At least one blocking expectation failed, so nothing was published."""
+
+    exit_code = 1
+
+
+class RunInProgress(PipelineError):
+    """Another refresh holds the warehouse lock."""
+
+    exit_code = 3

@@ -1,0 +1,228 @@
+"""Discover the models of a project and order them into a DAG.
+
+Dependencies are inferred, never declared: a SQL model reads the tables its SELECT names (found
+with sqlglot), a Python model reads the tables its parameters are named after (found with ``ast``,
+so discovery never imports a model or the heavy libraries it uses).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import graphlib
+import heapq
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import sqlglot
+from sqlglot import exp
+
+from engine.config import Config
+from engine.errors import ProjectError
+from engine.seeds import SEED_BUILDERS
+
+SQL_LAYERS = ("staging", "intermediate", "marts")
+PYTHON_LAYER = "ml"
+SOURCE_LAYER = "raw"
+SEED_LAYER = "config"
+LAYER_ORDER = (SEED_LAYER, SOURCE_LAYER, "staging", "intermediate", PYTHON_LAYER, "marts")
+DIALECT = "duckdb"
+# Parameters a Python model may take that are not tables.
+RESERVED_PARAMETERS = ("config", "seed")
+
+Kind = Literal["seed", "source", "sql", "python"]
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    layer: str
+    kind: Kind
+    path: Path | None
+    inputs: tuple[str, ...]
+    query: exp.Query | None = None
+    parameters: tuple[str, ...] = ()
+
+    @property
+    def table(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Project:
+    models: dict[str, Model]  # by qualified table name
+    order: tuple[str, ...]  # topological, deterministic
+
+    @property
+    def by_name(self) -> dict[str, Model]:
+        return {m.name: m for m in self.models.values()}
+
+    def upstream(self, table: str) -> set[str]:
+        return _closure(table, {t: set(m.inputs) for t, m in self.models.items()})
+
+    def downstream(self, table: str) -> set[str]:
+        children: dict[str, set[str]] = {t: set() for t in self.models}
+        for t, m in self.models.items():
+            for parent in m.inputs:
+                children[parent].add(t)
+        return _closure(table, children)
+
+
+def _closure(start: str, edges: dict[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(edges[start])
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(edges[node])
+    return seen
+
+
+def _parse_sql_model(path: Path) -> exp.Query:
+    text = path.read_text(encoding="utf-8")
+    try:
+        statements = [s for s in sqlglot.parse(text, dialect=DIALECT) if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise ProjectError(f"{path}: SQL does not parse: {exc}") from exc
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise ProjectError(f"{path}: a SQL model must be exactly one SELECT statement")
+    return statements[0]
+
+
+def _sql_references(query: exp.Query) -> list[tuple[str, str]]:
+    """(schema, table) pairs the query reads, CTE names and table functions left out."""
+    cte_names = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    found: list[tuple[str, str]] = []
+    for table in query.find_all(exp.Table):
+        if not table.name or (not table.db and table.name in cte_names):
+            continue
+        if (table.db, table.name) not in found:
+            found.append((table.db, table.name))
+    return found
+
+
+def _python_parameters(path: Path) -> tuple[str, ...]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "model":
+            args = node.args
+            if args.vararg or args.kwarg:
+                raise ProjectError(f"{path}: model() must name every input; no *args or **kwargs")
+            return tuple(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
+    raise ProjectError(f"{path}: a Python model must define a function named 'model'")
+
+
+def discover(root: Path, config: Config) -> Project:
+    """Every model under ``root`` (seeds from config, raw sources, SQL, Python) as a DAG."""
+    found: list[Model] = [
+        Model(name=n, layer=SEED_LAYER, kind="seed", path=None, inputs=()) for n in SEED_BUILDERS
+    ]
+    found += [
+        Model(name=n, layer=SOURCE_LAYER, kind="source", path=None, inputs=())
+        for n in sorted(config.sources)
+    ]
+    raw_sql: list[tuple[Path, str, exp.Query]] = []
+    for layer in SQL_LAYERS:
+        for path in sorted((root / "sql" / layer).glob("*.sql")):
+            raw_sql.append((path, layer, _parse_sql_model(path)))
+    raw_python = [
+        (path, _python_parameters(path))
+        for path in sorted((root / "python_models").glob("*.py"))
+        if not path.name.startswith("_")
+    ]
+
+    names: dict[str, str] = {}
+
+    def claim(name: str, where: str) -> None:
+        if name in names:
+            raise ProjectError(f"two models write the table '{name}': {names[name]} and {where}")
+        names[name] = where
+
+    for model in found:
+        claim(model.name, f"{model.kind} {model.table}")
+    for path, _, _ in raw_sql:
+        claim(path.stem, str(path.relative_to(root)))
+    for path, _ in raw_python:
+        claim(path.stem, str(path.relative_to(root)))
+
+    layer_of = {m.name: m.layer for m in found}
+    layer_of.update({path.stem: layer for path, layer, _ in raw_sql})
+    layer_of.update({path.stem: PYTHON_LAYER for path, _ in raw_python})
+
+    def resolve(schema: str, table: str, model_path: Path) -> str:
+        where = model_path.relative_to(root)
+        if table not in layer_of or (schema and layer_of[table] != schema):
+            wanted = f"{schema}.{table}" if schema else table
+            hint = difflib.get_close_matches(table, list(layer_of), n=1)
+            suggestion = f" (did you mean '{layer_of[hint[0]]}.{hint[0]}'?)" if hint else ""
+            raise ProjectError(f"{where}: reads unknown table '{wanted}'{suggestion}")
+        return f"{layer_of[table]}.{table}"
+
+    for path, layer, query in raw_sql:
+        inputs = tuple(resolve(s, t, path) for s, t in _sql_references(query))
+        found.append(Model(path.stem, layer, "sql", path, inputs, query=query))
+    for path, parameters in raw_python:
+        tables = [p for p in parameters if p not in RESERVED_PARAMETERS]
+        inputs = tuple(resolve("", t, path) for t in tables)
+        found.append(Model(path.stem, PYTHON_LAYER, "python", path, inputs, parameters=parameters))
+
+    models = {m.table: m for m in found}
+    return Project(models=models, order=_topological_order(models))
+
+
+def _topological_order(models: dict[str, Model]) -> tuple[str, ...]:
+    sorter = graphlib.TopologicalSorter({t: set(m.inputs) for t, m in models.items()})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(exc.args[1])
+        raise ProjectError(f"models form a cycle: {cycle}") from exc
+    # Deterministic and readable: whenever several models are ready, the earliest layer goes
+    # first, then the name, so the build reads raw -> staging -> intermediate -> ml -> marts.
+    rank = {layer: i for i, layer in enumerate(LAYER_ORDER)}
+    ready: list[tuple[int, str]] = []
+    order: list[str] = []
+    while sorter.is_active():
+        for table in sorter.get_ready():
+            heapq.heappush(ready, (rank[models[table].layer], table))
+        _, table = heapq.heappop(ready)
+        order.append(table)
+        sorter.done(table)
+    return tuple(order)
+
+
+def select(project: Project, selectors: list[str] | None) -> list[str]:
+    """The tables a dbt-style selection names, in build order.
+
+    ``name``, ``layer.name``, ``+name`` (with ancestors), ``name+`` (with descendants), a layer
+    (``staging`` or ``layer:staging``); several selectors (space- or comma-separated) are a union.
+    """
+    if not selectors:
+        return list(project.order)
+    by_name = project.by_name
+    chosen: set[str] = set()
+    for raw in (s for item in selectors for s in item.replace(",", " ").split()):
+        token = raw.removeprefix("layer:")
+        if token in LAYER_ORDER:
+            chosen.update(t for t, m in project.models.items() if m.layer == token)
+            continue
+        with_parents = token.startswith("+")
+        with_children = token.endswith("+")
+        name = token.strip("+")
+        if "." in name:
+            table = name if name in project.models else ""
+        else:
+            table = by_name[name].table if name in by_name else ""
+        if not table:
+            candidates = list(by_name) + list(LAYER_ORDER)
+            hint = difflib.get_close_matches(name, candidates, n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ProjectError(f"--select '{raw}': no model or layer named '{name}'{suggestion}")
+        chosen.add(table)
+        if with_parents:
+            chosen |= project.upstream(table)
+        if with_children:
+            chosen |= project.downstream(table)
+    return [t for t in project.order if t in chosen]

@@ -1,0 +1,193 @@
+"""Validate built tables with Great Expectations suites kept in ``expectations/``.
+
+Each suite is a reviewable JSON file named after the table it guards
+(``staging.stg_customers.json``) in GX's own suite format. An expectation's ``severity`` decides
+what a failure does: ``critical`` (the default) blocks the publish, ``warning`` and ``info`` are
+recorded and reported only.
+
+GX runs on a pandas frame fetched from DuckDB through Arrow: GX's SQLAlchemy path is broken on
+DuckDB upstream, and the pandas path is fast. GX is imported lazily (it costs seconds), and can be
+warmed up in a background thread while the first models build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.errors import ProjectError
+
+BLOCKING_SEVERITY = "critical"
+SEVERITIES = ("critical", "warning", "info")
+
+
+@dataclass(frozen=True)
+class ExpectationResult:
+    suite: str
+    table_name: str
+    expectation_type: str
+    column_name: str | None
+    kwargs: str
+    severity: str
+    success: bool
+    observed_value: str | None
+    unexpected_count: int | None
+    unexpected_percent: float | None
+    error: str | None
+
+    @property
+    def blocking_failure(self) -> bool:
+        return not self.success and self.severity == BLOCKING_SEVERITY
+
+    def describe(self) -> str:
+        column = f"{self.column_name}: " if self.column_name else ""
+        detail = []
+        if self.observed_value is not None:
+            detail.append(f"observed {self.observed_value}")
+        if self.unexpected_count:
+            detail.append(f"{self.unexpected_count} unexpected ({self.unexpected_percent:.2f}%)")
+        if self.error:
+            detail.append(f"error: {self.error}")
+        tail = f" — {', '.join(detail)}" if detail else ""
+        return f"{self.table_name} {column}{self.expectation_type}{tail}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    table: str
+    path: Path
+    document: dict[str, Any]
+
+    @property
+    def columns(self) -> set[str]:
+        """Columns the suite reads, so only those are fetched from DuckDB."""
+        found: set[str] = set()
+        for expectation in self.document["expectations"]:
+            kwargs = expectation.get("kwargs", {})
+            for key in ("column", "column_A", "column_B"):
+                if isinstance(kwargs.get(key), str):
+                    found.add(kwargs[key])
+            found.update(c for c in kwargs.get("column_list", []) if isinstance(c, str))
+        return found
+
+    @property
+    def needs_all_columns(self) -> bool:
+        return any(
+            e.get("type", "").startswith("expect_table_column")
+            for e in self.document["expectations"]
+        )
+
+
+def load_suites(directory: Path) -> dict[str, Suite]:
+    """Every suite file, keyed by the table it guards; a malformed file is an error naming it."""
+    suites: dict[str, Suite] = {}
+    for path in sorted(directory.glob("*.json")):
+        table = path.stem
+        if table.count(".") != 1:
+            raise ProjectError(f"{path}: a suite file is named <layer>.<table>.json")
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ProjectError(f"{path}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+        expectations = document.get("expectations") if isinstance(document, dict) else None
+        if not isinstance(expectations, list):
+            raise ProjectError(f"{path}: expected a GX suite with an 'expectations' list")
+        for position, expectation in enumerate(expectations, start=1):
+            severity = expectation.get("severity", BLOCKING_SEVERITY)
+            if severity not in SEVERITIES or "type" not in expectation:
+                raise ProjectError(
+                    f"{path}: expectation {position} needs a 'type' and a severity in {SEVERITIES}"
+                )
+        suites[table] = Suite(table=table, path=path, document=document)
+    return suites
+
+
+def _import_gx() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    return gx
+
+
+def warm_up() -> threading.Thread:
+    """Start importing GX in the background; importing it later then costs little or nothing."""
+    thread = threading.Thread(target=_import_gx, name="gx-import", daemon=True)
+    thread.start()
+    return thread
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+
+
+def _error_message(exception_info: Any) -> str | None:
+    if not isinstance(exception_info, dict):
+        return None
+    if exception_info.get("raised_exception"):
+        return str(exception_info.get("exception_message"))
+    for nested in exception_info.values():
+        if isinstance(nested, dict) and nested.get("raised_exception"):
+            return str(nested.get("exception_message"))
+    return None
+
+
+class Validator:
+    """One ephemeral GX context per run, validating pandas frames against suites."""
+
+    def __init__(self, parameters: dict[str, Any]):
+        gx = _import_gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._gx = gx
+        self._parameters = parameters
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(
+            globally=False, metric_calculations=False
+        )
+        source = context.data_sources.add_pandas("warehouse")
+        self._batch_definition = source.add_dataframe_asset(
+            "table"
+        ).add_batch_definition_whole_dataframe("whole_table")
+
+    def validate(self, suite: Suite, frame: pd.DataFrame) -> list[ExpectationResult]:
+        gx = self._gx
+        document = {
+            k: v for k, v in suite.document.items() if k in ("name", "expectations", "meta")
+        }
+        document.setdefault("name", suite.table)
+        try:
+            gx_suite = gx.ExpectationSuite(**document)
+        except Exception as exc:  # GX raises many types for a malformed suite; name the file.
+            raise ProjectError(f"{suite.path}: not a valid GX suite: {exc}") from exc
+        batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        outcome = batch.validate(gx_suite, expectation_parameters=self._parameters)
+        results = []
+        for item in outcome.results:
+            configuration = item.expectation_config
+            kwargs = {k: v for k, v in configuration.kwargs.items() if k != "batch_id"}
+            result = item.result or {}
+            severity = getattr(configuration.severity, "value", configuration.severity)
+            results.append(
+                ExpectationResult(
+                    suite=suite.path.name,
+                    table_name=suite.table,
+                    expectation_type=configuration.type,
+                    column_name=kwargs.get("column"),
+                    kwargs=json.dumps(kwargs, default=str, sort_keys=True),
+                    severity=str(severity or BLOCKING_SEVERITY),
+                    success=bool(item.success),
+                    observed_value=_as_text(result.get("observed_value")),
+                    unexpected_count=result.get("unexpected_count"),
+                    unexpected_percent=result.get("unexpected_percent"),
+                    error=_error_message(item.exception_info),
+                )
+            )
+        return results

@@ -1,0 +1,459 @@
+"""Build the selected models into a fresh DuckDB file, validate each, and publish if all pass."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import secrets
+import time
+import traceback
+import typing
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from engine import meta, publish, quality, seeds, statements
+from engine.config import Config
+from engine.console import Console
+from engine.errors import (
+    ExpectationsFailed,
+    ModelError,
+    PipelineError,
+    ProjectError,
+)
+from engine.loader import load_source
+from engine.project import Model, Project, discover, select
+
+REJECTED_SUFFIX = "_rejected"
+RECONCILIATION_SUFFIX = "_reconciliation"
+
+
+@dataclass
+class ModelRun:
+    table: str
+    layer: str
+    kind: str
+    status: str  # success | error | skipped | failed_expectations
+    rows: int | None = None
+    seconds: float = 0.0
+    started_at: datetime | None = None
+    message: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    started_at: datetime
+    selection: list[str]
+    warehouse: str
+    config_fingerprint: str
+    finished_at: datetime | None = None
+    status: str = "running"
+    exit_code: int = 0
+    message: str | None = None
+    published: bool = False
+    models: list[ModelRun] = field(default_factory=list)
+    expectations: list[quality.ExpectationResult] = field(default_factory=list)
+    reconciliation: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        end = self.finished_at or datetime.now(UTC)
+        return (end - self.started_at).total_seconds()
+
+    def count(self, status: str) -> int:
+        return sum(m.status == status for m in self.models)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(
+            m.rows or 0
+            for m in self.models
+            if m.table.endswith(REJECTED_SUFFIX) and m.status == "success"
+        )
+
+    def expectation_counts(self) -> tuple[int, int, int]:
+        passed = sum(r.success for r in self.expectations)
+        failed = sum(r.blocking_failure for r in self.expectations)
+        return passed, len(self.expectations) - passed - failed, failed
+
+    def to_json(self) -> dict[str, Any]:
+        passed, warned, failed = self.expectation_counts()
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "published": self.published,
+            "warehouse": self.warehouse,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "seconds": round(self.seconds, 3),
+            "selection": self.selection,
+            "config_fingerprint": self.config_fingerprint,
+            "counts": {
+                "models_built": self.count("success"),
+                "models_failed": self.count("error") + self.count("failed_expectations"),
+                "models_skipped": self.count("skipped"),
+                "rows_rejected": self.rows_rejected,
+                "expectations_passed": passed,
+                "expectations_warned": warned,
+                "expectations_failed": failed,
+            },
+            "reconciliation": self.reconciliation,
+            "models": [
+                {**asdict(m), "started_at": m.started_at.isoformat() if m.started_at else None}
+                for m in self.models
+            ],
+            "expectations": [asdict(r) for r in self.expectations],
+        }
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
+
+
+# --- building one model ----------------------------------------------------------------------
+
+
+def _fetch_arrow(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None = None
+) -> pa.Table:
+    layer, name = table.split(".", 1)
+    return con.sql(statements.select_columns(layer, name, columns)).to_arrow_table()
+
+
+def _write_relation(con: duckdb.DuckDBPyConnection, model: Model, data: Any) -> None:
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        data = data.to_arrow_table()
+    if not isinstance(data, pa.Table | pd.DataFrame):
+        raise ModelError(
+            f"{model.path}: model() returned {type(data).__name__}; "
+            "expected a pandas DataFrame, a pyarrow Table or a DuckDB relation"
+        )
+    con.register("__model_output", data)
+    try:
+        con.execute(statements.create_table_from(model.layer, model.name, "__model_output"))
+    finally:
+        con.unregister("__model_output")
+
+
+def _load_python_model(model: Model) -> Callable[..., Any]:
+    assert model.path is not None
+    spec = importlib.util.spec_from_file_location(f"python_models.{model.name}", model.path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.model
+
+
+def _python_inputs(
+    con: duckdb.DuckDBPyConnection,
+    model: Model,
+    function: Callable[..., Any],
+    project: Project,
+    config: Config,
+) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(function)
+    except (NameError, TypeError):
+        hints = {}
+    by_name = project.by_name
+    arguments: dict[str, Any] = {}
+    for parameter in model.parameters:
+        if parameter == "config":
+            arguments[parameter] = config.model_params(model.name)
+        elif parameter == "seed":
+            arguments[parameter] = config.seed
+        else:
+            table = by_name[parameter].table
+            wanted = hints.get(parameter)
+            if wanted is duckdb.DuckDBPyRelation:
+                layer, name = table.split(".", 1)
+                arguments[parameter] = con.table(f'"{layer}"."{name}"')
+            elif wanted is pa.Table:
+                arguments[parameter] = _fetch_arrow(con, table)
+            else:
+                arguments[parameter] = _fetch_arrow(con, table).to_pandas()
+    return arguments
+
+
+def _model_failure(model: Model, exc: BaseException) -> ModelError:
+    where = model.path.name if model.path else model.table
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if model.path and f.filename == str(model.path)
+    ]
+    at = f" (line {frames[-1].lineno})" if frames else ""
+    return ModelError(f"{where}{at}: {type(exc).__name__}: {exc}")
+
+
+def build_model(
+    con: duckdb.DuckDBPyConnection, model: Model, project: Project, config: Config
+) -> None:
+    if model.kind == "seed":
+        _write_relation(con, model, seeds.SEED_BUILDERS[model.name](config))
+    elif model.kind == "source":
+        _write_relation(con, model, load_source(config, config.sources[model.name]).table)
+    elif model.kind == "sql":
+        assert model.query is not None
+        try:
+            con.execute(statements.create_table_as(model.layer, model.name, model.query))
+        except duckdb.Error as exc:
+            raise ModelError(f"{model.path}: {exc}") from exc
+    else:
+        try:
+            function = _load_python_model(model)
+            result = function(**_python_inputs(con, model, function, project, config))
+        except PipelineError:
+            raise
+        except Exception as exc:  # a model's own bug: report it against the model file
+            raise _model_failure(model, exc) from exc
+        _write_relation(con, model, result)
+
+
+def _row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    layer, name = table.split(".", 1)
+    return int(con.execute(statements.row_count(layer, name)).fetchall()[0][0])
+
+
+# --- the whole run ---------------------------------------------------------------------------
+
+
+@dataclass
+class Runner:
+    root: Path
+    config: Config
+    console: Console
+    selectors: list[str] | None = None
+
+    def run(self) -> RunResult:
+        started = datetime.now(UTC)
+        result = RunResult(
+            run_id=new_run_id(started),
+            started_at=started,
+            selection=list(self.selectors or []),
+            warehouse=str(self.config.warehouse_path),
+            config_fingerprint=self.config.fingerprint(),
+        )
+        try:
+            self._run(result)
+            result.status = "success"
+        except PipelineError as exc:
+            result.status = "error"
+            result.exit_code = exc.exit_code
+            result.message = str(exc)
+        finally:
+            result.finished_at = datetime.now(UTC)
+            self._write_run_result(result)
+        return result
+
+    def _run(self, result: RunResult) -> None:
+        project = discover(self.root, self.config)
+        suites = quality.load_suites(self.root / "expectations")
+        for table, suite in suites.items():
+            if table not in project.models:
+                raise ProjectError(f"{suite.path}: guards '{table}', which no model builds")
+        selected = select(project, self.selectors)
+        if any(t in suites for t in selected):
+            quality.warm_up()
+
+        paths = publish.WarehousePaths(self.config.warehouse_path)
+        with publish.exclusive_lock(paths):
+            for leftover in publish.remove_leftovers(paths):
+                self.console.info(f"Removed {leftover.name}, left behind by an interrupted run")
+            partial = len(selected) < len(project.order)
+            build = publish.start_build(paths, result.run_id, copy_published=partial)
+            try:
+                ok = self._build_all(build, paths, project, selected, suites, result)
+            except BaseException:
+                publish.discard_build(build)
+                raise
+            if not ok:
+                publish.discard_build(build)
+                self._raise_failure(result)
+            publish.publish(build, paths)
+            result.published = True
+
+    def _build_all(
+        self,
+        build: Path,
+        paths: publish.WarehousePaths,
+        project: Project,
+        selected: list[str],
+        suites: dict[str, quality.Suite],
+        result: RunResult,
+    ) -> bool:
+        con = duckdb.connect(str(build))
+        try:
+            meta.ensure_meta_tables(con)
+            if paths.published.exists() and len(selected) == len(project.order):
+                meta.carry_history(con, str(paths.published))
+            for layer in sorted({project.models[t].layer for t in selected}):
+                con.execute(statements.create_schema(layer))
+            self._check_unselected_inputs(con, project, selected)
+            blocked: set[str] = set()
+            validator: quality.Validator | None = None
+            for index, table in enumerate(selected, start=1):
+                model = project.models[table]
+                run = ModelRun(table=table, layer=model.layer, kind=model.kind, status="skipped")
+                result.models.append(run)
+                failed_inputs = [t for t in model.inputs if t in blocked]
+                if failed_inputs:
+                    blocked.add(table)
+                    run.message = f"skipped: upstream {failed_inputs[0]} did not pass"
+                    self.console.model_line(
+                        index, len(selected), "SKIP", table, "upstream failed", 0.0
+                    )
+                    continue
+                run.started_at = datetime.now(UTC)
+                clock = time.perf_counter()
+                try:
+                    build_model(con, model, project, self.config)
+                except ModelError as exc:
+                    run.status, run.message = "error", str(exc)
+                    run.seconds = time.perf_counter() - clock
+                    blocked.add(table)
+                    self.console.model_line(
+                        index, len(selected), "ERROR", table, "failed", run.seconds
+                    )
+                    self.console.error(f"           {exc}")
+                    continue
+                run.rows = _row_count(con, table)
+                run.seconds = time.perf_counter() - clock
+                run.status = "success"
+                self.console.model_line(
+                    index, len(selected), "OK", table, f"{run.rows} rows", run.seconds
+                )
+                if table.endswith(RECONCILIATION_SUFFIX):
+                    result.reconciliation[table] = _first_row(con, table)
+                if table in suites:
+                    if validator is None:
+                        validator = quality.Validator(self.config.expectation_parameters())
+                    outcomes = self._validate(con, validator, suites[table])
+                    for outcome in outcomes:
+                        result.expectations.append(outcome)
+                    self.console.expectation_line(table, outcomes)
+                    if any(o.blocking_failure for o in outcomes):
+                        run.status = "failed_expectations"
+                        blocked.add(table)
+            if blocked:
+                return False
+            self._record(con, result)
+            con.execute("checkpoint")
+            return True
+        finally:
+            con.close()
+
+    def _check_unselected_inputs(
+        self, con: duckdb.DuckDBPyConnection, project: Project, selected: list[str]
+    ) -> None:
+        chosen = set(selected)
+        present = {
+            f"{schema}.{name}"
+            for schema, name in con.execute(
+                "select schema_name, table_name from duckdb_tables()"
+            ).fetchall()
+        }
+        for table in selected:
+            for parent in project.models[table].inputs:
+                if parent not in chosen and parent not in present:
+                    raise ProjectError(
+                        f"{table} reads {parent}, which is neither selected nor in the published "
+                        f"warehouse; select '+{project.models[table].name}' to build it too"
+                    )
+
+    def _validate(
+        self, con: duckdb.DuckDBPyConnection, validator: quality.Validator, suite: quality.Suite
+    ) -> list[quality.ExpectationResult]:
+        columns = None if suite.needs_all_columns else sorted(suite.columns) or None
+        frame = _fetch_arrow(con, suite.table, columns).to_pandas()
+        return validator.validate(suite, frame)
+
+    def _record(self, con: duckdb.DuckDBPyConnection, result: RunResult) -> None:
+        now = datetime.now(UTC)
+        passed, warned, failed = result.expectation_counts()
+        meta.append(
+            con,
+            "runs",
+            [
+                {
+                    "run_id": result.run_id,
+                    "started_at": result.started_at,
+                    "finished_at": now,
+                    "status": "success",
+                    "selection": " ".join(result.selection) or None,
+                    "config_fingerprint": result.config_fingerprint,
+                    "models_built": result.count("success"),
+                    "models_failed": 0,
+                    "models_skipped": result.count("skipped"),
+                    "rows_rejected": result.rows_rejected,
+                    "expectations_passed": passed,
+                    "expectations_warned": warned,
+                    "expectations_failed": failed,
+                    "seconds": (now - result.started_at).total_seconds(),
+                }
+            ],
+        )
+        meta.append(
+            con,
+            "model_runs",
+            [
+                {
+                    "run_id": result.run_id,
+                    "model": m.table,
+                    "layer": m.layer,
+                    "kind": m.kind,
+                    "status": m.status,
+                    "rows": m.rows,
+                    "seconds": m.seconds,
+                    "started_at": m.started_at,
+                    "message": m.message,
+                }
+                for m in result.models
+            ],
+        )
+        meta.append(
+            con,
+            "expectation_results",
+            [{"run_id": result.run_id, **asdict(r)} for r in result.expectations],
+        )
+
+    def _raise_failure(self, result: RunResult) -> None:
+        errors = [m for m in result.models if m.status == "error"]
+        if errors:
+            raise ModelError(
+                f"{len(errors)} model(s) failed: "
+                + "; ".join(f"{m.table}: {m.message}" for m in errors)
+                + ". Nothing was published."
+            )
+        failed = [r for r in result.expectations if r.blocking_failure]
+        raise ExpectationsFailed(
+            f"{len(failed)} blocking expectation(s) failed: "
+            + "; ".join(r.describe() for r in failed)
+            + ". Nothing was published; the warehouse is unchanged."
+        )
+
+    def _write_run_result(self, result: RunResult) -> None:
+        directory = self.config.run_results_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(result.to_json(), indent=2, default=str)
+            (directory / f"{result.run_id}.json").write_text(text, encoding="utf-8")
+            latest = directory / "latest.json.tmp"
+            latest.write_text(text, encoding="utf-8")
+            latest.replace(directory / "latest.json")
+        except OSError as exc:
+            self.console.error(f"could not write the run result to {directory}: {exc}")
+
+
+def _first_row(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]:
+    rows = _fetch_arrow(con, table).to_pylist()
+    return rows[0] if rows else {}

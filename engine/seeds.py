@@ -1,0 +1,55 @@
+"""The ``config`` layer: the value rules and feature list of pipeline.toml as tables.
+
+SQL models stay static files: what varies with the config reaches them as rows they join to.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from engine.config import Config
+
+
+def value_ranges(config: Config) -> pa.Table:
+    columns = list(config.ranges)
+    return pa.table(
+        {
+            "column_name": pa.array(columns, pa.string()),
+            "min_value": pa.array([config.ranges[c][0] for c in columns], pa.float64()),
+            "max_value": pa.array([config.ranges[c][1] for c in columns], pa.float64()),
+        }
+    )
+
+
+def accepted_values(config: Config) -> pa.Table:
+    """One row per accepted spelling (lower-cased) and the canonical value it stands for."""
+    rows: list[tuple[str, str, str]] = []
+    for column, values in config.accepted.items():
+        spellings = {v.strip().lower(): v for v in values}
+        spellings.update({k.strip().lower(): v for k, v in config.aliases[column].items()})
+        rows += [(column, spelling, value) for spelling, value in sorted(spellings.items())]
+    return pa.table(
+        {
+            "column_name": pa.array([r[0] for r in rows], pa.string()),
+            "spelling": pa.array([r[1] for r in rows], pa.string()),
+            "value": pa.array([r[2] for r in rows], pa.string()),
+        }
+    )
+
+
+def features(config: Config) -> pa.Table:
+    names = list(config.feature_columns)
+    return pa.table(
+        {
+            "feature": pa.array(names, pa.string()),
+            "position": pa.array(range(1, len(names) + 1), pa.int32()),
+            "scaling": pa.array([config.scaling] * len(names), pa.string()),
+        }
+    )
+
+
+SEED_BUILDERS = {
+    "value_ranges": value_ranges,
+    "accepted_values": accepted_values,
+    "features": features,
+}

@@ -1,0 +1,60 @@
+"""The SQL the engine itself runs, built as sqlglot expressions with quoted identifiers.
+
+Model and table names come from file names and config keys, so they are quoted, never pasted.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+DIALECT = "duckdb"
+
+
+def table_ref(layer: str, name: str) -> exp.Table:
+    return exp.table_(name, db=layer, quoted=True)
+
+
+def create_schema(layer: str) -> str:
+    return exp.Create(
+        this=exp.Table(this=exp.to_identifier(layer, quoted=True)), kind="SCHEMA", exists=True
+    ).sql(DIALECT)
+
+
+def create_table_as(layer: str, name: str, query: exp.Query) -> str:
+    return exp.Create(
+        this=table_ref(layer, name), kind="TABLE", expression=query, replace=True
+    ).sql(DIALECT)
+
+
+def create_table_from(layer: str, name: str, relation: str) -> str:
+    """Materialize a registered relation (an Arrow table or a DataFrame) as a table."""
+    query = exp.select("*").from_(exp.to_identifier(relation, quoted=True))
+    return create_table_as(layer, name, query)
+
+
+def create_empty_table_like(layer: str, name: str, relation: str) -> str:
+    query = exp.select("*").from_(exp.to_identifier(relation, quoted=True)).limit(0)
+    return exp.Create(this=table_ref(layer, name), kind="TABLE", expression=query, exists=True).sql(
+        DIALECT
+    )
+
+
+def insert_by_name(layer: str, name: str, source: exp.Table | str) -> str:
+    if isinstance(source, str):
+        source = exp.Table(this=exp.to_identifier(source, quoted=True))
+    return exp.Insert(
+        this=table_ref(layer, name), expression=exp.select("*").from_(source), by_name=True
+    ).sql(DIALECT)
+
+
+def delete_all(layer: str, name: str) -> str:
+    return exp.Delete(this=table_ref(layer, name)).sql(DIALECT)
+
+
+def row_count(layer: str, name: str) -> str:
+    return exp.select(exp.func("count", exp.Star())).from_(table_ref(layer, name)).sql(DIALECT)
+
+
+def select_columns(layer: str, name: str, columns: list[str] | None) -> str:
+    projection = [exp.column(c, quoted=True) for c in columns] if columns else [exp.Star()]
+    return exp.select(*projection).from_(table_ref(layer, name)).sql(DIALECT)

@@ -1,0 +1,135 @@
+"""Customer Segmentation Warehouse: the command line.
+
+    python pipeline.py run                 refresh the whole warehouse
+    python pipeline.py run --select +stg_customers
+    python pipeline.py list                the models in build order, with their inputs
+    python pipeline.py show marts.eda_profile
+
+Exit codes: 0 success, 1 a blocking expectation failed, 2 bad config or input file,
+3 another refresh is running, 4 a model or the project is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.config import DEFAULT_CONFIG_NAME, load_config
+from engine.console import Console
+from engine.errors import PipelineError
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipeline.py", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=ROOT / DEFAULT_CONFIG_NAME,
+        help=f"config file (default: {DEFAULT_CONFIG_NAME} beside pipeline.py)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="build, validate and publish the warehouse")
+    run.add_argument(
+        "--select",
+        "-s",
+        nargs="+",
+        metavar="SELECTOR",
+        help="models to build: name, +name (with ancestors), name+ (with descendants), a layer",
+    )
+    run.add_argument("--quiet", "-q", action="store_true", help="print only errors and the summary")
+
+    listing = commands.add_parser("list", help="list the models in build order")
+    listing.add_argument("--select", "-s", nargs="+", metavar="SELECTOR")
+
+    show = commands.add_parser("show", help="print rows of a published table")
+    show.add_argument("table", help="layer.table, e.g. marts.eda_profile")
+    show.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from engine.runner import Runner
+
+    config = load_config(args.config)
+    result = Runner(ROOT, config, console, args.select).run()
+    passed, warned, failed = result.expectation_counts()
+    counts = (
+        f"{result.count('success')} models OK, "
+        f"{result.count('error') + result.count('failed_expectations')} failed, "
+        f"{result.count('skipped')} skipped; "
+        f"{result.rows_rejected} rows rejected; "
+        f"expectations {passed} passed, {warned} warned, {failed} failed"
+    )
+    for table, row in result.reconciliation.items():
+        console.info(f"Reconciliation {table}: " + ", ".join(f"{k}={v}" for k, v in row.items()))
+    if result.status == "success":
+        console.summary(
+            f"Done in {result.seconds:.2f}s. {counts}. "
+            f"Published {config.warehouse_path} (run {result.run_id})."
+        )
+    else:
+        console.error(f"Error: {result.message}")
+        console.error(f"Failed in {result.seconds:.2f}s. {counts}. Run {result.run_id}.")
+    return result.exit_code
+
+
+def _list(args: argparse.Namespace, console: Console) -> int:
+    from engine.project import discover, select
+
+    config = load_config(args.config)
+    project = discover(ROOT, config)
+    for table in select(project, args.select):
+        model = project.models[table]
+        inputs = ", ".join(model.inputs) or "-"
+        console.info(f"{table:<45} {model.kind:<7} <- {inputs}")
+    return 0
+
+
+def _show(args: argparse.Namespace, console: Console) -> int:
+    import duckdb
+
+    from engine import statements
+
+    config = load_config(args.config)
+    if not config.warehouse_path.exists():
+        console.error(f"No warehouse at {config.warehouse_path} yet: run 'python pipeline.py run'.")
+        return 2
+    layer, _, name = args.table.partition(".")
+    if not name:
+        console.error(f"'{args.table}': name a table as layer.table, e.g. marts.eda_profile")
+        return 2
+    with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
+        query = statements.select_columns(layer, name, None) + f" limit {int(args.limit)}"
+        try:
+            frame = con.sql(query).to_arrow_table().to_pandas()
+        except duckdb.CatalogException as exc:
+            console.error(f"'{args.table}': {exc}")
+            return 2
+    with_pandas_display(frame, console)
+    return 0
+
+
+def with_pandas_display(frame, console: Console) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 30):
+        console.info(frame.to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(quiet=getattr(args, "quiet", False))
+    handlers = {"run": _run, "list": _list, "show": _show}
+    try:
+        return handlers[args.command](args, console)
+    except PipelineError as exc:
+        console.error(f"Error: {exc}")
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+-- How each configured modelling feature is scaled: value_scaled = (value - center) / scale.
+-- Kept as a table so Python models and SQL scorers apply exactly the same transformation.
+with
+
+customers as (
+    select * from staging.stg_customers
+),
+
+long_values as (
+    unpivot (
+        select
+            cast(age as double) as age,
+            cast(annual_income_k as double) as annual_income_k,
+            cast(spending_score as double) as spending_score
+        from customers
+    )
+    on age, annual_income_k, spending_score
+    into name feature value feature_value
+),
+
+configured as (
+    select feature, position, scaling from config.features
+),
+
+stats as (
+    select
+        feature,
+        avg(feature_value) as mean_value,
+        stddev_pop(feature_value) as stddev_value,
+        min(feature_value) as min_value,
+        max(feature_value) as max_value
+    from long_values
+    group by feature
+)
+
+select
+    configured.feature,
+    configured.position,
+    configured.scaling,
+    case configured.scaling
+        when 'standard' then stats.mean_value
+        when 'minmax' then stats.min_value
+        else 0.0
+    end as center,
+    -- A constant feature keeps scale 1 so it scales to zero instead of dividing by zero.
+    case
+        when configured.scaling = 'standard' and stats.stddev_value > 0 then stats.stddev_value
+        when configured.scaling = 'minmax' and stats.max_value > stats.min_value
+            then stats.max_value - stats.min_value
+        else 1.0
+    end as scale
+from configured
+inner join stats
+    on configured.feature = stats.feature
+order by configured.position

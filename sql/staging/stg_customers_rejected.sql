@@ -1,0 +1,20 @@
+-- One row per raw row that could not be staged, with every reason and the text it held.
+with
+
+checked as (
+    select * from staging.stg_customers_checked
+)
+
+select
+    source_file,
+    line_number,
+    array_to_string(reasons, '; ') as reason_text,
+    reasons,
+    customer_id_text,
+    gender_text,
+    age_text,
+    annual_income_k_text,
+    spending_score_text
+from checked
+where len(reasons) > 0
+order by source_file, line_number
