@@ -100,7 +100,8 @@ def read_source_file(
         if len(fields) == width:
             errors.append(None)
         else:
-            errors.append(f"expected {width} fields, found {len(fields)}")
+            extra = f" (extra: {fields[width:]!r})" if len(fields) > width else ""
+            errors.append(f"expected {width} fields, found {len(fields)}{extra}")
             fields = (fields + [None] * width)[:width]
         for column, value in zip(value_columns, fields, strict=True):
             column.append(value)

@@ -1,0 +1,113 @@
+"""Shared fixtures: a throw-away copy of the project, and helpers to run it as a user would."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
+PROJECT_PARTS = ("pipeline.py", "pipeline.toml", "engine", "sql", "python_models", "expectations")
+
+
+@dataclass
+class ProjectCopy:
+    """A copy of the project in a temp folder: its own config, landing folder and warehouse."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "pipeline.toml"
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "warehouse" / "raw" / "customers"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse" / "segments.duckdb"
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(self.root / "pipeline.py"), *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(self.root / "pipeline.py"), *args],
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def write_csv(self, name: str, text: str, encoding: str = "utf-8") -> Path:
+        path = self.raw / name
+        path.write_bytes(text.encode(encoding))
+        return path
+
+    def query(self, sql: str, parameters: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            return con.execute(sql, parameters or []).fetchall()
+
+    def edit_config(self, old: str, new: str) -> None:
+        text = self.config.read_text()
+        assert old in text, f"{old!r} not in the config"
+        self.config.write_text(text.replace(old, new))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.warehouse.read_bytes()).hexdigest()
+
+
+def copy_project(root: Path) -> ProjectCopy:
+    root.mkdir()
+    for part in PROJECT_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / part)
+    copy = ProjectCopy(root)
+    copy.raw.mkdir(parents=True)
+    shutil.copy2(SAMPLE, copy.raw / SAMPLE.name)
+    return copy
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> ProjectCopy:
+    """The project with only the shipped sample in its landing folder."""
+    return copy_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def built_sample(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
+    """The sample built once for tests that only read the warehouse. Do not modify it."""
+    copy = copy_project(tmp_path_factory.mktemp("built") / "project")
+    done = copy.run("run", "-q")
+    assert done.returncode == 0, done.stderr
+    return copy
+
+
+@pytest.fixture
+def empty_project(project: ProjectCopy) -> ProjectCopy:
+    """The project with an empty landing folder, for tests that write their own CSVs."""
+    (project.raw / SAMPLE.name).unlink()
+    return project
+
+
+@pytest.fixture(scope="session")
+def sample_rows() -> list[list[str]]:
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    return [line.split(",") for line in lines[1:]]

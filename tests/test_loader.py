@@ -1,0 +1,134 @@
+"""The raw loader: every landing row kept as text with its file and line, however it was written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import Config, load_config
+from engine.errors import InputError
+from engine.loader import load_source
+
+SHIPPED = Path(__file__).resolve().parent.parent / "pipeline.toml"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    text = SHIPPED.read_text().replace('raw_dir = "warehouse/raw"', f'raw_dir = "{tmp_path}/raw"')
+    path = tmp_path / "pipeline.toml"
+    path.write_text(text)
+    (tmp_path / "raw" / "customers").mkdir(parents=True)
+    return load_config(path)
+
+
+def land(config: Config, name: str, data: bytes) -> Path:
+    path = config.raw_dir / "customers" / name
+    path.write_bytes(data)
+    return path
+
+
+def rows(config: Config) -> list[dict]:
+    return load_source(config, config.sources["customers"]).table.to_pylist()
+
+
+HEADER = "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)"
+
+
+def test_bom_crlf_quotes_and_blank_lines_keep_true_line_numbers(config: Config) -> None:
+    text = (
+        "\ufeff" + HEADER + "\r\n"
+        "1,Male,19,15,39\r\n"
+        "\r\n"
+        '2,"Fe\r\nmale",21,15,81\r\n'
+        '"3","Female","20","16","6"\r\n'
+    )
+    land(config, "a.csv", text.encode("utf-8"))
+    loaded = rows(config)
+    assert [r["_line_number"] for r in loaded] == [2, 4, 6]
+    assert loaded[0]["customer_id"] == "1"  # the BOM is not part of the first header
+    assert loaded[1]["gender"] == "Fe\r\nmale"
+    assert loaded[2]["age"] == "20"
+    assert {r["_source_file"] for r in loaded} == {"customers/a.csv"}
+    assert all(r["_parse_error"] is None for r in loaded)
+
+
+def test_values_stay_text_exactly_as_written(config: Config) -> None:
+    land(config, "a.csv", f"{HEADER}\n007, Male ,19.0,15,abc\n".encode())
+    (row,) = rows(config)
+    assert row["customer_id"] == "007"
+    assert row["gender"] == " Male "
+    assert row["age"] == "19.0"
+    assert row["spending_score"] == "abc"
+
+
+def test_several_files_union_by_name_with_other_headers_and_extra_columns(config: Config) -> None:
+    land(config, "a.csv", f"{HEADER}\n1,Male,19,15,39\n".encode())
+    land(
+        config,
+        "b.csv",
+        b"Spending_Score,Genre,Cust_ID,Annual Income,Age,Store\n50,Female,2,20,30,North\n",
+    )
+    loaded = rows(config)
+    assert len(loaded) == 2
+    second = next(r for r in loaded if r["_source_file"] == "customers/b.csv")
+    assert (second["customer_id"], second["gender"], second["age"]) == ("2", "Female", "30")
+    assert (second["annual_income_k"], second["spending_score"], second["Store"]) == (
+        "20",
+        "50",
+        "North",
+    )
+    first = next(r for r in loaded if r["_source_file"] == "customers/a.csv")
+    assert first["Store"] is None
+
+
+def test_ragged_row_is_kept_with_a_parse_error(config: Config) -> None:
+    land(config, "a.csv", f"{HEADER}\n1,Male,19,15,39,oops\n2,Male,19\n".encode())
+    first, second = rows(config)
+    assert first["_parse_error"] == "expected 5 fields, found 6 (extra: ['oops'])"
+    assert second["_parse_error"] == "expected 5 fields, found 3"
+    assert second["annual_income_k"] is None
+
+
+def test_missing_required_column_names_file_and_column(config: Config) -> None:
+    path = land(config, "bad.csv", b"CustomerID,Gender,Age,Annual Income (k$)\n1,Male,19,15\n")
+    with pytest.raises(InputError) as caught:
+        rows(config)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "missing required column 'spending_score'" in message
+
+
+def test_two_headers_mapping_to_one_column_is_an_error(config: Config) -> None:
+    land(config, "a.csv", f"{HEADER},Age\n1,Male,19,15,39,20\n".encode())
+    with pytest.raises(InputError, match=r"a\.csv: line 1, column 6: header 'Age' maps to 'age'"):
+        rows(config)
+
+
+def test_empty_file_is_an_error(config: Config) -> None:
+    land(config, "a.csv", b"")
+    with pytest.raises(InputError, match=r"a\.csv: the file is empty"):
+        rows(config)
+
+
+def test_not_utf8_is_an_error_naming_the_file(config: Config) -> None:
+    land(config, "a.csv", f"{HEADER}\n1,Mâle,19,15,39\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"a\.csv: near line \d+: not UTF-8"):
+        rows(config)
+
+
+def test_unterminated_quote_is_an_error_naming_the_line(config: Config) -> None:
+    land(config, "a.csv", f'{HEADER}\n1,Male,19,15,39\n2,"Female,20,16,6\n'.encode())
+    with pytest.raises(InputError, match=r"a\.csv: line \d+: malformed CSV"):
+        rows(config)
+
+
+def test_no_landing_file_names_the_config_key(config: Config) -> None:
+    with pytest.raises(InputError, match=r"sources\.customers\.files"):
+        rows(config)
+
+
+def test_load_order_does_not_depend_on_file_creation_order(config: Config) -> None:
+    land(config, "z.csv", f"{HEADER}\n2,Male,19,15,39\n".encode())
+    land(config, "a.csv", f"{HEADER}\n1,Male,19,15,39\n".encode())
+    assert [r["_source_file"] for r in rows(config)] == ["customers/a.csv", "customers/z.csv"]

@@ -1,0 +1,266 @@
+"""End to end: `python pipeline.py run` as a subprocess, on the sample and on generated CSVs."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from conftest import ProjectCopy
+
+HEADER = "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)"
+
+
+def test_sample_run_builds_every_layer_and_records_it(project: ProjectCopy) -> None:
+    done = project.run("run")
+    assert done.returncode == 0, done.stderr
+    assert "of 12 OK    staging.stg_customers " in done.stdout
+    assert "Done in" in done.stdout
+    assert project.query("select count(*) from staging.stg_customers") == [(200,)]
+    assert project.query(
+        "select raw_rows, staged_rows, rejected_rows, collapsed_rows, is_balanced "
+        "from staging.stg_customers_reconciliation"
+    ) == [(200, 200, 0, 0, True)]
+    schemas = {r[0] for r in project.query("select distinct schema_name from duckdb_tables()")}
+    assert {"config", "raw", "staging", "intermediate", "ml", "marts", "meta"} <= schemas
+
+    (run_id, status, built) = project.query("select run_id, status, models_built from meta.runs")[0]
+    assert (status, built) == ("success", 12)
+    assert project.query("select count(*) from meta.model_runs where run_id = ?", [run_id]) == [
+        (12,)
+    ]
+    failed = project.query("select count(*) from meta.expectation_results where not success")
+    assert failed == [(0,)]
+
+    result = json.loads((project.root / "warehouse/run_results/latest.json").read_text())
+    assert result["run_id"] == run_id
+    assert result["status"] == "success" and result["published"] is True
+    assert result["counts"]["models_built"] == 12
+    assert result["reconciliation"]["staging.stg_customers_reconciliation"]["is_balanced"] is True
+
+
+def test_history_carries_over_between_refreshes(project: ProjectCopy) -> None:
+    assert project.run("run", "--quiet").returncode == 0
+    assert project.run("run", "--quiet").returncode == 0
+    assert project.query("select count(distinct run_id) from meta.runs") == [(2,)]
+    assert project.query("select count(distinct run_id) from meta.expectation_results") == [(2,)]
+    assert project.query("select count(*) from meta.model_runs") == [(24,)]
+
+
+def test_quiet_prints_only_the_summary(project: ProjectCopy) -> None:
+    done = project.run("run", "--quiet")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Done in")
+
+
+def _dirty_dataset(seed: int) -> tuple[str, str, dict[str, int]]:
+    """Two files of sample-like rows with known defects; returns the texts and expected counts."""
+    rng = random.Random(seed)
+    good = [
+        [
+            str(i),
+            rng.choice(["Male", "Female", "male", " F "]),
+            str(rng.randint(18, 70)),
+            str(rng.randint(15, 137)),
+            str(rng.randint(1, 99)),
+        ]
+        for i in range(1, 151)
+    ]
+    defects: list[tuple[list[str], str]] = []
+    next_id = 1000
+    for kind in ["bad_age", "bad_score_range", "bad_gender", "missing_income"] * 3:
+        row = [str(next_id), "Female", "30", "50", "50"]
+        next_id += 1
+        if kind == "bad_age":
+            row[2] = rng.choice(["abc", "3.5", "forty"])
+        elif kind == "bad_score_range":
+            row[4] = str(rng.choice([0, 101, 500]))
+        elif kind == "bad_gender":
+            row[1] = rng.choice(["Alien", "X", "unknown"])
+        else:
+            row[3] = ""
+        defects.append((row, kind))
+    exact_duplicates = [list(r) for r in rng.sample(good, 5)]
+    conflicting = []
+    for _ in range(3):
+        conflicting.append([str(next_id), "Male", "40", "60", "60"])
+        conflicting.append([str(next_id), "Male", "41", "60", "60"])
+        next_id += 1
+
+    rows = good + [r for r, _ in defects] + exact_duplicates + conflicting
+    rng.shuffle(rows)
+    half = len(rows) // 2
+    first = "\ufeff" + HEADER + "\r\n" + "\r\n".join(",".join(r) for r in rows[:half]) + "\r\n\r\n"
+    # The second export uses other header spellings, another column order and an extra column.
+    second_header = "Spending_Score,Genre,Cust_ID,Annual Income,Age,Store"
+    second_rows = [f"{r[4]},{r[1]},{r[0]},{r[3]},{r[2]},north" for r in rows[half:]]
+    second_rows.insert(3, "1,2,3")  # a ragged row
+    second = second_header + "\n" + "\n".join(second_rows) + "\n"
+    expected = {
+        "raw": len(rows) + 1,
+        "staged": len(good),
+        "rejected": len(defects) + len(conflicting) + 1,
+        "collapsed": len(exact_duplicates),
+    }
+    return first, second, expected
+
+
+def test_dirty_and_misheaded_csvs_reconcile_with_every_reason(empty_project: ProjectCopy) -> None:
+    first, second, expected = _dirty_dataset(seed=7)
+    empty_project.write_csv("export_a.csv", first)
+    empty_project.write_csv("export_b.csv", second)
+    done = empty_project.run("run")
+    assert done.returncode == 0, done.stderr + done.stdout
+    counts = empty_project.query(
+        "select raw_rows, staged_rows, rejected_rows, collapsed_rows, is_balanced "
+        "from staging.stg_customers_reconciliation"
+    )
+    assert counts == [
+        (expected["raw"], expected["staged"], expected["rejected"], expected["collapsed"], True)
+    ]
+    reasons = dict(
+        empty_project.query(
+            "select reason_kind, count(*) from ("
+            "  select case"
+            "    when reason_text like 'malformed row%' then 'ragged'"
+            "    when reason_text like '%conflicting%' then 'conflict'"
+            "    when reason_text like 'age %' then 'bad_age'"
+            "    when reason_text like 'spending_score % is outside%' then 'bad_score_range'"
+            "    when reason_text like 'gender %not an accepted value' then 'bad_gender'"
+            "    when reason_text = 'annual_income_k is missing' then 'missing_income'"
+            "  end as reason_kind from staging.stg_customers_rejected"
+            ") group by reason_kind"
+        )
+    )
+    assert reasons == {
+        "ragged": 1,
+        "conflict": 6,
+        "bad_age": 3,
+        "bad_score_range": 3,
+        "bad_gender": 3,
+        "missing_income": 3,
+    }
+    genders = {
+        r[0] for r in empty_project.query("select distinct gender from staging.stg_customers")
+    }
+    assert genders == {"Male", "Female"}
+    lines = empty_project.query(
+        "select count(*) from staging.stg_customers_rejected where line_number is null"
+    )
+    assert lines == [(0,)]
+
+
+def test_row_order_of_the_input_does_not_change_staging(
+    empty_project: ProjectCopy, sample_rows: list[list[str]]
+) -> None:
+    rows = list(sample_rows)
+    empty_project.write_csv("a.csv", HEADER + "\n" + "\n".join(",".join(r) for r in rows) + "\n")
+    assert empty_project.run("run", "-q").returncode == 0
+    query = "select * exclude (line_number) from staging.stg_customers order by customer_id"
+    before = empty_project.query(query)
+    random.Random(3).shuffle(rows)
+    empty_project.write_csv("a.csv", HEADER + "\n" + "\n".join(",".join(r) for r in rows) + "\n")
+    assert empty_project.run("run", "-q").returncode == 0
+    assert empty_project.query(query) == before
+
+
+def test_missing_required_column_fails_and_publishes_nothing(project: ProjectCopy) -> None:
+    assert project.run("run", "-q").returncode == 0
+    before = project.digest()
+    bad = project.write_csv(
+        "late_export.csv", "CustomerID,Gender,Age,Annual Income (k$)\n1,Male,3,4\n"
+    )
+    done = project.run("run")
+    assert done.returncode == 2
+    assert str(bad) in done.stderr
+    assert "missing required column 'spending_score'" in done.stderr
+    assert project.digest() == before
+    result = json.loads((project.root / "warehouse/run_results/latest.json").read_text())
+    assert result["status"] == "error" and result["published"] is False
+
+
+def test_config_typo_fails_naming_the_key(project: ProjectCopy) -> None:
+    project.edit_config("[features]", "[feature]")
+    done = project.run("run")
+    assert done.returncode == 2
+    assert "unknown key 'feature'" in done.stderr
+    assert not project.warehouse.exists()
+
+
+def test_failing_blocking_expectation_leaves_warehouse_byte_identical(
+    project: ProjectCopy,
+) -> None:
+    assert project.run("run", "-q").returncode == 0
+    before = project.digest()
+    suite_path = project.root / "expectations" / "staging.stg_customers.json"
+    suite = json.loads(suite_path.read_text())
+    suite["expectations"].append(
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}}
+    )
+    suite_path.write_text(json.dumps(suite))
+    done = project.run("run")
+    assert done.returncode == 1
+    assert "FAIL staging.stg_customers expect_table_row_count_to_be_between" in done.stderr
+    assert "Nothing was published" in done.stderr
+    assert "SKIP" in done.stdout  # everything downstream of the failure is skipped
+    assert project.digest() == before
+    assert list(project.warehouse.parent.glob(".segments.duckdb.build-*")) == []
+
+
+def test_warning_expectation_does_not_block(project: ProjectCopy) -> None:
+    suite_path = project.root / "expectations" / "staging.stg_customers.json"
+    suite = json.loads(suite_path.read_text())
+    suite["expectations"].append(
+        {
+            "type": "expect_table_row_count_to_be_between",
+            "kwargs": {"max_value": 10},
+            "severity": "warning",
+        }
+    )
+    suite_path.write_text(json.dumps(suite))
+    done = project.run("run")
+    assert done.returncode == 0, done.stderr
+    assert "WARN staging.stg_customers expect_table_row_count_to_be_between" in done.stdout
+    warned = project.query(
+        "select severity, success, observed_value from meta.expectation_results where not success"
+    )
+    assert warned == [("warning", False, "200")]
+
+
+def test_broken_sql_model_fails_naming_the_file(project: ProjectCopy) -> None:
+    (project.root / "sql/marts/broken.sql").write_text(
+        "select no_such_column from staging.stg_customers"
+    )
+    done = project.run("run")
+    assert done.returncode == 4
+    assert "broken.sql" in done.stderr and "no_such_column" in done.stderr
+    assert not project.warehouse.exists()
+
+
+def test_python_model_error_names_the_file_and_line(project: ProjectCopy) -> None:
+    (project.root / "python_models/broken_model.py").write_text(
+        "def model(stg_customers):\n    return stg_customers['nope']\n"
+    )
+    done = project.run("run")
+    assert done.returncode == 4
+    assert "broken_model.py (line 2): KeyError" in done.stderr
+
+
+def test_select_rebuilds_only_the_selection_on_top_of_the_published_warehouse(
+    project: ProjectCopy,
+) -> None:
+    assert project.run("run", "-q").returncode == 0
+    done = project.run("run", "--select", "marts")
+    assert done.returncode == 0, done.stderr
+    assert "1 of 1 OK    marts.eda_profile" in done.stdout
+    assert project.query("select count(*) from staging.stg_customers") == [(200,)]
+    assert project.query("select selection from meta.runs order by started_at") == [
+        (None,),
+        ("marts",),
+    ]
+
+
+def test_select_needing_an_unbuilt_parent_explains_itself(project: ProjectCopy) -> None:
+    done = project.run("run", "--select", "stg_customers")
+    assert done.returncode == 4
+    assert "select '+stg_customers'" in done.stderr

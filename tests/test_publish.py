@@ -1,0 +1,140 @@
+"""Publishing: readers are never disturbed, refreshes never collide, a killed run loses nothing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from conftest import ProjectCopy
+
+# A BI-like client in its own process. "reconnect" opens a new connection per query, as a
+# dashboard refresh does; "hold" keeps one connection for its whole life. (DuckDB shares one
+# database instance per file inside a process, so the two must be separate processes.)
+READER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import duckdb
+
+    path, mode, stop_file = sys.argv[1], sys.argv[2], sys.argv[3]
+    held = duckdb.connect(path, read_only=True) if mode == "hold" else None
+    seen, errors, queries = [], [], 0
+    deadline = time.monotonic() + 240  # bounded even if the test never writes the stop file
+    while not os.path.exists(stop_file) and time.monotonic() < deadline:
+        try:
+            con = held or duckdb.connect(path, read_only=True)
+            count = con.execute("select count(*) from staging.stg_customers").fetchall()[0][0]
+            if con is not held:
+                con.close()
+            if not seen or seen[-1] != count:
+                seen.append(count)
+            queries += 1
+        except Exception as exc:
+            errors.append(repr(exc))
+        time.sleep(0.01)
+    print(json.dumps({"seen": seen, "errors": errors, "queries": queries}))
+    """
+)
+
+
+def _start_reader(project: ProjectCopy, mode: str, stop_file: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", READER, str(project.warehouse), mode, str(stop_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _extra_customer(project: ProjectCopy) -> None:
+    project.write_csv(
+        "late.csv",
+        "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)\n201,Female,33,70,70\n",
+    )
+
+
+def test_readers_keep_answering_through_two_refreshes(project: ProjectCopy) -> None:
+    assert project.run("run", "-q").returncode == 0
+    stop_file = project.root / "stop-readers"
+    readers = {mode: _start_reader(project, mode, stop_file) for mode in ("reconnect", "hold")}
+    time.sleep(1.0)
+    first = project.run("run", "-q")
+    _extra_customer(project)
+    second = project.run("run", "-q")
+    time.sleep(0.5)
+    stop_file.touch()
+    reports = {}
+    for mode, reader in readers.items():
+        out, err = reader.communicate(timeout=60)
+        assert reader.returncode == 0, err
+        reports[mode] = json.loads(out)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    for report in reports.values():
+        assert report["errors"] == [], report["errors"]
+        assert report["queries"] > 50
+    # A new connection sees the new data after the publish, and never goes back.
+    assert reports["reconnect"]["seen"] == [200, 201]
+    # A connection opened before the refreshes keeps answering from the file it opened.
+    assert reports["hold"]["seen"] == [200]
+
+
+def test_second_refresh_stops_at_once_and_changes_nothing(project: ProjectCopy) -> None:
+    assert project.run("run", "-q").returncode == 0
+    first = project.popen("run", "-q")
+    lock = project.warehouse.with_name(".segments.duckdb.lock")
+    deadline = time.monotonic() + 60
+    while not list(project.warehouse.parent.glob(".segments.duckdb.build-*")):
+        assert time.monotonic() < deadline, "the first refresh never started building"
+        time.sleep(0.01)
+    second = project.run("run", "-q")
+    first_still_running = first.poll() is None
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert second.returncode == 3
+    assert f"another refresh of {project.warehouse} is running (pid {first.pid})" in second.stderr
+    assert first_still_running  # the second did not wait for the first to finish
+    assert lock.exists()
+    assert project.query("select count(*) from meta.runs") == [(2,)]
+
+
+def _leftovers(project: ProjectCopy) -> list[Path]:
+    return list(project.warehouse.parent.glob(".segments.duckdb.build-*"))
+
+
+def test_sigkill_at_any_moment_leaves_the_old_or_the_new_warehouse(project: ProjectCopy) -> None:
+    assert project.run("run", "-q").returncode == 0
+    before = project.digest()
+    _extra_customer(project)  # a run that gets as far as publishing shows 201 customers
+    for delay in (0.3, 0.8, 1.3, 1.8, 2.3, 2.8, 3.3, 3.8):
+        victim = project.popen("run", "-q")
+        time.sleep(delay)
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=60)
+        if project.digest() == before:
+            # The old warehouse, untouched, and still a working database.
+            assert project.query("select count(*) from staging.stg_customers") == [(200,)]
+            continue
+        # Killed after the atomic rename: the new warehouse must be complete.
+        assert project.query("select count(*) from staging.stg_customers") == [(201,)]
+        assert project.query("select count(*), min(status) from meta.runs") == [(2, "success")]
+        break
+    done = project.run("run")
+    assert done.returncode == 0, done.stderr
+    assert _leftovers(project) == []
+    assert project.query("select count(*) from staging.stg_customers") == [(201,)]
+
+
+def test_next_run_removes_what_a_killed_run_left(project: ProjectCopy) -> None:
+    assert project.run("run", "-q").returncode == 0
+    stale = project.warehouse.with_name(".segments.duckdb.build-19990101T000000Z-dead00")
+    stale.write_bytes(b"half a database")
+    stale.with_name(stale.name + ".wal").write_bytes(b"half a log")
+    done = project.run("run")
+    assert done.returncode == 0, done.stderr
+    assert "left behind by an interrupted run" in done.stdout
+    assert _leftovers(project) == []
