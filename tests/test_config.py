@@ -35,74 +35,64 @@ def test_shipped_config_maps_the_sample_headers() -> None:
     assert config.warehouse_path == (SHIPPED.parent / "warehouse" / "segments.duckdb").resolve()
 
 
-def test_unknown_key_is_named_with_a_suggestion(tmp_path: Path) -> None:
-    path = mutated(tmp_path, "[features]", "[featurs]")
-    with pytest.raises(ConfigError, match=r"unknown key 'featurs' \(did you mean 'features'\?\)"):
-        load_config(path)
-
-
-def test_unknown_nested_key_is_named_in_full(tmp_path: Path) -> None:
-    path = mutated(tmp_path, 'scaling = "standard"', 'scalling = "standard"')
-    with pytest.raises(ConfigError, match=r"unknown key 'features\.scalling'"):
-        load_config(path)
-
-
-def test_wrong_type_names_key_and_expected_type(tmp_path: Path) -> None:
-    path = mutated(tmp_path, "seed = 42", 'seed = "forty-two"')
-    with pytest.raises(ConfigError, match=r"'warehouse\.seed' must be an integer, got 'forty-two'"):
-        load_config(path)
-
-
-def test_boolean_is_not_a_number(tmp_path: Path) -> None:
-    path = mutated(tmp_path, "age = { min = 15,", "age = { min = true,")
-    with pytest.raises(ConfigError, match=r"'rules\.ranges\.age\.min' must be"):
-        load_config(path)
-
-
-def test_range_with_min_above_max(tmp_path: Path) -> None:
-    path = mutated(tmp_path, "age = { min = 15, max = 100 }", "age = { min = 90, max = 10 }")
-    with pytest.raises(ConfigError, match=r"'rules\.ranges\.age': min 90 is above max 10"):
-        load_config(path)
-
-
-def test_alias_to_a_value_that_is_not_accepted(tmp_path: Path) -> None:
-    path = mutated(tmp_path, 'M = "Male"', 'M = "Man"')
-    with pytest.raises(ConfigError, match=r"'rules\.accepted\.gender\.aliases\.M' maps to 'Man'"):
-        load_config(path)
-
-
-def test_feature_must_be_a_ranged_numeric_column(tmp_path: Path) -> None:
-    path = mutated(
-        tmp_path,
+# (what to replace in the shipped config, with what, and what the error must say)
+MISTAKES = {
+    "unknown key, with a suggestion": (
+        "[features]",
+        "[featurs]",
+        r"unknown key 'featurs' \(did you mean 'features'\?\)",
+    ),
+    "unknown nested key, named in full": (
+        'scaling = "standard"',
+        'scalling = "standard"',
+        r"unknown key 'features\.scalling'",
+    ),
+    "wrong type": (
+        "seed = 42",
+        'seed = "forty-two"',
+        r"'warehouse\.seed' must be an integer, got 'forty-two'",
+    ),
+    "a boolean is not a number": (
+        "age = { min = 15,",
+        "age = { min = true,",
+        r"'rules\.ranges\.age\.min' must be",
+    ),
+    "min above max": (
+        "age = { min = 15, max = 100 }",
+        "age = { min = 90, max = 10 }",
+        r"'rules\.ranges\.age': min 90 is above max 10",
+    ),
+    "alias to a value that is not accepted": (
+        'M = "Male"',
+        'M = "Man"',
+        r"'rules\.accepted\.gender\.aliases\.M' maps to 'Man'",
+    ),
+    "feature without a range": (
         'columns = ["age", "annual_income_k", "spending_score"]',
         'columns = ["age", "gender"]',
-    )
-    with pytest.raises(ConfigError, match=r"'features\.columns' lists \['gender'\]"):
-        load_config(path)
+        r"'features\.columns' lists \['gender'\]",
+    ),
+    "unknown scaling method": (
+        'scaling = "standard"',
+        'scaling = "zscore"',
+        r"'features\.scaling' must be one of",
+    ),
+    "missing required key": ("seed = 42\n", "", r"missing required key 'warehouse\.seed'"),
+    "required column without a mapping": (
+        'age = ["Age"]\n',
+        "",
+        r"'sources\.customers\.required' lists \['age'\]",
+    ),
+    "TOML syntax error, with its line": ("seed = 42", "seed = = 42", r"not valid TOML: .*line \d+"),
+}
 
 
-def test_unknown_scaling_method(tmp_path: Path) -> None:
-    path = mutated(tmp_path, 'scaling = "standard"', 'scaling = "zscore"')
-    with pytest.raises(ConfigError, match=r"'features\.scaling' must be one of"):
-        load_config(path)
-
-
-def test_missing_required_key(tmp_path: Path) -> None:
-    path = mutated(tmp_path, "seed = 42\n", "")
-    with pytest.raises(ConfigError, match=r"missing required key 'warehouse\.seed'"):
-        load_config(path)
-
-
-def test_required_column_without_a_mapping(tmp_path: Path) -> None:
-    path = mutated(tmp_path, 'age = ["Age"]\n', "")
-    with pytest.raises(ConfigError, match=r"'sources\.customers\.required' lists \['age'\]"):
-        load_config(path)
-
-
-def test_toml_syntax_error_gives_line(tmp_path: Path) -> None:
-    path = mutated(tmp_path, "seed = 42", "seed = = 42")
-    with pytest.raises(ConfigError, match=r"not valid TOML: .*line \d+"):
-        load_config(path)
+@pytest.mark.parametrize(("old", "new", "message"), MISTAKES.values(), ids=MISTAKES.keys())
+def test_mistake_is_an_error_naming_the_key(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(mutated(tmp_path, old, new))
 
 
 def test_missing_file(tmp_path: Path) -> None:
