@@ -60,9 +60,6 @@ class Config:
         text = json.dumps(self.document, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def model_params(self, model_name: str) -> dict[str, Any]:
-        return dict(self.models.get(model_name, {}))
-
     def expectation_parameters(self) -> dict[str, Any]:
         """Flat values that expectation suites may reference as ``{"$PARAMETER": name}``."""
         params: dict[str, Any] = {f"{c}_values": list(v) for c, v in self.accepted.items()}
@@ -129,6 +126,8 @@ REQUIRED_KEYS = (
 
 def _type_name(expected: Any) -> str:
     if isinstance(expected, tuple):
+        if expected == _NUMBER:
+            return "a number"
         return " or ".join(_type_name(t) for t in expected)
     if isinstance(expected, dict) or expected is dict:
         return "a table"
@@ -136,9 +135,14 @@ def _type_name(expected: Any) -> str:
         return f"a list of {_type_name(expected.item_type)}"
     if isinstance(expected, _Table):
         return "a table"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        expected, str(expected)
-    )
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        list: "a list",
+    }
+    return names.get(expected, str(expected))
 
 
 def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
@@ -300,3 +304,33 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         models=dict(document.get("models", {})),
         document=document,
     )
+
+
+def model_parameters(
+    config: Config, model_name: str, defaults: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A model's ``[models.<name>]`` section over its PARAMETERS defaults, checked key by key.
+
+    The type of each default is the type the key takes (an integer is accepted for a float).
+    """
+    where = config.path.name
+    given = config.models.get(model_name, {})
+    defaults = defaults or {}
+    merged = dict(defaults)
+    for key, value in given.items():
+        full = f"models.{model_name}.{key}"
+        if key not in defaults:
+            hint = difflib.get_close_matches(key, list(defaults), n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            known = ", ".join(sorted(defaults)) or "none"
+            raise ConfigError(
+                f"{where}: unknown key '{full}'{suggestion}; expected one of: {known}"
+            )
+        default = defaults[key]
+        expected: type | tuple[type, ...] = _NUMBER if isinstance(default, float) else type(default)
+        if default is not None and not _is_instance(value, expected):
+            raise ConfigError(
+                f"{where}: key '{full}' must be {_type_name(expected)}, got {value!r}"
+            )
+        merged[key] = value
+    return merged

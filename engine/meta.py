@@ -73,25 +73,20 @@ def ensure_meta_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.unregister("__meta_empty")
 
 
-def carry_history(con: duckdb.DuckDBPyConnection, published_path: str) -> None:
-    """Replace the build's history with the published warehouse's (matched by column name)."""
-    con.execute("attach ? as previous (read_only)", [published_path])
-    try:
-        present = {
-            row[0]
-            for row in con.execute(
-                "select table_name from duckdb_tables() "
-                "where database_name = 'previous' and schema_name = ?",
-                [META_LAYER],
-            ).fetchall()
-        }
-        for table in META_TABLES:
-            if table in present:
-                source = exp.table_(table, db=META_LAYER, catalog="previous", quoted=True)
-                con.execute(statements.delete_all(META_LAYER, table))
-                con.execute(statements.insert_by_name(META_LAYER, table, source))
-    finally:
-        con.execute("detach previous")
+def carry_history(con: duckdb.DuckDBPyConnection, previous: str) -> None:
+    """Replace the build's history with that of the attached database ``previous``."""
+    present = {
+        row[0]
+        for row in con.execute(
+            "select table_name from duckdb_tables() where database_name = ? and schema_name = ?",
+            [previous, META_LAYER],
+        ).fetchall()
+    }
+    for table in META_TABLES:
+        if table in present:
+            source = exp.table_(table, db=META_LAYER, catalog=previous, quoted=True)
+            con.execute(statements.delete_all(META_LAYER, table))
+            con.execute(statements.insert_by_name(META_LAYER, table, source))
 
 
 def append(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:

@@ -13,13 +13,13 @@ import graphlib
 import heapq
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sqlglot
 from sqlglot import exp
 
-from engine.config import Config
-from engine.errors import ProjectError
+from engine.config import Config, model_parameters
+from engine.errors import ConfigError, ProjectError
 from engine.seeds import SEED_BUILDERS
 
 SQL_LAYERS = ("staging", "intermediate", "marts")
@@ -28,8 +28,10 @@ SOURCE_LAYER = "raw"
 SEED_LAYER = "config"
 LAYER_ORDER = (SEED_LAYER, SOURCE_LAYER, "staging", "intermediate", PYTHON_LAYER, "marts")
 DIALECT = "duckdb"
-# Parameters a Python model may take that are not tables.
-RESERVED_PARAMETERS = ("config", "seed")
+# Parameters a Python model may take that are not tables. ``previous_<table>`` is that table as
+# the last published warehouse had it (None on a first run): not a DAG input.
+RESERVED_PARAMETERS = ("config", "seed", "run_id")
+PREVIOUS_PREFIX = "previous_"
 
 Kind = Literal["seed", "source", "sql", "python"]
 
@@ -43,6 +45,7 @@ class Model:
     inputs: tuple[str, ...]
     query: exp.Query | None = None
     parameters: tuple[str, ...] = ()
+    defaults: dict[str, Any] | None = None  # a Python model's PARAMETERS: config keys it takes
 
     @property
     def table(self) -> str:
@@ -103,15 +106,27 @@ def _sql_references(query: exp.Query) -> list[tuple[str, str]]:
     return found
 
 
-def _python_parameters(path: Path) -> tuple[str, ...]:
+def _python_signature(path: Path) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The parameter names of ``model()`` and the module's PARAMETERS literal, without importing."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    defaults: dict[str, Any] = {}
+    parameters: tuple[str, ...] | None = None
     for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "PARAMETERS" for t in targets):
+                try:
+                    defaults = ast.literal_eval(node.value)
+                except ValueError as exc:
+                    raise ProjectError(f"{path}: PARAMETERS must be a literal dict") from exc
         if isinstance(node, ast.FunctionDef) and node.name == "model":
             args = node.args
             if args.vararg or args.kwarg:
                 raise ProjectError(f"{path}: model() must name every input; no *args or **kwargs")
-            return tuple(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
-    raise ProjectError(f"{path}: a Python model must define a function named 'model'")
+            parameters = tuple(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
+    if parameters is None:
+        raise ProjectError(f"{path}: a Python model must define a function named 'model'")
+    return parameters, defaults
 
 
 def discover(root: Path, config: Config) -> Project:
@@ -128,7 +143,7 @@ def discover(root: Path, config: Config) -> Project:
         for path in sorted((root / "sql" / layer).glob("*.sql")):
             raw_sql.append((path, layer, _parse_sql_model(path)))
     raw_python = [
-        (path, _python_parameters(path))
+        (path, *_python_signature(path))
         for path in sorted((root / "python_models").glob("*.py"))
         if not path.name.startswith("_")
     ]
@@ -144,12 +159,12 @@ def discover(root: Path, config: Config) -> Project:
         claim(model.name, f"{model.kind} {model.table}")
     for path, _, _ in raw_sql:
         claim(path.stem, str(path.relative_to(root)))
-    for path, _ in raw_python:
+    for path, _, _ in raw_python:
         claim(path.stem, str(path.relative_to(root)))
 
     layer_of = {m.name: m.layer for m in found}
     layer_of.update({path.stem: layer for path, layer, _ in raw_sql})
-    layer_of.update({path.stem: PYTHON_LAYER for path, _ in raw_python})
+    layer_of.update({path.stem: PYTHON_LAYER for path, _, _ in raw_python})
 
     def resolve(schema: str, table: str, model_path: Path) -> str:
         where = model_path.relative_to(root)
@@ -163,10 +178,22 @@ def discover(root: Path, config: Config) -> Project:
     for path, layer, query in raw_sql:
         inputs = tuple(resolve(s, t, path) for s, t in _sql_references(query))
         found.append(Model(path.stem, layer, "sql", path, inputs, query=query))
-    for path, parameters in raw_python:
+    for path, parameters, defaults in raw_python:
         tables = [p for p in parameters if p not in RESERVED_PARAMETERS]
-        inputs = tuple(resolve("", t, path) for t in tables)
-        found.append(Model(path.stem, PYTHON_LAYER, "python", path, inputs, parameters=parameters))
+        for previous in (t for t in tables if t.startswith(PREVIOUS_PREFIX)):
+            resolve("", previous.removeprefix(PREVIOUS_PREFIX), path)
+        inputs = tuple(resolve("", t, path) for t in tables if not t.startswith(PREVIOUS_PREFIX))
+        found.append(
+            Model(
+                path.stem,
+                PYTHON_LAYER,
+                "python",
+                path,
+                inputs,
+                parameters=parameters,
+                defaults=defaults,
+            )
+        )
 
     models = {m.table: m for m in found}
     return Project(models=models, order=_topological_order(models))
@@ -226,3 +253,20 @@ def select(project: Project, selectors: list[str] | None) -> list[str]:
         if with_children:
             chosen |= project.downstream(table)
     return [t for t in project.order if t in chosen]
+
+
+def model_configs(project: Project, config: Config) -> dict[str, dict[str, Any]]:
+    """Every Python model's parameters, checked against the config before anything is built."""
+    python_models = {m.name: m for m in project.models.values() if m.kind == "python"}
+    for name in config.models:
+        if name not in python_models:
+            hint = difflib.get_close_matches(name, list(python_models), n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ConfigError(
+                f"{config.path.name}: unknown key 'models.{name}'{suggestion}: "
+                "no Python model has that name"
+            )
+    return {
+        name: model_parameters(config, name, model.defaults)
+        for name, model in python_models.items()
+    }

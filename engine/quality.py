@@ -167,6 +167,15 @@ class Validator:
             gx_suite = gx.ExpectationSuite(**document)
         except Exception as exc:  # GX raises many types for a malformed suite; name the file.
             raise ProjectError(f"{suite.path}: not a valid GX suite: {exc}") from exc
+        # GX logs and drops an expectation it does not know; a dropped check must not pass.
+        known = [e.expectation_type for e in gx_suite.expectations]
+        for position, expectation in enumerate(document["expectations"], start=1):
+            if expectation["type"] not in known:
+                raise ProjectError(
+                    f"{suite.path}: expectation {position}: GX has no expectation type "
+                    f"'{expectation['type']}'"
+                )
+            known.remove(expectation["type"])
         batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
         outcome = batch.validate(gx_suite, expectation_parameters=self._parameters)
         results = []

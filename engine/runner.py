@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+from sqlglot import exp
 
 from engine import meta, publish, quality, seeds, statements
 from engine.config import Config
@@ -28,7 +29,8 @@ from engine.errors import (
     ProjectError,
 )
 from engine.loader import load_source
-from engine.project import Model, Project, discover, select
+from engine.model_api import ModelResult
+from engine.project import PREVIOUS_PREFIX, Model, Project, discover, model_configs, select
 
 REJECTED_SUFFIX = "_rejected"
 RECONCILIATION_SUFFIX = "_reconciliation"
@@ -129,19 +131,61 @@ def _fetch_arrow(
     return con.sql(statements.select_columns(layer, name, columns)).to_arrow_table()
 
 
-def _write_relation(con: duckdb.DuckDBPyConnection, model: Model, data: Any) -> None:
+PREVIOUS_CATALOG = "previous"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What building a model may use: the build connection and what this run was given."""
+
+    con: duckdb.DuckDBPyConnection
+    project: Project
+    config: Config
+    run_id: str
+    model_params: dict[str, dict[str, Any]]
+    has_previous: bool  # the last published warehouse is attached as PREVIOUS_CATALOG
+
+    def previous_table(self, table: str) -> pd.DataFrame | None:
+        if not self.has_previous:
+            return None
+        layer, name = table.split(".", 1)
+        found = self.con.execute(
+            "select count(*) from duckdb_tables() "
+            "where database_name = ? and schema_name = ? and table_name = ?",
+            [PREVIOUS_CATALOG, layer, name],
+        ).fetchall()[0][0]
+        if not found:
+            return None
+        source = exp.table_(name, db=layer, catalog=PREVIOUS_CATALOG, quoted=True)
+        query = exp.select("*").from_(source).sql(statements.DIALECT)
+        return self.con.sql(query).to_arrow_table().to_pandas()
+
+
+def _write_table(con: duckdb.DuckDBPyConnection, model: Model, data: Any) -> None:
     if isinstance(data, duckdb.DuckDBPyRelation):
         data = data.to_arrow_table()
     if not isinstance(data, pa.Table | pd.DataFrame):
         raise ModelError(
-            f"{model.path}: model() returned {type(data).__name__}; "
-            "expected a pandas DataFrame, a pyarrow Table or a DuckDB relation"
+            f"{model.path}: model() returned {type(data).__name__}; expected a pandas "
+            "DataFrame, a pyarrow Table, a DuckDB relation or an engine.model_api.ModelResult"
         )
     con.register("__model_output", data)
     try:
         con.execute(statements.create_table_from(model.layer, model.name, "__model_output"))
     finally:
         con.unregister("__model_output")
+
+
+def _install_functions(
+    con: duckdb.DuckDBPyConnection, model: Model, functions: tuple[exp.Create, ...]
+) -> None:
+    for function in functions:
+        if not isinstance(function, exp.Create) or function.kind not in ("MACRO", "FUNCTION"):
+            raise ModelError(f"{model.path}: ModelResult.functions must be CREATE MACRO statements")
+        try:
+            con.execute(function.sql(statements.DIALECT))
+        except duckdb.Error as exc:
+            raise ModelError(f"{model.path}: installing a SQL function failed: {exc}") from exc
 
 
 def _load_python_model(model: Model) -> Callable[..., Any]:
@@ -154,33 +198,35 @@ def _load_python_model(model: Model) -> Callable[..., Any]:
 
 
 def _python_inputs(
-    con: duckdb.DuckDBPyConnection,
-    model: Model,
-    function: Callable[..., Any],
-    project: Project,
-    config: Config,
+    context: BuildContext, model: Model, function: Callable[..., Any]
 ) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(function)
     except (NameError, TypeError):
         hints = {}
-    by_name = project.by_name
+    by_name = context.project.by_name
     arguments: dict[str, Any] = {}
     for parameter in model.parameters:
         if parameter == "config":
-            arguments[parameter] = config.model_params(model.name)
+            arguments[parameter] = context.model_params[model.name]
         elif parameter == "seed":
-            arguments[parameter] = config.seed
+            arguments[parameter] = context.config.seed
+        elif parameter == "run_id":
+            arguments[parameter] = context.run_id
+        elif parameter.startswith(PREVIOUS_PREFIX):
+            table = by_name[parameter.removeprefix(PREVIOUS_PREFIX)].table
+            arguments[parameter] = context.previous_table(table)
         else:
             table = by_name[parameter].table
             wanted = hints.get(parameter)
             if wanted is duckdb.DuckDBPyRelation:
-                layer, name = table.split(".", 1)
-                arguments[parameter] = con.table(f'"{layer}"."{name}"')
+                arguments[parameter] = context.con.sql(
+                    statements.select_columns(*table.split(".", 1), None)
+                )
             elif wanted is pa.Table:
-                arguments[parameter] = _fetch_arrow(con, table)
+                arguments[parameter] = _fetch_arrow(context.con, table)
             else:
-                arguments[parameter] = _fetch_arrow(con, table).to_pandas()
+                arguments[parameter] = _fetch_arrow(context.con, table).to_pandas()
     return arguments
 
 
@@ -195,13 +241,12 @@ def _model_failure(model: Model, exc: BaseException) -> ModelError:
     return ModelError(f"{where}{at}: {type(exc).__name__}: {exc}")
 
 
-def build_model(
-    con: duckdb.DuckDBPyConnection, model: Model, project: Project, config: Config
-) -> None:
+def build_model(context: BuildContext, model: Model) -> None:
+    con, config = context.con, context.config
     if model.kind == "seed":
-        _write_relation(con, model, seeds.SEED_BUILDERS[model.name](config))
+        _write_table(con, model, seeds.SEED_BUILDERS[model.name](config))
     elif model.kind == "source":
-        _write_relation(con, model, load_source(config, config.sources[model.name]).table)
+        _write_table(con, model, load_source(config, config.sources[model.name]).table)
     elif model.kind == "sql":
         assert model.query is not None
         try:
@@ -211,12 +256,16 @@ def build_model(
     else:
         try:
             function = _load_python_model(model)
-            result = function(**_python_inputs(con, model, function, project, config))
+            result = function(**_python_inputs(context, model, function))
         except PipelineError:
             raise
         except Exception as exc:  # a model's own bug: report it against the model file
             raise _model_failure(model, exc) from exc
-        _write_relation(con, model, result)
+        if isinstance(result, ModelResult):
+            _write_table(con, model, result.table)
+            _install_functions(con, model, result.functions)
+        else:
+            _write_table(con, model, result)
 
 
 def _row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -261,6 +310,7 @@ class Runner:
         for table, suite in suites.items():
             if table not in project.models:
                 raise ProjectError(f"{suite.path}: guards '{table}', which no model builds")
+        params = model_configs(project, self.config)
         selected = select(project, self.selectors)
         if any(t in suites for t in selected):
             quality.warm_up()
@@ -272,7 +322,7 @@ class Runner:
             partial = len(selected) < len(project.order)
             build = publish.start_build(paths, result.run_id, copy_published=partial)
             try:
-                ok = self._build_all(build, paths, project, selected, suites, result)
+                ok = self._build_all(build, paths, project, params, selected, suites, result)
             except BaseException:
                 publish.discard_build(build)
                 raise
@@ -287,15 +337,20 @@ class Runner:
         build: Path,
         paths: publish.WarehousePaths,
         project: Project,
+        params: dict[str, dict[str, Any]],
         selected: list[str],
         suites: dict[str, quality.Suite],
         result: RunResult,
     ) -> bool:
         con = duckdb.connect(str(build))
+        has_previous = paths.published.exists()
         try:
             meta.ensure_meta_tables(con)
-            if paths.published.exists() and len(selected) == len(project.order):
-                meta.carry_history(con, str(paths.published))
+            if has_previous:
+                con.execute(f"attach ? as {PREVIOUS_CATALOG} (read_only)", [str(paths.published)])
+                if len(selected) == len(project.order):
+                    meta.carry_history(con, PREVIOUS_CATALOG)
+            context = BuildContext(con, project, self.config, result.run_id, params, has_previous)
             for layer in sorted({project.models[t].layer for t in selected}):
                 con.execute(statements.create_schema(layer))
             self._check_unselected_inputs(con, project, selected)
@@ -316,7 +371,7 @@ class Runner:
                 run.started_at = datetime.now(UTC)
                 clock = time.perf_counter()
                 try:
-                    build_model(con, model, project, self.config)
+                    build_model(context, model)
                 except ModelError as exc:
                     run.status, run.message = "error", str(exc)
                     run.seconds = time.perf_counter() - clock
@@ -344,6 +399,8 @@ class Runner:
                     if any(o.blocking_failure for o in outcomes):
                         run.status = "failed_expectations"
                         blocked.add(table)
+            if has_previous:
+                con.execute(f"detach {PREVIOUS_CATALOG}")
             if blocked:
                 return False
             self._record(con, result)

@@ -67,6 +67,12 @@ class ProjectCopy:
         assert old in text, f"{old!r} not in the config"
         self.config.write_text(text.replace(old, new))
 
+    def model_count(self) -> int:
+        from engine.config import load_config
+        from engine.project import discover
+
+        return len(discover(self.root, load_config(self.config)).order)
+
     def digest(self) -> str:
         return hashlib.sha256(self.warehouse.read_bytes()).hexdigest()
 

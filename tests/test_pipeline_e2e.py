@@ -13,7 +13,8 @@ HEADER = "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)"
 def test_sample_run_builds_every_layer_and_records_it(project: ProjectCopy) -> None:
     done = project.run("run")
     assert done.returncode == 0, done.stderr
-    assert "of 12 OK    staging.stg_customers " in done.stdout
+    models = project.model_count()
+    assert f"of {models} OK    staging.stg_customers " in done.stdout
     assert "Done in" in done.stdout
     assert project.query("select count(*) from staging.stg_customers") == [(200,)]
     assert project.query(
@@ -24,9 +25,9 @@ def test_sample_run_builds_every_layer_and_records_it(project: ProjectCopy) -> N
     assert {"config", "raw", "staging", "intermediate", "ml", "marts", "meta"} <= schemas
 
     (run_id, status, built) = project.query("select run_id, status, models_built from meta.runs")[0]
-    assert (status, built) == ("success", 12)
+    assert (status, built) == ("success", models)
     assert project.query("select count(*) from meta.model_runs where run_id = ?", [run_id]) == [
-        (12,)
+        (models,)
     ]
     failed = project.query("select count(*) from meta.expectation_results where not success")
     assert failed == [(0,)]
@@ -34,7 +35,7 @@ def test_sample_run_builds_every_layer_and_records_it(project: ProjectCopy) -> N
     result = json.loads((project.root / "warehouse/run_results/latest.json").read_text())
     assert result["run_id"] == run_id
     assert result["status"] == "success" and result["published"] is True
-    assert result["counts"]["models_built"] == 12
+    assert result["counts"]["models_built"] == models
     assert result["reconciliation"]["staging.stg_customers_reconciliation"]["is_balanced"] is True
 
 
@@ -43,7 +44,7 @@ def test_history_carries_over_between_refreshes(project: ProjectCopy) -> None:
     assert project.run("run", "--quiet").returncode == 0
     assert project.query("select count(distinct run_id) from meta.runs") == [(2,)]
     assert project.query("select count(distinct run_id) from meta.expectation_results") == [(2,)]
-    assert project.query("select count(*) from meta.model_runs") == [(24,)]
+    assert project.query("select count(*) from meta.model_runs") == [(2 * project.model_count(),)]
 
 
 def test_quiet_prints_only_the_summary(project: ProjectCopy) -> None:
@@ -250,13 +251,13 @@ def test_select_rebuilds_only_the_selection_on_top_of_the_published_warehouse(
     project: ProjectCopy,
 ) -> None:
     assert project.run("run", "-q").returncode == 0
-    done = project.run("run", "--select", "marts")
+    done = project.run("run", "--select", "eda_profile")
     assert done.returncode == 0, done.stderr
     assert "1 of 1 OK    marts.eda_profile" in done.stdout
     assert project.query("select count(*) from staging.stg_customers") == [(200,)]
     assert project.query("select selection from meta.runs order by started_at") == [
         (None,),
-        ("marts",),
+        ("eda_profile",),
     ]
 
 
@@ -264,3 +265,16 @@ def test_select_needing_an_unbuilt_parent_explains_itself(project: ProjectCopy) 
     done = project.run("run", "--select", "stg_customers")
     assert done.returncode == 4
     assert "select '+stg_customers'" in done.stderr
+
+
+def test_unknown_expectation_type_is_an_error_naming_the_suite(project: ProjectCopy) -> None:
+    suite_path = project.root / "expectations" / "staging.stg_customers.json"
+    suite = json.loads(suite_path.read_text())
+    suite["expectations"].append(
+        {"type": "expect_column_values_to_be_sensible", "kwargs": {"column": "age"}}
+    )
+    suite_path.write_text(json.dumps(suite))
+    done = project.run("run")
+    assert done.returncode == 4
+    assert "staging.stg_customers.json: expectation 13: GX has no expectation type" in done.stderr
+    assert not project.warehouse.exists()

@@ -1,0 +1,53 @@
+"""Shared by the segmentation models: one feature matrix, one fit sample, one k-means recipe.
+
+Model selection and the final fit must see the same matrix, the same sample and the same
+estimator settings, or the chosen k would describe a different model from the one published.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+
+SCALED_SUFFIX = "_scaled"
+
+
+def feature_names(int_feature_scaling: pd.DataFrame) -> list[str]:
+    """The configured modelling features, in their configured order."""
+    return int_feature_scaling.sort_values("position")["feature"].tolist()
+
+
+def feature_matrix(
+    int_customer_features: pd.DataFrame, features: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Customer ids and their scaled feature matrix, ordered by id so row order never matters."""
+    ordered = int_customer_features.sort_values("customer_id", kind="stable")
+    columns = [f"{f}{SCALED_SUFFIX}" for f in features]
+    matrix = ordered[columns].to_numpy(dtype=np.float64)
+    return ordered["customer_id"].to_numpy(dtype=np.int64), matrix
+
+
+def fit_rows(n_rows: int, fit_sample_size: int, seed: int) -> np.ndarray:
+    """Row positions to fit on: all of them, or a seeded sample when there are more."""
+    if n_rows <= fit_sample_size:
+        return np.arange(n_rows)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_rows, size=fit_sample_size, replace=False))
+
+
+def fit_kmeans(matrix: np.ndarray, k: int, n_init: int, seed: int) -> KMeans:
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(matrix)
+
+
+def squared_distances(matrix: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distance of every row to every centroid, shape (rows, centroids).
+
+    Summed feature by feature, left to right, exactly as the generated SQL scorer does, so the
+    two agree to the last bit and break ties the same way.
+    """
+    total = np.zeros((matrix.shape[0], centroids.shape[0]))
+    for feature in range(matrix.shape[1]):
+        difference = matrix[:, feature, None] - centroids[None, :, feature]
+        total = total + difference * difference
+    return total

@@ -1,0 +1,65 @@
+"""Scoring logic compiled to SQL as sqlglot expressions, so BI users score without Python.
+
+Every number is written as CAST('<repr>' AS DOUBLE): a decimal literal would be read as DECIMAL
+by DuckDB and rounded, and the SQL must agree with the Python computation bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlglot import exp
+
+
+def double(value: float) -> exp.Expression:
+    return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.build("double"))
+
+
+def scaled(feature: str, center: float, scale: float) -> exp.Expression:
+    """(feature - center) / scale, with the feature as a macro parameter."""
+    return exp.Div(
+        this=exp.Paren(this=exp.Sub(this=exp.column(feature), expression=double(center))),
+        expression=double(scale),
+    )
+
+
+def squared_distance(
+    features: Sequence[str],
+    centers: Sequence[float],
+    scales: Sequence[float],
+    centroid: Sequence[float],
+) -> exp.Expression:
+    """Sum over features, left to right, of (scaled value - centroid)^2 as a product."""
+    total: exp.Expression | None = None
+    for feature, center, scale, coordinate in zip(features, centers, scales, centroid, strict=True):
+        difference = exp.Paren(
+            this=exp.Sub(this=scaled(feature, center, scale), expression=double(coordinate))
+        )
+        term = exp.Mul(this=difference, expression=difference.copy())
+        total = term if total is None else exp.Add(this=total, expression=term)
+    assert total is not None
+    return total
+
+
+def nearest(distances: Sequence[exp.Expression], labels: Sequence[int]) -> exp.Expression:
+    """The label of the smallest distance; a tie goes to the earlier label (as numpy argmin)."""
+    case = exp.Case()
+    for i in range(len(distances) - 1):
+        conditions = [
+            exp.LTE(this=distances[i].copy(), expression=distances[j].copy())
+            for j in range(i + 1, len(distances))
+        ]
+        case = case.when(exp.and_(*conditions), exp.Literal.number(labels[i]))
+    return case.else_(exp.Literal.number(labels[-1]))
+
+
+def create_macro(
+    schema: str, name: str, parameters: Sequence[str], body: exp.Expression
+) -> exp.Create:
+    """CREATE OR REPLACE MACRO schema.name(parameters) AS body."""
+    signature = exp.UserDefinedFunction(
+        this=exp.table_(name, db=schema),
+        expressions=[exp.column(p) for p in parameters],
+        wrapped=True,
+    )
+    return exp.Create(this=signature, kind="MACRO", expression=body, replace=True)

@@ -1,0 +1,158 @@
+"""How many segments: every candidate k scored the ways a statistician would check it.
+
+For each k: inertia (for the elbow, found with kneed), silhouette, Calinski-Harabasz,
+Davies-Bouldin, and bootstrap stability (adjusted Rand index between the reference fit and fits
+on resamples). The chosen k and the rule that chose it are recorded on every row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    silhouette_score,
+)
+
+from engine.errors import ConfigError, InputError
+from python_models._segmentation import feature_matrix, feature_names, fit_kmeans, fit_rows
+
+PARAMETERS = {
+    "k_min": 2,
+    "k_max": 10,
+    # "auto": best silhouette among the k whose stability clears min_stability; "fixed": fixed_k
+    "selection": "auto",
+    "fixed_k": 5,
+    "min_stability": 0.8,
+    "bootstrap_resamples": 10,
+    "n_init": 10,
+    # Above this many customers, k-means is fitted on a seeded sample of this size.
+    "fit_sample_size": 50_000,
+    # Silhouette is O(n^2): above this many fitted rows it is computed on a seeded sample.
+    "silhouette_sample_size": 10_000,
+}
+
+
+def _check(config: dict[str, Any], n_rows: int) -> None:
+    where = "pipeline.toml: key 'models.segment_model_selection"
+    if not 2 <= config["k_min"] <= config["k_max"]:
+        raise ConfigError(
+            f"{where}.k_min/k_max': need 2 <= k_min <= k_max, "
+            f"got {config['k_min']}..{config['k_max']}"
+        )
+    if config["k_max"] >= n_rows:
+        raise ConfigError(f"{where}.k_max' = {config['k_max']} needs more than {n_rows} customers")
+    if config["selection"] not in ("auto", "fixed"):
+        raise ConfigError(
+            f"{where}.selection' must be 'auto' or 'fixed', got {config['selection']!r}"
+        )
+    if (
+        config["selection"] == "fixed"
+        and not config["k_min"] <= config["fixed_k"] <= config["k_max"]
+    ):
+        raise ConfigError(
+            f"{where}.fixed_k' = {config['fixed_k']} must lie in k_min..k_max "
+            f"({config['k_min']}..{config['k_max']})"
+        )
+    if config["bootstrap_resamples"] < 2:
+        raise ConfigError(f"{where}.bootstrap_resamples' must be at least 2")
+
+
+def stability(
+    matrix: np.ndarray, reference: np.ndarray, k: int, resamples: int, n_init: int, seed: int
+) -> np.ndarray:
+    """ARI between the reference labels and the labels a fit on each bootstrap resample gives."""
+    rng = np.random.default_rng(seed)
+    scores = np.empty(resamples)
+    for b in range(resamples):
+        rows = rng.integers(0, matrix.shape[0], size=matrix.shape[0])
+        refit = fit_kmeans(matrix[rows], k, n_init, seed + b + 1)
+        scores[b] = adjusted_rand_score(reference, refit.predict(matrix))
+    return scores
+
+
+def knee(ks: list[int], inertias: list[float]) -> int | None:
+    from kneed import KneeLocator
+
+    if len(ks) < 3:
+        return None
+    found = KneeLocator(ks, inertias, curve="convex", direction="decreasing").knee
+    return int(found) if found is not None else None
+
+
+def model(
+    int_customer_features: pd.DataFrame,
+    int_feature_scaling: pd.DataFrame,
+    config: dict[str, Any],
+    seed: int,
+) -> pd.DataFrame:
+    features = feature_names(int_feature_scaling)
+    _, matrix = feature_matrix(int_customer_features, features)
+    _check(config, matrix.shape[0])
+    fitted = matrix[fit_rows(matrix.shape[0], config["fit_sample_size"], seed)]
+    silhouette_rows = min(fitted.shape[0], config["silhouette_sample_size"])
+    # k segments need k distinct customers, and silhouette needs k < the number of them.
+    distinct = len(np.unique(fitted, axis=0))
+    k_max = min(config["k_max"], distinct - 1)
+    if k_max < config["k_min"]:
+        raise InputError(
+            f"segment_model_selection: the customers have only {distinct} distinct "
+            f"combination(s) of {', '.join(features)}; at least {config['k_min'] + 1} are needed "
+            f"to compare k = {config['k_min']}..{config['k_max']} segments"
+        )
+
+    rows = []
+    for k in range(config["k_min"], k_max + 1):
+        estimator = fit_kmeans(fitted, k, config["n_init"], seed)
+        labels = estimator.labels_
+        scores = stability(fitted, labels, k, config["bootstrap_resamples"], config["n_init"], seed)
+        rows.append(
+            {
+                "k": k,
+                "inertia": float(estimator.inertia_),
+                "silhouette": float(
+                    silhouette_score(
+                        fitted,
+                        labels,
+                        sample_size=silhouette_rows if silhouette_rows < fitted.shape[0] else None,
+                        random_state=seed,
+                    )
+                ),
+                "calinski_harabasz": float(calinski_harabasz_score(fitted, labels)),
+                "davies_bouldin": float(davies_bouldin_score(fitted, labels)),
+                "stability_ari_mean": float(scores.mean()),
+                "stability_ari_std": float(scores.std(ddof=1)),
+            }
+        )
+    table = pd.DataFrame(rows)
+    elbow = knee(table["k"].tolist(), table["inertia"].tolist())
+    table["is_elbow"] = table["k"] == elbow if elbow is not None else False
+
+    if config["selection"] == "fixed":
+        chosen = config["fixed_k"]
+        rule = f"fixed: k = {chosen} set in models.segment_model_selection.fixed_k"
+    else:
+        threshold = config["min_stability"]
+        stable = table[table["stability_ari_mean"] >= threshold]
+        pool, note = (stable, "") if len(stable) else (table, "; no k cleared it, so all k")
+        best = pool.sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]
+        chosen = int(best["k"])
+        rule = (
+            f"auto: highest silhouette among k with bootstrap stability (mean ARI) >= "
+            f"{threshold:g}{note}"
+        )
+    rule += "; elbow at k = " + (str(elbow) if elbow is not None else "none (no knee found)")
+    if k_max < config["k_max"]:
+        rule += f"; k capped at {k_max}: only {distinct} distinct customers"
+    table["is_chosen"] = table["k"] == chosen
+    table["selection_rule"] = rule
+    table["features"] = ", ".join(features)
+    table["fit_rows"] = fitted.shape[0]
+    table["silhouette_rows"] = silhouette_rows
+    table["n_init"] = config["n_init"]
+    table["bootstrap_resamples"] = config["bootstrap_resamples"]
+    return table

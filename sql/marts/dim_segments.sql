@@ -1,0 +1,96 @@
+-- One row per segment: who is in it, what they look like, and how they compare with everyone.
+-- An index of 100 means the segment's mean equals the population mean; 150 means 50% above it.
+with
+
+assignments as (
+    select * from ml.customer_segments
+),
+
+customers as (
+    select * from staging.stg_customers
+),
+
+selection as (
+    select k as chosen_k, selection_rule
+    from ml.segment_model_selection
+    where is_chosen
+),
+
+members as (
+    select
+        assignments.segment_id,
+        assignments.segment_name,
+        assignments.silhouette,
+        customers.gender,
+        cast(customers.age as double) as age,
+        customers.annual_income_k,
+        cast(customers.spending_score as double) as spending_score
+    from assignments
+    inner join customers
+        on assignments.customer_id = customers.customer_id
+),
+
+population as (
+    select
+        count(*) as population_customers,
+        avg(age) as population_age,
+        avg(annual_income_k) as population_income,
+        avg(spending_score) as population_score
+    from members
+),
+
+profiles as (
+    select
+        segment_id,
+        any_value(segment_name) as segment_name,
+        count(*) as customers,
+        avg(silhouette) as mean_silhouette,
+        avg(age) as age_mean,
+        quantile_cont(age, 0.25) as age_q1,
+        median(age) as age_median,
+        quantile_cont(age, 0.75) as age_q3,
+        avg(annual_income_k) as annual_income_k_mean,
+        quantile_cont(annual_income_k, 0.25) as annual_income_k_q1,
+        median(annual_income_k) as annual_income_k_median,
+        quantile_cont(annual_income_k, 0.75) as annual_income_k_q3,
+        avg(spending_score) as spending_score_mean,
+        quantile_cont(spending_score, 0.25) as spending_score_q1,
+        median(spending_score) as spending_score_median,
+        quantile_cont(spending_score, 0.75) as spending_score_q3,
+        count(*) filter (where gender = 'Female') as female_customers,
+        count(*) filter (where gender = 'Male') as male_customers
+    from members
+    group by segment_id
+)
+
+select
+    profiles.segment_id,
+    profiles.segment_name,
+    profiles.customers,
+    profiles.customers / population.population_customers as share,
+    profiles.mean_silhouette,
+    profiles.age_mean,
+    profiles.age_q1,
+    profiles.age_median,
+    profiles.age_q3,
+    100 * profiles.age_mean / population.population_age as age_index,
+    profiles.annual_income_k_mean,
+    profiles.annual_income_k_q1,
+    profiles.annual_income_k_median,
+    profiles.annual_income_k_q3,
+    100 * profiles.annual_income_k_mean / population.population_income as annual_income_k_index,
+    profiles.spending_score_mean,
+    profiles.spending_score_q1,
+    profiles.spending_score_median,
+    profiles.spending_score_q3,
+    100 * profiles.spending_score_mean / population.population_score as spending_score_index,
+    profiles.female_customers,
+    profiles.male_customers,
+    profiles.female_customers / profiles.customers as female_share,
+    count(*) over () as segments_in_run,
+    selection.chosen_k,
+    selection.selection_rule
+from profiles
+cross join population
+cross join selection
+order by profiles.segment_id
