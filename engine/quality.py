@@ -78,8 +78,10 @@ class Suite:
 
     @property
     def needs_all_columns(self) -> bool:
+        """Table-level column checks and row conditions may read any column."""
         return any(
             e.get("type", "").startswith("expect_table_column")
+            or "row_condition" in e.get("kwargs", {})
             for e in self.document["expectations"]
         )
 

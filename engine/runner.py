@@ -391,7 +391,7 @@ class Runner:
                     result.reconciliation[table] = _first_row(con, table)
                 if table in suites:
                     if validator is None:
-                        validator = quality.Validator(self.config.expectation_parameters())
+                        validator = quality.Validator(_expectation_parameters(self.config, params))
                     outcomes = self._validate(con, validator, suites[table])
                     for outcome in outcomes:
                         result.expectations.append(outcome)
@@ -509,6 +509,16 @@ class Runner:
             latest.replace(directory / "latest.json")
         except OSError as exc:
             self.console.error(f"could not write the run result to {directory}: {exc}")
+
+
+def _expectation_parameters(config: Config, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Config values suites may use: rules, plus every scalar model parameter as model__key."""
+    values = config.expectation_parameters()
+    for model, settings in params.items():
+        for key, value in settings.items():
+            if isinstance(value, int | float | str | bool):
+                values[f"{model}__{key}"] = value
+    return values
 
 
 def _first_row(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""The surrogate tree's shared pieces: the training data, and the tree as rules and as SQL.
+
+scikit-learn compares ``float32(x) <= threshold``; the SQL does the same (CAST(x AS REAL)), so the
+compiled rules agree with ``tree.predict`` even on values exactly at a threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.tree import DecisionTreeClassifier
+from sqlglot import exp
+
+from python_models import _sql_scoring as sql
+from python_models._segmentation import feature_names, fit_rows
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    features: list[str]
+    matrix: np.ndarray  # original units
+    labels: np.ndarray  # segment ids
+
+
+def training_data(
+    int_customer_features: pd.DataFrame,
+    int_feature_scaling: pd.DataFrame,
+    customer_segments: pd.DataFrame,
+    sample_size: int,
+    seed: int,
+) -> TrainingData:
+    features = feature_names(int_feature_scaling)
+    joined = int_customer_features.merge(
+        customer_segments[["customer_id", "segment_id"]], on="customer_id", how="inner"
+    ).sort_values("customer_id", kind="stable")
+    rows = fit_rows(len(joined), sample_size, seed)
+    matrix = joined[features].to_numpy(dtype=np.float64)[rows]
+    return TrainingData(features, matrix, joined["segment_id"].to_numpy(dtype=np.int64)[rows])
+
+
+def fit_tree(
+    data: TrainingData, depth: int, min_samples_leaf: int, seed: int
+) -> DecisionTreeClassifier:
+    return DecisionTreeClassifier(
+        max_depth=depth, min_samples_leaf=min_samples_leaf, random_state=seed
+    ).fit(data.matrix, data.labels)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    node: int
+    segment_id: int
+    conditions: list[tuple[str, str, float]]  # (feature, "<=" or ">", threshold), merged
+
+
+def _predicted(tree: DecisionTreeClassifier, node: int) -> int:
+    return int(tree.classes_[int(np.argmax(tree.tree_.value[node][0]))])
+
+
+def _uniform(tree: DecisionTreeClassifier, node: int) -> int | None:
+    """The segment every leaf under ``node`` predicts, or None if they differ.
+
+    A split whose two sides predict the same segment changes no prediction; treating the whole
+    subtree as one leaf gives shorter rules and the same answers.
+    """
+    left, right = tree.tree_.children_left[node], tree.tree_.children_right[node]
+    if left == right:
+        return _predicted(tree, node)
+    on_left = _uniform(tree, left)
+    return on_left if on_left is not None and on_left == _uniform(tree, right) else None
+
+
+def leaves(tree: DecisionTreeClassifier, features: list[str]) -> list[Leaf]:
+    """Every (collapsed) leaf with its path's conditions merged to one interval per feature."""
+    structure = tree.tree_
+    found: list[Leaf] = []
+
+    def walk(node: int, upper: dict[int, float], lower: dict[int, float]) -> None:
+        segment = _uniform(tree, node)
+        if segment is not None:
+            conditions = []
+            for f in range(len(features)):
+                if f in lower:
+                    conditions.append((features[f], ">", lower[f]))
+                if f in upper:
+                    conditions.append((features[f], "<=", upper[f]))
+            found.append(Leaf(node, segment, conditions))
+            return
+        f, threshold = int(structure.feature[node]), float(structure.threshold[node])
+        walk(
+            structure.children_left[node], {**upper, f: min(threshold, upper.get(f, np.inf))}, lower
+        )
+        walk(
+            structure.children_right[node],
+            upper,
+            {**lower, f: max(threshold, lower.get(f, -np.inf))},
+        )
+
+    walk(0, {}, {})
+    return found
+
+
+def rule_node_of(tree: DecisionTreeClassifier, rules: list[Leaf], matrix: np.ndarray) -> np.ndarray:
+    """For every row, the node of the rule (collapsed leaf) it falls in."""
+    paths = tree.decision_path(matrix)
+    rule_nodes = np.array([leaf.node for leaf in rules])
+    # Each row's path passes through exactly one rule node.
+    hits = paths[:, rule_nodes].toarray()
+    return rule_nodes[np.argmax(hits, axis=1)]
+
+
+def tree_expression(tree: DecisionTreeClassifier, features: list[str]) -> exp.Expression:
+    """The tree as nested CASE expressions over the macro's feature parameters."""
+    structure = tree.tree_
+
+    def node_expression(node: int) -> exp.Expression:
+        segment = _uniform(tree, node)
+        if segment is not None:
+            return exp.Literal.number(segment)
+        feature = features[int(structure.feature[node])]
+        test = exp.LTE(
+            this=exp.cast(exp.column(feature), exp.DataType.build("float")),
+            expression=sql.double(float(structure.threshold[node])),
+        )
+        return (
+            exp.Case()
+            .when(test, node_expression(structure.children_left[node]))
+            .else_(node_expression(structure.children_right[node]))
+        )
+
+    return node_expression(0)

@@ -1,0 +1,103 @@
+"""The surrogate tree as rules a marketer reads, and as a SQL macro a BI tool runs.
+
+One row per leaf: the segment it predicts, its rule in plain units ("Annual income > 69.5 k$ and
+Spending score <= 49.5"), the same conditions as structured values, support, purity and the share
+of its segment it covers. ``ml.surrogate_segment(<features>)`` applies the same tree in SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.model_api import ModelResult
+from python_models import _sql_scoring as sql
+from python_models._surrogate import (
+    fit_tree,
+    leaves,
+    rule_node_of,
+    training_data,
+    tree_expression,
+)
+
+PARAMETERS = {
+    # How features read in a rule: feature = [label, unit].
+    "feature_labels": {
+        "age": ["Age", ""],
+        "annual_income_k": ["Annual income", " k$"],
+        "spending_score": ["Spending score", ""],
+    },
+}
+SCORER_NAME = "surrogate_segment"
+
+
+def _rule_text(conditions: list[tuple[str, str, float]], labels: dict[str, list[str]]) -> str:
+    if not conditions:
+        return "every customer"
+    parts = []
+    by_feature: dict[str, list[tuple[str, float]]] = {}
+    for feature, operator, threshold in conditions:
+        by_feature.setdefault(feature, []).append((operator, threshold))
+    for feature, bounds in by_feature.items():
+        label, unit = labels.get(feature, [feature, ""])
+        low = next((t for op, t in bounds if op == ">"), None)
+        high = next((t for op, t in bounds if op == "<="), None)
+        if low is not None and high is not None:
+            parts.append(f"{low:g}{unit} < {label} ≤ {high:g}{unit}")
+        elif low is not None:
+            parts.append(f"{label} > {low:g}{unit}")
+        else:
+            parts.append(f"{label} ≤ {high:g}{unit}")
+    return " and ".join(parts)
+
+
+def model(
+    int_customer_features: pd.DataFrame,
+    int_feature_scaling: pd.DataFrame,
+    customer_segments: pd.DataFrame,
+    segment_centroids: pd.DataFrame,
+    surrogate_fidelity: pd.DataFrame,
+    config: dict[str, Any],
+    seed: int,
+) -> ModelResult:
+    chosen = surrogate_fidelity[
+        surrogate_fidelity["is_chosen"] & (surrogate_fidelity["scope"] == "all")
+    ]
+    depth = int(chosen["depth"].iloc[0])
+    sample_size = int(chosen["customers"].iloc[0])
+    data = training_data(
+        int_customer_features, int_feature_scaling, customer_segments, sample_size, seed
+    )
+    tree = fit_tree(data, depth, int(chosen["min_samples_leaf"].iloc[0]), seed)
+    rules = leaves(tree, data.features)
+    rule_of = rule_node_of(tree, rules, data.matrix)
+    segment_sizes = pd.Series(data.labels).value_counts()
+    names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
+
+    rows = []
+    for number, leaf in enumerate(rules, start=1):
+        members = rule_of == leaf.node
+        correct = int(np.sum(data.labels[members] == leaf.segment_id))
+        rows.append(
+            {
+                "leaf_id": number,
+                "segment_id": leaf.segment_id,
+                "segment_name": names.get(leaf.segment_id),
+                "rule": _rule_text(leaf.conditions, config["feature_labels"]),
+                "conditions": [
+                    {"feature": f, "operator": op, "threshold": t} for f, op, t in leaf.conditions
+                ],
+                "support": int(members.sum()),
+                "purity": correct / max(int(members.sum()), 1),
+                "segment_coverage": correct / int(segment_sizes.get(leaf.segment_id, 1)),
+                "depth": depth,
+                "tree_node": leaf.node,
+            }
+        )
+    table = pd.DataFrame(rows)
+    scorer = sql.create_macro(
+        "ml", SCORER_NAME, data.features, tree_expression(tree, data.features)
+    )
+    return ModelResult(table=table, functions=(scorer,))

@@ -1,0 +1,208 @@
+"""Explaining segments: the surrogate's fidelity, its rules in SQL, and feature importance."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import sqlglot
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.inspection import permutation_importance
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.tree import DecisionTreeClassifier
+
+from conftest import ProjectCopy
+
+SEED = 42
+FEATURES = ["age", "annual_income_k", "spending_score"]
+
+
+def frame(project: ProjectCopy, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(project.warehouse), read_only=True) as con:
+        return con.sql(sql).to_arrow_table().to_pandas()
+
+
+def labelled(project: ProjectCopy) -> tuple[np.ndarray, np.ndarray]:
+    """Features in original units and the published segment of every customer, by id."""
+    customers = frame(project, "select * from marts.dim_customers order by customer_id")
+    return customers[FEATURES].to_numpy(dtype=np.float64), customers["segment_id"].to_numpy()
+
+
+def test_depth_is_the_first_that_reaches_the_target(built_sample: ProjectCopy) -> None:
+    x, y = labelled(built_sample)
+    ours = frame(
+        built_sample, "select * from ml.surrogate_fidelity where scope = 'all' order by depth"
+    )
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
+    expected_depth = None
+    for depth in range(1, 7):
+        tree = DecisionTreeClassifier(max_depth=depth, random_state=SEED)
+        held_out = cross_val_predict(tree, x, y, cv=folds)
+        fidelity = np.mean(held_out == y)
+        row = ours[ours["depth"] == depth]
+        assert len(row) == 1
+        assert row["cv_fidelity"].iloc[0] == pytest.approx(fidelity)
+        train = np.mean(tree.fit(x, y).predict(x) == y)
+        assert row["train_fidelity"].iloc[0] == pytest.approx(train)
+        if fidelity >= 0.9:
+            expected_depth = depth
+            break
+    assert expected_depth is not None
+    assert ours["depth"].max() == expected_depth  # the search stopped there
+    assert ours.loc[ours["is_chosen"], "depth"].tolist() == [expected_depth]
+
+
+def test_per_segment_fidelity_is_held_out_recall(built_sample: ProjectCopy) -> None:
+    x, y = labelled(built_sample)
+    per_segment = frame(built_sample, "select * from ml.surrogate_fidelity where scope = 'segment'")
+    depth = int(per_segment["depth"].iloc[0])
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
+    held_out = cross_val_predict(
+        DecisionTreeClassifier(max_depth=depth, random_state=SEED), x, y, cv=folds
+    )
+    for row in per_segment.itertuples():
+        members = y == row.segment_id
+        assert row.cv_fidelity == pytest.approx(np.mean(held_out[members] == row.segment_id))
+        assert row.customers == members.sum()
+
+
+def _surrogate(project: ProjectCopy) -> DecisionTreeClassifier:
+    x, y = labelled(project)
+    depth = frame(project, "select depth from ml.surrogate_fidelity where is_chosen limit 1")
+    return DecisionTreeClassifier(max_depth=int(depth["depth"].iloc[0]), random_state=SEED).fit(
+        x, y
+    )
+
+
+def _sql_rules(project: ProjectCopy, points: np.ndarray) -> np.ndarray:
+    table = pa.table({name: points[:, i] for i, name in enumerate(FEATURES)})
+    with duckdb.connect(str(project.warehouse), read_only=True) as con:
+        con.register("points", table)
+        rows = con.execute(
+            "select ml.surrogate_segment(age, annual_income_k, spending_score) from points"
+        ).fetchall()
+    return np.array([r[0] for r in rows])
+
+
+def test_sql_rules_agree_with_the_tree_everywhere(built_sample: ProjectCopy) -> None:
+    tree = _surrogate(built_sample)
+    x, _ = labelled(built_sample)
+    rng = np.random.default_rng(3)
+    random_points = np.column_stack(
+        [rng.uniform(10, 80, 4000), rng.uniform(0, 150, 4000), rng.uniform(0, 100, 4000)]
+    )
+    # Points exactly at every threshold of the tree, on the feature it splits.
+    internal = tree.tree_.children_left != tree.tree_.children_right
+    boundary = []
+    for feature, threshold in zip(
+        tree.tree_.feature[internal], tree.tree_.threshold[internal], strict=True
+    ):
+        for base in random_points[:50]:
+            point = base.copy()
+            point[feature] = threshold
+            boundary.append(point)
+            point = base.copy()
+            point[feature] = np.nextafter(np.float32(threshold), np.float32(np.inf))
+            boundary.append(point)
+    points = np.vstack([x, random_points, np.array(boundary)])
+    expected = tree.predict(points)
+    actual = _sql_rules(built_sample, points)
+    assert (expected == actual).all(), np.flatnonzero(expected != actual)
+
+
+def test_sql_rules_transpile_to_other_engines(built_sample: ProjectCopy) -> None:
+    (definition,) = built_sample.query(
+        "select macro_definition from duckdb_functions() where function_name = 'surrogate_segment'"
+    )[0]
+    body = sqlglot.parse_one(definition, dialect="duckdb")
+    for dialect in ("spark", "postgres"):
+        transpiled = body.sql(dialect)
+        assert "CASE WHEN" in transpiled
+        sqlglot.parse_one(transpiled, dialect=dialect)  # and reads back in that dialect
+
+
+def test_rules_partition_the_customers_and_cover_their_segments(built_sample: ProjectCopy) -> None:
+    rules = frame(built_sample, "select * from ml.surrogate_rules")
+    assert rules["support"].sum() == 200
+    x, y = labelled(built_sample)
+    predicted = _surrogate(built_sample).predict(x)
+    fidelity = frame(
+        built_sample, "select * from ml.surrogate_fidelity where scope = 'segment'"
+    ).set_index("segment_id")
+    for segment, leaves in rules.groupby("segment_id"):
+        # The coverage of a segment's leaves adds up to the share of it the tree gets right.
+        recall = np.mean(predicted[y == segment] == segment)
+        assert leaves["segment_coverage"].sum() == pytest.approx(recall)
+        assert fidelity.loc[segment, "train_fidelity"] == pytest.approx(recall)
+    for row in rules.itertuples():
+        # Merged: at most one lower and one upper bound per feature.
+        bounds = [(c["feature"], c["operator"]) for c in row.conditions]
+        assert len(bounds) == len(set(bounds))
+
+
+def test_importance_matches_scikit_learn(built_sample: ProjectCopy) -> None:
+    x, y = labelled(built_sample)
+    ours = frame(built_sample, "select * from ml.feature_importance")
+    scopes = [("all", None, y)] + [(f"{s}", s, (y == s).astype(int)) for s in np.unique(y)[:2]]
+    for _, segment, target in scopes:
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, target, test_size=0.3, stratify=target, random_state=SEED
+        )
+        forest = RandomForestClassifier(n_estimators=100, oob_score=True, random_state=SEED).fit(
+            x_train, y_train
+        )
+        permuted = permutation_importance(forest, x_test, y_test, n_repeats=10, random_state=SEED)
+        rows = (
+            ours[ours["segment_id"].isna()]
+            if segment is None
+            else ours[ours["segment_id"] == segment]
+        )
+        impurity = rows[rows["method"] == "impurity"].set_index("feature").loc[FEATURES]
+        permutation = rows[rows["method"] == "permutation"].set_index("feature").loc[FEATURES]
+        np.testing.assert_allclose(impurity["importance"], forest.feature_importances_)
+        np.testing.assert_allclose(permutation["importance"], permuted.importances_mean)
+        np.testing.assert_allclose(permutation["importance_std"], permuted.importances_std)
+        assert rows["oob_score"].iloc[0] == pytest.approx(forest.oob_score_)
+
+
+def test_disagreement_between_methods_is_stated(built_sample: ProjectCopy) -> None:
+    ours = frame(built_sample, "select * from ml.feature_importance")
+    key = ours["segment_id"].astype("string").fillna("all")
+    for _, rows in ours.groupby(key):
+        top = {
+            method: set(group.loc[group["rank"] == 1, "feature"])
+            for method, group in rows.groupby("method")
+        }
+        agree = top["impurity"] == top["permutation"]
+        assert rows["methods_agree_on_top"].eq(agree).all()
+        note = rows["top_feature_note"].iloc[0]
+        assert note.startswith("both methods") == agree
+    shares = ours.groupby([key, "method"])["importance_share"].sum()
+    np.testing.assert_allclose(shares, 1.0)
+
+
+def test_explanations_mart_has_one_tile_per_segment(built_sample: ProjectCopy) -> None:
+    tiles = frame(built_sample, "select * from marts.segment_explanations")
+    segments = frame(built_sample, "select segment_id, segment_name from marts.dim_segments")
+    assert sorted(tiles["segment_id"]) == sorted(segments["segment_id"])
+    rules = frame(built_sample, "select segment_id, rule from ml.surrogate_rules")
+    for row in tiles.itertuples():
+        for rule in rules.loc[rules["segment_id"] == row.segment_id, "rule"]:
+            assert rule in row.rules
+
+
+def test_lower_target_stops_earlier_and_low_fidelity_warns(project: ProjectCopy) -> None:
+    project.config.write_text(
+        project.config.read_text()
+        + "\n[models.surrogate_fidelity]\ntarget_fidelity = 0.6\nwarn_fidelity = 0.99\n"
+    )
+    done = project.run("run")
+    assert done.returncode == 0, done.stderr
+    assert "WARN ml.surrogate_fidelity cv_fidelity" in done.stdout
+    fidelity = frame(project, "select * from ml.surrogate_fidelity where scope = 'all'")
+    chosen = fidelity[fidelity["is_chosen"]].iloc[0]
+    assert chosen["cv_fidelity"] >= 0.6
+    assert (fidelity[fidelity["depth"] < chosen["depth"]]["cv_fidelity"] < 0.6).all()
+    assert fidelity["depth"].max() == chosen["depth"]
