@@ -26,6 +26,7 @@ class SourceConfig:
     files: tuple[str, ...]
     required: tuple[str, ...]
     columns: dict[str, tuple[str, ...]]
+    optional: bool = False  # no landing file is fine: the raw table is then empty
 
     def canonical_for_header(self, header: str) -> str | None:
         """The canonical column a header spelling maps to, or None for an extra column."""
@@ -53,6 +54,7 @@ class Config:
     feature_columns: tuple[str, ...]
     scaling: str
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
@@ -101,6 +103,7 @@ SCHEMA: dict[str, Any] = {
         {
             "files": _ListOf(str),
             "required": _ListOf(str),
+            "optional": bool,
             "columns": _Table(_ListOf(str), "a canonical column name"),
         },
         "a source name",
@@ -113,6 +116,8 @@ SCHEMA: dict[str, Any] = {
     },
     "features": {"columns": _ListOf(str), "scaling": str},
     "models": _Table(dict, "a model name"),
+    # Free-form values for Python models (as dbt's vars), checked by the models that read them.
+    "vars": dict,
 }
 
 REQUIRED_KEYS = (
@@ -223,6 +228,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
             files=tuple(spec.get("files", [f"{name}/*.csv"])),
             required=tuple(spec.get("required", [])),
             columns={k: tuple(v) for k, v in spec.get("columns", {}).items()},
+            optional=spec.get("optional", False),
         )
         for name, spec in document["sources"].items()
     }
@@ -302,6 +308,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         feature_columns=feature_columns,
         scaling=scaling,
         models=dict(document.get("models", {})),
+        variables=dict(document.get("vars", {})),
         document=document,
     )
 

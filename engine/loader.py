@@ -112,6 +112,12 @@ def read_source_file(
 def load_source(config: Config, source: SourceConfig) -> LoadedSource:
     """Every landing file of one source, unioned by column name, as one Arrow table."""
     files = landing_files(source, config.raw_dir)
+    if not files and source.optional:
+        empty = {name: pa.array([], pa.string()) for name in (SOURCE_FILE, PARSE_ERROR)}
+        empty[LINE_NUMBER] = pa.array([], pa.int64())
+        empty.update({name: pa.array([], pa.string()) for name in source.columns})
+        table = pa.table({n: empty[n] for n in (*LINEAGE_COLUMNS, *source.columns)})
+        return LoadedSource(name=source.name, table=table, files=())
     if not files:
         patterns = ", ".join(repr(p) for p in source.files)
         raise InputError(

@@ -213,6 +213,8 @@ def _python_inputs(
             arguments[parameter] = context.config.seed
         elif parameter == "run_id":
             arguments[parameter] = context.run_id
+        elif parameter == "variables":
+            arguments[parameter] = context.config.variables
         elif parameter.startswith(PREVIOUS_PREFIX):
             table = by_name[parameter.removeprefix(PREVIOUS_PREFIX)].table
             arguments[parameter] = context.previous_table(table)

@@ -1,0 +1,239 @@
+"""The statistics of a segment-aware A/B test, as plain functions of arrays.
+
+Every test is the library's: Welch's t-test (scipy) for amounts, the two-proportion z-test
+(statsmodels) for conversions with Fisher's exact test (scipy) when a cell is small, Holm and
+Benjamini-Hochberg (statsmodels), chi-square for sample-ratio mismatch (scipy), power from
+statsmodels. What is computed here is only the glue: CUPED's adjustment and Cochran's Q.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower, TTestIndPower
+from statsmodels.stats.proportion import proportion_effectsize, proportions_ztest
+
+CONVERSION, AMOUNT = "conversion", "amount"
+SRM_THRESHOLD = 0.001
+EXACT_BELOW = 5  # Fisher's exact test when any cell of the 2x2 table is below this
+UINT64 = np.uint64
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a fast, well-distributed 64-bit hash, vectorized."""
+    with np.errstate(over="ignore"):
+        z = values.astype(UINT64)
+        z = (z ^ (z >> UINT64(30))) * UINT64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> UINT64(27))) * UINT64(0x94D049BB133111EB)
+        return z ^ (z >> UINT64(31))
+
+
+def bucket(experiment: str, customer_keys: np.ndarray) -> np.ndarray:
+    """A uniform number in [0, 1) per customer that depends only on experiment and customer.
+
+    As experimentation platforms do: a customer's arm never changes between refreshes, and two
+    experiments (different names) split the same customers independently.
+    """
+    salt = int.from_bytes(hashlib.sha256(experiment.encode()).digest()[:8], "little")
+    keys = np.asarray(customer_keys, dtype=np.int64).astype(UINT64)
+    with np.errstate(over="ignore"):
+        mixed = _mix(_mix(keys ^ UINT64(salt)) + UINT64(salt))
+    return (mixed >> UINT64(11)).astype(np.float64) / float(1 << 53)
+
+
+def assign(experiment: str, customer_keys: np.ndarray, treatment_share: float) -> np.ndarray:
+    return np.where(bucket(experiment, customer_keys) < treatment_share, "treatment", "control")
+
+
+@dataclass(frozen=True)
+class Truth:
+    metric: str
+    baseline: float
+    baseline_sd: float  # amounts only
+    effect: float  # absolute: rate points for conversions, currency for amounts
+    correlation: float  # between the pre-period value and the outcome
+
+
+def simulate(
+    truth: Truth, treated: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Outcomes and correlated pre-period values with the configured truth, exactly.
+
+    Amounts: normal. Conversions: a Gaussian copula, so the rate in each arm is exactly the
+    configured one and the pre-period conversion is correlated with the outcome.
+    """
+    n = len(treated)
+    z = rng.standard_normal(n)
+    noise = rng.standard_normal(n)
+    latent = truth.correlation * z + np.sqrt(1 - truth.correlation**2) * noise
+    if truth.metric == AMOUNT:
+        pre = truth.baseline + truth.baseline_sd * z
+        outcome = truth.baseline + truth.effect * treated + truth.baseline_sd * latent
+        return outcome, pre
+    rate = np.clip(truth.baseline + truth.effect * treated, 0.0, 1.0)
+    outcome = (stats.norm.cdf(latent) < rate).astype(np.float64)
+    pre = (stats.norm.cdf(z) < truth.baseline).astype(np.float64)
+    return outcome, pre
+
+
+def srm_pvalue(n_control: int, n_treatment: int, treatment_share: float) -> float:
+    total = n_control + n_treatment
+    if total == 0:
+        return 1.0
+    expected = [total * (1 - treatment_share), total * treatment_share]
+    return float(stats.chisquare([n_control, n_treatment], f_exp=expected).pvalue)
+
+
+def cuped(
+    y_control: np.ndarray, y_treatment: np.ndarray, x_control: np.ndarray, x_treatment: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """CUPED-adjusted outcomes (Deng et al. 2013) and the variance reduction achieved."""
+    y = np.concatenate([y_control, y_treatment])
+    x = np.concatenate([x_control, x_treatment])
+    variance = np.var(x, ddof=1)
+    theta = np.cov(y, x, ddof=1)[0, 1] / variance if variance > 0 else 0.0
+    mean_x = x.mean()
+    adjusted_c = y_control - theta * (x_control - mean_x)
+    adjusted_t = y_treatment - theta * (x_treatment - mean_x)
+    adjusted = np.concatenate([adjusted_c, adjusted_t])
+    reduction = 1 - np.var(adjusted, ddof=1) / np.var(y, ddof=1) if np.var(y) > 0 else 0.0
+    return adjusted_c, adjusted_t, float(reduction)
+
+
+def welch_interval(
+    a: np.ndarray, b: np.ndarray, alpha: float
+) -> tuple[float, float, float, float, float]:
+    """Difference of means b - a, its standard error, CI and Welch's p-value."""
+    diff = float(b.mean() - a.mean())
+    var_a, var_b = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    se = float(np.sqrt(var_a + var_b))
+    if se == 0:
+        return diff, 0.0, diff, diff, 1.0 if diff == 0 else 0.0
+    dof = (var_a + var_b) ** 2 / (var_a**2 / (len(a) - 1) + var_b**2 / (len(b) - 1))
+    half = float(stats.t.ppf(1 - alpha / 2, dof) * se)
+    p_value = float(stats.ttest_ind(b, a, equal_var=False).pvalue)
+    return diff, se, diff - half, diff + half, p_value
+
+
+def proportion_test(
+    a: np.ndarray, b: np.ndarray, alpha: float
+) -> tuple[float, float, float, float, float, str]:
+    """Rate difference b - a, Wald interval; z-test p-value, exact when a cell is small."""
+    successes = np.array([b.sum(), a.sum()])
+    sizes = np.array([len(b), len(a)])
+    rate_a, rate_b = a.mean(), b.mean()
+    diff = float(rate_b - rate_a)
+    se = float(np.sqrt(rate_a * (1 - rate_a) / len(a) + rate_b * (1 - rate_b) / len(b)))
+    half = float(stats.norm.ppf(1 - alpha / 2) * se)
+    cells = [successes[0], sizes[0] - successes[0], successes[1], sizes[1] - successes[1]]
+    if min(cells) < EXACT_BELOW:
+        table = [[cells[0], cells[1]], [cells[2], cells[3]]]
+        p_value, test = float(stats.fisher_exact(table).pvalue), "fisher_exact"
+    elif successes.sum() in (0, sizes.sum()):
+        p_value, test = 1.0, "two_proportion_z"
+    else:
+        p_value, test = float(proportions_ztest(successes, sizes)[1]), "two_proportion_z"
+    return diff, se, diff - half, diff + half, p_value, test
+
+
+def relative_interval(
+    diff: float, se_diff: float, mean_control: float, se_control: float, alpha: float
+) -> tuple[float, float, float]:
+    """Relative lift diff / control mean with a delta-method interval (control as the base)."""
+    if mean_control == 0:
+        return float("nan"), float("nan"), float("nan")
+    relative = diff / mean_control
+    # Var(diff/c) ~ se_diff^2 / c^2 + diff^2 se_c^2 / c^4 (diff and c treated as independent).
+    se = np.sqrt(se_diff**2 / mean_control**2 + diff**2 * se_control**2 / mean_control**4)
+    half = float(stats.norm.ppf(1 - alpha / 2) * se)
+    return float(relative), float(relative - half), float(relative + half)
+
+
+def power_figures(
+    metric: str,
+    n_control: int,
+    n_treatment: int,
+    control_mean: float,
+    control_sd: float,
+    expected_effect: float,
+    alpha: float,
+    power: float,
+) -> dict[str, float]:
+    """Achieved power for the planned effect, the MDE at this size, and the size needed."""
+    if n_control < 2 or n_treatment < 2:
+        return {"achieved_power": float("nan"), "mde": float("nan"), "users_needed": float("nan")}
+    ratio = n_treatment / n_control
+    if metric == CONVERSION:
+        base = min(max(control_mean, 1e-6), 1 - 1e-6)
+        target = min(max(base + expected_effect, 1e-6), 1 - 1e-6)
+        effect_size = abs(proportion_effectsize(target, base))
+        solver = NormalIndPower()
+        achieved = solver.power(effect_size, n_control, alpha, ratio=ratio)
+        mde_h = _scalar(solver.solve_power(None, n_control, alpha, power, ratio=ratio))
+        # Back from Cohen's h to a rate difference above the control rate.
+        mde = float(np.sin(np.arcsin(np.sqrt(base)) + mde_h / 2) ** 2 - base)
+        needed_control = solver.solve_power(effect_size, None, alpha, power, ratio=ratio)
+    else:
+        sd = control_sd if control_sd > 0 else 1.0
+        effect_size = abs(expected_effect) / sd
+        solver = TTestIndPower()
+        achieved = solver.power(effect_size, n_control, alpha, ratio=ratio)
+        if not np.isfinite(_scalar(achieved)):
+            # statsmodels' noncentral t returns NaN at large sizes; there t is normal anyway.
+            achieved = NormalIndPower().power(effect_size, n_control, alpha, ratio=ratio)
+        mde = _scalar(solver.solve_power(None, n_control, alpha, power, ratio=ratio)) * sd
+        needed_control = solver.solve_power(effect_size, None, alpha, power, ratio=ratio)
+    return {
+        "achieved_power": _scalar(achieved),
+        "mde": float(mde),
+        "users_needed": float(np.ceil(_scalar(needed_control)) * (1 + ratio)),
+    }
+
+
+def _scalar(value: Any) -> float:
+    """statsmodels' solvers return 0-d or 1-element arrays; take the number."""
+    return float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
+
+
+def cochran_q(estimates: np.ndarray, standard_errors: np.ndarray) -> tuple[float, float]:
+    """Cochran's Q for heterogeneity of effects across segments, and its chi-square p-value."""
+    usable = standard_errors > 0
+    if usable.sum() < 2:
+        return float("nan"), float("nan")
+    weights = 1 / standard_errors[usable] ** 2
+    pooled = np.sum(weights * estimates[usable]) / weights.sum()
+    q = float(np.sum(weights * (estimates[usable] - pooled) ** 2))
+    return q, float(stats.chi2.sf(q, usable.sum() - 1))
+
+
+def adjust(p_values: np.ndarray, method: str) -> np.ndarray:
+    if len(p_values) == 0:
+        return p_values
+    return multipletests(p_values, method=method)[1]
+
+
+def decide(row: dict[str, Any], p_value: float, alpha: float, power: float) -> tuple[str, str]:
+    """ship / don't ship / inconclusive / invalid, with the reason in words."""
+    if row["srm_p_value"] < SRM_THRESHOLD:
+        return "invalid", (
+            f"sample-ratio mismatch (p = {row['srm_p_value']:.2g}): the split is broken, "
+            "so no estimate can be trusted"
+        )
+    if p_value < alpha and row["absolute_lift"] > 0:
+        return "ship", f"treatment is better (p = {p_value:.3g} < {alpha:g})"
+    if p_value < alpha:
+        return "don't ship", f"treatment is worse (p = {p_value:.3g} < {alpha:g})"
+    if row["achieved_power"] >= power:
+        return "don't ship", (
+            f"no significant effect (p = {p_value:.3g}) with {row['achieved_power']:.0%} power "
+            "to detect the planned effect"
+        )
+    return "inconclusive", (
+        f"not significant (p = {p_value:.3g}) and underpowered "
+        f"({row['achieved_power']:.0%} power; about {row['users_needed']:.0f} users needed)"
+    )

@@ -1,0 +1,167 @@
+"""What each experiment shows, per segment and overall, with the checks a trustworthy test needs.
+
+One row per experiment x segment plus an "all" row: users and mean (or rate) per arm; absolute and
+relative lift with intervals; the p-value; a CUPED-adjusted estimate with its interval and the
+variance reduction; p-values adjusted across the experiment's segments (Holm, Benjamini-Hochberg);
+a sample-ratio-mismatch test; achieved power, minimum detectable effect and the size needed;
+Cochran's Q for heterogeneity across segments; and a decision with its reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from python_models import _ab_stats as ab
+from python_models._experiments import Experiment, configured, for_logged
+
+ALL = "all"
+
+
+def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
+    """Every figure of one group (a segment, or all) of one experiment."""
+    control = frame[frame["arm"] == "control"]
+    treatment = frame[frame["arm"] == "treatment"]
+    y_c, y_t = control["outcome"].to_numpy(), treatment["outcome"].to_numpy()
+    alpha = experiment.alpha
+    row: dict[str, Any] = {
+        "metric": experiment.metric,
+        "users_control": len(y_c),
+        "users_treatment": len(y_t),
+        "mean_control": float(y_c.mean()) if len(y_c) else np.nan,
+        "mean_treatment": float(y_t.mean()) if len(y_t) else np.nan,
+        "srm_p_value": ab.srm_pvalue(len(y_c), len(y_t), experiment.treatment_share),
+    }
+    row["srm_flag"] = row["srm_p_value"] < ab.SRM_THRESHOLD
+    if len(y_c) < 2 or len(y_t) < 2:
+        return {**row, "test": "too few users", "p_value": np.nan}
+    if experiment.metric == ab.CONVERSION:
+        diff, se, low, high, p_value, test = ab.proportion_test(y_c, y_t, alpha)
+    else:
+        diff, se, low, high, p_value = ab.welch_interval(y_c, y_t, alpha)
+        test = "welch_t"
+    se_control = float(np.std(y_c, ddof=1) / np.sqrt(len(y_c)))
+    relative, relative_low, relative_high = ab.relative_interval(
+        diff, se, float(y_c.mean()), se_control, alpha
+    )
+    row.update(
+        test=test,
+        absolute_lift=diff,
+        lift_se=se,
+        lift_ci_low=low,
+        lift_ci_high=high,
+        relative_lift=relative,
+        relative_ci_low=relative_low,
+        relative_ci_high=relative_high,
+        p_value=p_value,
+    )
+    x_c, x_t = control["pre_period_value"].to_numpy(), treatment["pre_period_value"].to_numpy()
+    if np.isfinite(x_c).all() and np.isfinite(x_t).all():
+        adjusted_c, adjusted_t, reduction = ab.cuped(y_c, y_t, x_c, x_t)
+        cuped_diff, _, cuped_low, cuped_high, cuped_p = ab.welch_interval(
+            adjusted_c, adjusted_t, alpha
+        )
+        row.update(
+            cuped_lift=cuped_diff,
+            cuped_ci_low=cuped_low,
+            cuped_ci_high=cuped_high,
+            cuped_p_value=cuped_p,
+            variance_reduction=reduction,
+        )
+    row.update(
+        ab.power_figures(
+            experiment.metric,
+            len(y_c),
+            len(y_t),
+            float(y_c.mean()),
+            float(np.std(y_c, ddof=1)),
+            experiment.expected_effect,
+            alpha,
+            experiment.power,
+        )
+    )
+    return row
+
+
+def model(
+    ab_outcomes: pd.DataFrame,
+    ab_assignments: pd.DataFrame,
+    segment_centroids: pd.DataFrame,
+    variables: dict[str, Any],
+) -> pd.DataFrame:
+    experiments = configured(variables)
+    names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
+    assigned_counts = ab_assignments.groupby(["experiment", "segment_id"]).size()
+    rows = []
+    for name, outcomes in ab_outcomes.groupby("experiment", sort=True):
+        experiment = experiments.get(name) or for_logged(name, outcomes["outcome"])
+        group_rows = []
+        for segment_id, members in outcomes.groupby("segment_id", sort=True):
+            row = analyse(members, experiment)
+            row.update(
+                scope="segment",
+                segment_id=int(segment_id),
+                segment_name=names.get(int(segment_id)),
+                assigned_users=int(assigned_counts.get((name, segment_id), 0)),
+                true_effect=float(members["true_effect"].iloc[0]),
+            )
+            group_rows.append(row)
+        overall = analyse(outcomes, experiment)
+        truth = outcomes["true_effect"]
+        overall.update(
+            scope=ALL,
+            segment_id=None,
+            segment_name=ALL,
+            assigned_users=int(assigned_counts.loc[name].sum()),
+            # The overall truth is the user-weighted mean of the segments' true effects.
+            true_effect=float(truth.mean()) if truth.notna().all() else np.nan,
+        )
+
+        p_values = np.array([r["p_value"] for r in group_rows], dtype=np.float64)
+        usable = np.isfinite(p_values)
+        holm = np.full(len(group_rows), np.nan)
+        bh = np.full(len(group_rows), np.nan)
+        holm[usable] = ab.adjust(p_values[usable], "holm")
+        bh[usable] = ab.adjust(p_values[usable], "fdr_bh")
+        estimates = np.array([r.get("absolute_lift", np.nan) for r in group_rows])
+        errors = np.array([r.get("lift_se", 0.0) for r in group_rows])
+        finite = np.isfinite(estimates)
+        q, q_p = ab.cochran_q(estimates[finite], errors[finite])
+        for row, p_holm, p_bh in zip(group_rows, holm, bh, strict=True):
+            row.update(p_value_holm=p_holm, p_value_bh=p_bh)
+        overall.update(p_value_holm=overall["p_value"], p_value_bh=overall["p_value"])
+        for row in [*group_rows, overall]:
+            row.update(
+                experiment=name,
+                alpha=experiment.alpha,
+                planned_effect=experiment.expected_effect,
+                heterogeneity_q=q,
+                heterogeneity_p_value=q_p,
+                source="log" if (outcomes["source"] == "log").all() else "simulation",
+            )
+            if np.isfinite(row.get("p_value", np.nan)):
+                # Segments are judged on the Holm-adjusted p-value: several segments, one family.
+                decision, reason = ab.decide(
+                    row, row["p_value_holm"], experiment.alpha, experiment.power
+                )
+            else:
+                decision, reason = "inconclusive", "too few users in an arm to test"
+            row.update(decision=decision, decision_reason=reason)
+        rows.extend([overall, *group_rows])
+
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    for column in ("lift_ci_low", "lift_ci_high", "absolute_lift"):
+        if column not in table:
+            table[column] = np.nan
+    table["ci_contains_estimate"] = (
+        (table["lift_ci_low"] <= table["absolute_lift"])
+        & (table["absolute_lift"] <= table["lift_ci_high"])
+    ) | table["absolute_lift"].isna()
+    table["users_total"] = table["users_control"] + table["users_treatment"]
+    table["segment_id"] = table["segment_id"].astype("Int64")
+    first = ["experiment", "scope", "segment_id", "segment_name", "metric", "source"]
+    return table[first + [c for c in table.columns if c not in first]]

@@ -1,0 +1,23 @@
+-- Every raw exposure is either staged or rejected with a reason: none is lost.
+with
+
+raw_count as (
+    select count(*) as raw_rows from raw.experiment_logs
+),
+
+staged_count as (
+    select count(*) as staged_rows from staging.stg_experiment_logs
+),
+
+rejected_count as (
+    select count(*) as rejected_rows from staging.stg_experiment_logs_rejected
+)
+
+select
+    raw_rows,
+    staged_rows,
+    rejected_rows,
+    raw_rows = staged_rows + rejected_rows as is_balanced
+from raw_count
+cross join staged_count
+cross join rejected_count

@@ -1,0 +1,19 @@
+-- One row per experiment log row that cannot be analysed, with every reason.
+with
+
+checked as (
+    select * from staging.stg_experiment_logs_checked
+)
+
+select
+    source_file,
+    line_number,
+    experiment,
+    array_to_string(reasons, '; ') as reason_text,
+    reasons,
+    customer_id_text,
+    variant_text,
+    outcome_text
+from checked
+where len(reasons) > 0
+order by source_file, line_number

@@ -1,0 +1,242 @@
+"""A/B testing: figures checked against scipy and statsmodels, and the properties that must hold."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.meta_analysis import combine_effects
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+
+from python_models import _ab_stats as ab
+from python_models._experiments import parse
+from python_models.ab_segment_results import analyse
+
+from conftest import ProjectCopy
+
+
+def experiment(**overrides):
+    return parse("test", {"simulate": True, **overrides})
+
+
+def simulated_frame(
+    exp_metric: str, n: int, effect: float, correlation: float, seed: int, share: float = 0.5
+) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    keys = np.arange(n)
+    arms = ab.assign(f"exp-{seed}", keys, share)
+    truth = ab.Truth(
+        exp_metric, 0.3 if exp_metric == "conversion" else 50.0, 20.0, effect, correlation
+    )
+    outcome, pre = ab.simulate(truth, (arms == "treatment").astype(float), rng)
+    return pd.DataFrame({"arm": arms, "outcome": outcome, "pre_period_value": pre})
+
+
+def test_welch_p_value_and_interval_match_scipy() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(10, 3, 80), rng.normal(11, 5, 120)
+    diff, _, low, high, p_value = ab.welch_interval(a, b, 0.05)
+    reference = stats.ttest_ind(b, a, equal_var=False)
+    interval = reference.confidence_interval(0.95)
+    assert p_value == pytest.approx(reference.pvalue, rel=1e-12)
+    assert diff == pytest.approx(b.mean() - a.mean())
+    assert (low, high) == pytest.approx((interval.low, interval.high), rel=1e-10)
+
+
+def test_two_proportion_test_matches_statsmodels_and_goes_exact_when_small() -> None:
+    rng = np.random.default_rng(2)
+    a, b = (rng.random(400) < 0.2).astype(float), (rng.random(420) < 0.26).astype(float)
+    _, _, low, high, p_value, test = ab.proportion_test(a, b, 0.05)
+    assert test == "two_proportion_z"
+    expected_p = proportions_ztest([b.sum(), a.sum()], [len(b), len(a)])[1]
+    assert p_value == pytest.approx(expected_p, rel=1e-12)
+    expected_ci = confint_proportions_2indep(
+        b.sum(), len(b), a.sum(), len(a), method="wald", compare="diff"
+    )
+    assert (low, high) == pytest.approx(expected_ci, rel=1e-10)
+
+    small_a, small_b = np.array([1, 0, 0, 0, 0, 0.0]), np.array([1, 1, 1, 0, 0, 0.0])
+    *_, p_small, test_small = ab.proportion_test(small_a, small_b, 0.05)
+    assert test_small == "fisher_exact"
+    assert p_small == pytest.approx(stats.fisher_exact([[3, 3], [1, 5]]).pvalue)
+
+
+@pytest.mark.parametrize("metric", ["conversion", "amount"])
+def test_aa_tests_reject_at_about_alpha(metric: str) -> None:
+    runs, alpha = 400, 0.05
+    rejections = 0
+    for seed in range(runs):
+        frame = simulated_frame(metric, 400, effect=0.0, correlation=0.5, seed=seed)
+        row = analyse(frame, experiment(metric=metric, alpha=alpha))
+        rejections += row["p_value"] < alpha
+    # The false-positive rate is alpha: a binomial test cannot tell the two apart.
+    assert stats.binomtest(rejections, runs, alpha).pvalue > 0.001, rejections
+
+
+def test_a_known_effect_is_found_with_enough_users() -> None:
+    frame = simulated_frame("amount", 20_000, effect=3.0, correlation=0.5, seed=4)
+    row = analyse(frame, experiment(metric="amount", expected_effect=3.0))
+    assert row["p_value"] < 0.001
+    assert row["lift_ci_low"] <= 3.0 <= row["lift_ci_high"]
+    assert row["achieved_power"] > 0.99
+
+
+def test_a_55_45_split_trips_the_srm_flag_and_invalidates() -> None:
+    rng = np.random.default_rng(5)
+    arms = np.array(["treatment"] * 1100 + ["control"] * 900)
+    frame = pd.DataFrame(
+        {"arm": arms, "outcome": rng.normal(50, 10, 2000), "pre_period_value": np.nan}
+    )
+    row = analyse(frame, experiment(metric="amount", treatment_share=0.5))
+    assert row["srm_p_value"] == pytest.approx(stats.chisquare([900, 1100]).pvalue)
+    assert row["srm_flag"]
+    decision, reason = ab.decide(row, row["p_value"], 0.05, 0.8)
+    assert decision == "invalid" and "sample-ratio mismatch" in reason
+    balanced = simulated_frame("amount", 2000, 0.0, 0.5, seed=6)
+    assert not analyse(balanced, experiment(metric="amount"))["srm_flag"]
+
+
+def test_cuped_shrinks_variance_when_the_covariate_is_correlated() -> None:
+    correlated = analyse(
+        simulated_frame("amount", 4000, 2.0, correlation=0.8, seed=7), experiment(metric="amount")
+    )
+    assert correlated["variance_reduction"] == pytest.approx(0.8**2, abs=0.05)
+    width = correlated["lift_ci_high"] - correlated["lift_ci_low"]
+    cuped_width = correlated["cuped_ci_high"] - correlated["cuped_ci_low"]
+    assert cuped_width < 0.7 * width
+    uncorrelated = analyse(
+        simulated_frame("amount", 4000, 2.0, correlation=0.0, seed=8), experiment(metric="amount")
+    )
+    assert abs(uncorrelated["variance_reduction"]) < 0.01
+
+
+def test_cochran_q_matches_statsmodels() -> None:
+    estimates = np.array([0.1, 0.3, -0.05, 0.2])
+    errors = np.array([0.05, 0.08, 0.06, 0.1])
+    q, p_value = ab.cochran_q(estimates, errors)
+    reference = combine_effects(estimates, errors**2)
+    assert q == pytest.approx(reference.q)
+    assert p_value == pytest.approx(stats.chi2.sf(reference.q, 3))
+
+
+def test_assignment_is_stable_balanced_and_independent_across_experiments() -> None:
+    keys = np.arange(1, 50_001)
+    first = ab.assign("spring", keys, 0.5)
+    assert (first == ab.assign("spring", keys, 0.5)).all()
+    assert (first[:100] == ab.assign("spring", keys[:100], 0.5)).all()  # per customer
+    treated = int((first == "treatment").sum())
+    assert stats.binomtest(treated, len(keys), 0.5).pvalue > 0.001
+    uneven = ab.assign("autumn", keys, 0.2)
+    assert stats.binomtest(int((uneven == "treatment").sum()), len(keys), 0.2).pvalue > 0.001
+    table = pd.crosstab(first, ab.assign("winter", keys, 0.5))
+    assert stats.chi2_contingency(table).pvalue > 0.001
+
+
+def test_power_figures_agree_with_each_other() -> None:
+    figures = ab.power_figures("amount", 500, 500, 50.0, 20.0, 3.0, 0.05, 0.8)
+    bigger = ab.power_figures(
+        "amount",
+        int(figures["users_needed"] / 2),
+        int(figures["users_needed"] / 2),
+        50.0,
+        20.0,
+        3.0,
+        0.05,
+        0.8,
+    )
+    assert figures["achieved_power"] < 0.8 <= bigger["achieved_power"]
+    at_mde = ab.power_figures("amount", 500, 500, 50.0, 20.0, figures["mde"], 0.05, 0.8)
+    assert at_mde["achieved_power"] == pytest.approx(0.8, abs=1e-6)
+
+
+def _results(project: ProjectCopy) -> pd.DataFrame:
+    with duckdb.connect(str(project.warehouse), read_only=True) as con:
+        return con.sql("select * from ml.ab_segment_results").to_arrow_table().to_pandas()
+
+
+def test_adjusted_p_values_match_statsmodels(built_sample: ProjectCopy) -> None:
+    results = _results(built_sample)
+    for _, rows in results[results["scope"] == "segment"].groupby("experiment"):
+        np.testing.assert_allclose(
+            rows["p_value_holm"], multipletests(rows["p_value"], method="holm")[1]
+        )
+        np.testing.assert_allclose(
+            rows["p_value_bh"], multipletests(rows["p_value"], method="fdr_bh")[1]
+        )
+
+
+def test_simulated_truth_is_stored_next_to_the_estimates(built_sample: ProjectCopy) -> None:
+    results = _results(built_sample)
+    spend = results[(results["experiment"] == "loyalty_spend") & (results["scope"] == "segment")]
+    # The shipped config gives segment 3 a true effect of 8 and every other segment 2.
+    expected = np.where(spend["segment_id"] == 3, 8.0, 2.0)
+    np.testing.assert_allclose(spend["true_effect"], expected)
+    assert spend["users_total"].sum() == 20_000
+    covered = (spend["lift_ci_low"] <= spend["true_effect"]) & (
+        spend["true_effect"] <= spend["lift_ci_high"]
+    )
+    assert covered.mean() >= 0.5  # 95% intervals; at most a rare miss among six
+
+
+HEADER = "experiment,customer_id,variant,outcome,pre_period_value,timestamp\n"
+
+
+def test_real_logs_are_staged_with_bad_rows_counted(project: ProjectCopy) -> None:
+    rng = np.random.default_rng(9)
+    lines = []
+    for customer in range(1, 161):
+        arm = "A" if customer % 2 else "B"
+        outcome, pre = rng.integers(0, 2), rng.integers(0, 2)
+        lines.append(f"newsletter,{customer},{arm},{outcome},{pre},2026-05-01 10:00:00")
+    bad = [
+        "newsletter,9999,A,1,0,2026-05-01 10:00:00",  # not a customer
+        "newsletter,170,C,1,0,2026-05-01 10:00:00",  # unknown variant
+        "newsletter,171,A,abc,0,2026-05-01 10:00:00",  # outcome not a number
+        "newsletter,172,A,1,0,yesterday",  # bad timestamp
+        "newsletter,180,A,1,0,2026-05-01 10:00:00",  # exposed twice
+        "newsletter,180,B,0,0,2026-05-02 10:00:00",
+    ]
+    logs = project.root / "warehouse" / "raw" / "experiments"
+    logs.mkdir()
+    (logs / "newsletter.csv").write_text(HEADER + "\n".join(lines + bad) + "\n")
+    done = project.run("run")
+    assert done.returncode == 0, done.stderr
+    assert project.query(
+        "select raw_rows, staged_rows, rejected_rows, is_balanced "
+        "from staging.stg_experiment_logs_reconciliation"
+    ) == [(166, 160, 6, True)]
+    reasons = [
+        r[0]
+        for r in project.query(
+            "select reason_text from staging.stg_experiment_logs_rejected order by line_number"
+        )
+    ]
+    assert reasons[0] == "customer_id 9999 is not a staged customer"
+    assert reasons[1] == "variant 'C' is not control or treatment"
+    assert reasons[2] == "outcome 'abc' is not a number"
+    assert reasons[3] == "exposed_at 'yesterday' is not a timestamp"
+    assert all("exposed 2 times in experiment 'newsletter'" in r for r in reasons[4:])
+    summary = project.query(
+        "select source, metric, users from marts.ab_experiment_summary "
+        "where experiment = 'newsletter'"
+    )
+    assert summary == [("log", "conversion", 160)]
+    arms = dict(
+        project.query(
+            "select arm, count(*) from ml.ab_assignments "
+            "where experiment = 'newsletter' group by arm"
+        )
+    )
+    assert arms == {"control": 80, "treatment": 80}
+
+
+def test_experiment_config_typo_names_the_key(project: ProjectCopy) -> None:
+    project.edit_config("alpha = 0.05\npower = 0.8\nexpected_effect = 0.05", "alhpa = 0.05")
+    done = project.run("run")
+    assert done.returncode == 2
+    assert "'vars.experiments.spring_voucher.alhpa' is not a known key (did you mean 'alpha'?)" in (
+        done.stderr
+    )
