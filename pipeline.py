@@ -4,6 +4,7 @@
     python pipeline.py run --select +stg_customers
     python pipeline.py list                the models in build order, with their inputs
     python pipeline.py show marts.eda_profile
+    python pipeline.py report              write warehouse/report.html from the published tables
 
 Exit codes: 0 success, 1 a blocking expectation failed, 2 bad config or input file,
 3 another refresh is running, 4 a model or the project is broken.
@@ -15,11 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.config import DEFAULT_CONFIG_NAME, load_config
+from engine.config import DEFAULT_CONFIG_NAME, Config, load_config
 from engine.console import Console
 from engine.errors import PipelineError
 
 ROOT = Path(__file__).resolve().parent
+REPORT_NAME = "report.html"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
         help="models to build: name, +name (with ancestors), name+ (with descendants), a layer",
     )
     run.add_argument("--quiet", "-q", action="store_true", help="print only errors and the summary")
+    run.add_argument(
+        "--no-report", action="store_true", help="do not write the HTML report after publishing"
+    )
+
+    report = commands.add_parser("report", help="write the HTML report of the published warehouse")
+    report.add_argument("--output", type=Path, help=f"default: {REPORT_NAME} beside the warehouse")
 
     listing = commands.add_parser("list", help="list the models in build order")
     listing.add_argument("--select", "-s", nargs="+", metavar="SELECTOR")
@@ -66,6 +74,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     )
     for table, row in result.reconciliation.items():
         console.info(f"Reconciliation {table}: " + ", ".join(f"{k}={v}" for k, v in row.items()))
+    if result.status == "success" and not args.no_report:
+        _write_report(config, None, console)
     if result.status == "success":
         console.summary(
             f"Done in {result.seconds:.2f}s. {counts}. "
@@ -75,6 +85,22 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.error(f"Error: {result.message}")
         console.error(f"Failed in {result.seconds:.2f}s. {counts}. Run {result.run_id}.")
     return result.exit_code
+
+
+def _write_report(config: Config, output: Path | None, console: Console) -> int:
+    from reporting.report import write_report
+
+    destination = output or config.warehouse_path.with_name(REPORT_NAME)
+    if not config.warehouse_path.exists():
+        console.error(f"No warehouse at {config.warehouse_path} yet: run 'python pipeline.py run'.")
+        return 2
+    written = write_report(config.warehouse_path, destination, config.seed)
+    console.info(f"Report: {written}")
+    return 0
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    return _write_report(load_config(args.config), args.output, console)
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
@@ -123,7 +149,7 @@ def with_pandas_display(frame, console: Console) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(quiet=getattr(args, "quiet", False))
-    handlers = {"run": _run, "list": _list, "show": _show}
+    handlers = {"run": _run, "list": _list, "show": _show, "report": _report}
     try:
         return handlers[args.command](args, console)
     except PipelineError as exc:

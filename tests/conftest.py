@@ -14,7 +14,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
-PROJECT_PARTS = ("pipeline.py", "pipeline.toml", "engine", "sql", "python_models", "expectations")
+PROJECT_PARTS = (
+    "pipeline.py",
+    "pipeline.toml",
+    "engine",
+    "sql",
+    "python_models",
+    "expectations",
+    "reporting",
+)
 
 
 @dataclass

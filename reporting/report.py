@@ -1,0 +1,309 @@
+"""One self-contained HTML report of the published warehouse.
+
+Every number on the page is read from the warehouse, and the statements at the top are generated
+from the tables, so the report cannot contradict the data. Figures are embedded as PNG data URIs:
+the file opens anywhere, with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from reporting import figures
+
+TABLES = {
+    "customers": "select * from marts.dim_customers order by customer_id",
+    "segments": "select * from marts.dim_segments order by segment_id",
+    "reconciliation": "select * from staging.stg_customers_reconciliation",
+    "eda": "select * from marts.eda_profile order by section_order, subject, statistic_order",
+    "selection": "select * from ml.segment_model_selection order by k",
+    "fidelity": "select * from ml.surrogate_fidelity order by depth, segment_id",
+    "rules": "select * from ml.surrogate_rules order by segment_id, support desc",
+    "importance": "select * from ml.feature_importance",
+    "ab": "select * from ml.ab_segment_results order by experiment, scope, segment_id",
+    "ab_summary": "select * from marts.ab_experiment_summary order by experiment",
+    "scaling": "select * from intermediate.int_feature_scaling order by position",
+    "features": "select * from intermediate.int_customer_features",
+    "assignments": "select * from ml.customer_segments",
+    "runs": "select * from meta.runs order by started_at",
+}
+LATEST_EXPECTATIONS = """
+    select table_name, expectation_type, column_name, severity, success, observed_value,
+           unexpected_count
+    from meta.expectation_results
+    where run_id = (select run_id from meta.runs order by started_at desc limit 1)
+    order by success, table_name, expectation_type
+"""
+
+
+@dataclass(frozen=True)
+class Headline:
+    key: str  # data-key on the page, so a test can compare the figure with the warehouse
+    value: str
+    text: str  # with {value} where the figure goes
+
+
+def read_tables(warehouse: Path) -> dict[str, pd.DataFrame]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = {name: con.sql(sql).to_arrow_table().to_pandas() for name, sql in TABLES.items()}
+        tables["expectations"] = con.sql(LATEST_EXPECTATIONS).to_arrow_table().to_pandas()
+    return tables
+
+
+def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
+    reconciliation = t["reconciliation"].iloc[0]
+    chosen = t["selection"][t["selection"]["is_chosen"]].iloc[0]
+    found = [
+        Headline(
+            "customers_staged",
+            str(int(reconciliation["staged_rows"])),
+            f"{{value}} customers staged from {int(reconciliation['raw_rows'])} raw rows "
+            f"({int(reconciliation['rejected_rows'])} rejected with reasons, "
+            f"{int(reconciliation['collapsed_rows'])} exact duplicates collapsed).",
+        ),
+        Headline(
+            "chosen_k",
+            str(int(chosen["k"])),
+            f"{{value}} segments: silhouette {chosen['silhouette']:.3f}, bootstrap stability "
+            f"{chosen['stability_ari_mean']:.2f} ± {chosen['stability_ari_std']:.2f} "
+            f"(rule: {chosen['selection_rule']}).",
+        ),
+    ]
+    overall = t["importance"][(t["importance"]["scope"] == "all")]
+    permutation = overall[overall["method"] == "permutation"].sort_values("rank").iloc[0]
+    found.append(
+        Headline(
+            "top_feature_importance",
+            f"{permutation['importance']:.2f}",
+            f"{figures._label(permutation['feature'])} separates the segments most: "
+            f"permutation importance {{value}} ± {permutation['importance_std']:.2f}; "
+            f"{permutation['top_feature_note']}.",
+        )
+    )
+    tree = t["fidelity"][(t["fidelity"]["scope"] == "all") & t["fidelity"]["is_chosen"]].iloc[0]
+    found.append(
+        Headline(
+            "surrogate_fidelity",
+            f"{tree['cv_fidelity']:.1%}",
+            f"A decision tree of depth {int(tree['depth'])} ({int(tree['leaves'])} leaves) "
+            "reproduces the segment of {value} of customers on held-out folds.",
+        )
+    )
+    for row in t["ab_summary"].itertuples():
+        found.append(
+            Headline(
+                f"ab_decision_{row.experiment}",
+                str(row.decision),
+                f"Experiment {row.experiment} ({row.metric}, {int(row.users)} users): "
+                f"{{value}} — {row.decision_reason}.",
+            )
+        )
+    checks = t["expectations"]
+    failed = int((~checks["success"]).sum())
+    found.append(
+        Headline(
+            "expectations_passed",
+            str(int(checks["success"].sum())),
+            f"{{value}} of {len(checks)} expectations passed in the latest refresh"
+            + (f"; {failed} did not (all non-blocking)." if failed else "."),
+        )
+    )
+    return found
+
+
+def _surrogate_png(t: dict[str, pd.DataFrame], seed: int) -> bytes:
+    from python_models._surrogate import fit_tree, training_data
+
+    chosen = t["fidelity"][(t["fidelity"]["scope"] == "all") & t["fidelity"]["is_chosen"]].iloc[0]
+    data = training_data(
+        t["features"], t["scaling"], t["assignments"], int(chosen["customers"]), seed
+    )
+    tree = fit_tree(data, int(chosen["depth"]), int(chosen["min_samples_leaf"]), seed)
+    names = t["segments"].set_index("segment_id")["segment_name"]
+    return figures.surrogate_tree(tree, data.features, [names[c] for c in tree.classes_])
+
+
+def _headline_html(headline: Headline) -> str:
+    figure = f'<b data-key="{headline.key}">{html.escape(headline.value)}</b>'
+    return html.escape(headline.text).replace("{value}", figure)
+
+
+def _image(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
+    shown = frame[columns] if columns else frame
+    return shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="")
+
+
+def render(t: dict[str, pd.DataFrame], seed: int) -> str:
+    features = t["scaling"]["feature"].tolist()
+    sections: list[tuple[str, str]] = []
+    items = "".join(f"<li>{_headline_html(h)}</li>" for h in headlines(t))
+    sections.append(("In short", f"<ul class='headlines'>{items}</ul>"))
+    rejected = t["eda"][t["eda"]["section"] == "rejected"]
+    sections.append(
+        (
+            "The data",
+            _image(figures.distributions(t["customers"], features), "feature distributions")
+            + "<h3>Rejected rows by reason</h3>"
+            + (_table(rejected, ["subject", "value"]) if len(rejected) else "<p>None.</p>"),
+        )
+    )
+    sections.append(
+        (
+            "How many segments",
+            _image(figures.k_selection(t["selection"]), "k selection curves")
+            + _table(
+                t["selection"],
+                [
+                    "k",
+                    "inertia",
+                    "silhouette",
+                    "calinski_harabasz",
+                    "davies_bouldin",
+                    "stability_ari_mean",
+                    "stability_ari_std",
+                    "is_elbow",
+                    "is_chosen",
+                ],
+            ),
+        )
+    )
+    sections.append(
+        (
+            "The segments",
+            _image(
+                figures.segment_scatter(t["customers"], "annual_income_k", "spending_score"),
+                "segment scatter",
+            )
+            + _table(
+                t["segments"],
+                [
+                    "segment_id",
+                    "segment_name",
+                    "customers",
+                    "share",
+                    "age_mean",
+                    "annual_income_k_mean",
+                    "spending_score_mean",
+                    "age_index",
+                    "annual_income_k_index",
+                    "spending_score_index",
+                    "female_share",
+                    "mean_silhouette",
+                ],
+            ),
+        )
+    )
+    sections.append(
+        (
+            "Why: the surrogate tree",
+            _image(_surrogate_png(t, seed), "surrogate decision tree")
+            + _table(
+                t["fidelity"],
+                [
+                    "depth",
+                    "scope",
+                    "segment_name",
+                    "customers",
+                    "train_fidelity",
+                    "cv_fidelity",
+                    "leaves",
+                    "is_chosen",
+                ],
+            )
+            + _table(t["rules"], ["segment_name", "rule", "support", "purity", "segment_coverage"]),
+        )
+    )
+    sections.append(
+        (
+            "What drives the segments",
+            _image(figures.importances(t["importance"]), "feature importances")
+            + _table(
+                t["importance"][t["importance"]["scope"] == "all"],
+                ["method", "feature", "importance", "importance_std", "rank", "oob_score"],
+            ),
+        )
+    )
+    experiments = sorted(t["ab"]["experiment"].unique())
+    sections.append(
+        (
+            "Experiments",
+            "".join(
+                _image(figures.forest_plot(t["ab"], e), f"forest plot {e}") for e in experiments
+            )
+            + _table(
+                t["ab"],
+                [
+                    "experiment",
+                    "segment_name",
+                    "users_control",
+                    "users_treatment",
+                    "absolute_lift",
+                    "lift_ci_low",
+                    "lift_ci_high",
+                    "p_value",
+                    "p_value_holm",
+                    "achieved_power",
+                    "mde",
+                    "users_needed",
+                    "srm_p_value",
+                    "decision",
+                ],
+            ),
+        )
+    )
+    sections.append(("Expectations (latest refresh)", _table(t["expectations"])))
+    sections.append(
+        (
+            "Run history",
+            _image(figures.run_history(t["runs"]), "run history")
+            + _table(
+                t["runs"],
+                [
+                    "run_id",
+                    "started_at",
+                    "status",
+                    "models_built",
+                    "rows_rejected",
+                    "expectations_passed",
+                    "expectations_warned",
+                    "seconds",
+                ],
+            ),
+        )
+    )
+    body = "".join(
+        f"<section><h2>{html.escape(title)}</h2>{content}</section>" for title, content in sections
+    )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>Customer segments report</title><style>"
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+        "img{max-width:100%;display:block;margin:1em 0}"
+        "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
+        "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+        ".headlines li{margin:.4em 0}"
+        "</style></head><body><h1>Customer segments</h1>"
+        f"{body}</body></html>"
+    )
+
+
+def write_report(warehouse: Path, destination: Path, seed: int) -> Path:
+    """Render the report from the published warehouse and write it atomically."""
+    page = render(read_tables(warehouse), seed)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
+    partial.write_text(page, encoding="utf-8")
+    os.replace(partial, destination)
+    return destination

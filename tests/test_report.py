@@ -1,0 +1,100 @@
+"""The HTML report, opened in a real headless Chromium: images decode, no console errors, and the
+headline numbers on the page are the warehouse's."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from conftest import ProjectCopy
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def page(built_sample: ProjectCopy, browser: webdriver.Chrome) -> webdriver.Chrome:
+    report = built_sample.warehouse.with_name("report.html")
+    assert report.exists(), "a successful run writes the report"
+    browser.get(report.as_uri())
+    return browser
+
+
+def test_every_image_decodes_and_the_console_is_clean(page: webdriver.Chrome) -> None:
+    images = page.execute_script(
+        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth]);"
+    )
+    assert len(images) >= 8
+    broken = [alt for alt, complete, width in images if not complete or width == 0]
+    assert broken == []
+    errors = [entry for entry in page.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
+    assert page.execute_script("return document.querySelectorAll('img[src^=\"http\"]').length") == 0
+
+
+def _headline(page: webdriver.Chrome, key: str) -> str:
+    return page.execute_script(
+        "return document.querySelector(`[data-key='${arguments[0]}']`).textContent;", key
+    )
+
+
+def test_headline_numbers_equal_the_warehouse(
+    page: webdriver.Chrome, built_sample: ProjectCopy
+) -> None:
+    (staged,) = built_sample.query("select count(*) from staging.stg_customers")[0]
+    assert _headline(page, "customers_staged") == str(staged)
+    (k,) = built_sample.query("select k from ml.segment_model_selection where is_chosen")[0]
+    assert _headline(page, "chosen_k") == str(k)
+    (importance,) = built_sample.query(
+        "select importance from ml.feature_importance "
+        "where scope = 'all' and method = 'permutation' order by rank limit 1"
+    )[0]
+    assert float(_headline(page, "top_feature_importance")) == pytest.approx(importance, abs=0.005)
+    (fidelity,) = built_sample.query(
+        "select cv_fidelity from ml.surrogate_fidelity where is_chosen and scope = 'all'"
+    )[0]
+    assert float(_headline(page, "surrogate_fidelity").rstrip("%")) == pytest.approx(
+        100 * fidelity, abs=0.05
+    )
+    for experiment, decision in built_sample.query(
+        "select experiment, decision from marts.ab_experiment_summary"
+    ):
+        assert _headline(page, f"ab_decision_{experiment}") == decision
+    (passed,) = built_sample.query(
+        "select count(*) filter (where success) from meta.expectation_results"
+    )[0]
+    assert _headline(page, "expectations_passed") == str(passed)
+
+
+def test_report_command_rewrites_the_report(built_sample: ProjectCopy, tmp_path) -> None:
+    output = tmp_path / "again.html"
+    done = built_sample.run("report", "--output", str(output))
+    assert done.returncode == 0, done.stderr
+    text = output.read_text()
+    assert text.startswith("<!doctype html>") and "data:image/png;base64," in text
