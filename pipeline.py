@@ -5,6 +5,8 @@
     python pipeline.py list                the models in build order, with their inputs
     python pipeline.py show marts.eda_profile
     python pipeline.py report              write warehouse/report.html from the published tables
+    python pipeline.py docs                lineage docs and manifest in warehouse/docs
+    python pipeline.py export --format csv the marts as files in warehouse/exports/csv
 
 Exit codes: 0 success, 1 a blocking expectation failed, 2 bad config or input file,
 3 another refresh is running, 4 a model or the project is broken.
@@ -52,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list the models in build order")
     listing.add_argument("--select", "-s", nargs="+", metavar="SELECTOR")
+
+    docs = commands.add_parser("docs", help="write lineage docs and a manifest of every model")
+    docs.add_argument("--output", type=Path, help="folder (default: warehouse/docs)")
+
+    export = commands.add_parser("export", help="write the marts as files, atomically")
+    export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    export.add_argument("--output", type=Path, help="folder (default: warehouse/exports/<format>)")
 
     show = commands.add_parser("show", help="print rows of a published table")
     show.add_argument("table", help="layer.table, e.g. marts.eda_profile")
@@ -103,6 +112,36 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     return _write_report(load_config(args.config), args.output, console)
 
 
+def _docs(args: argparse.Namespace, console: Console) -> int:
+    from engine.docs import write_docs
+    from engine.project import discover
+    from engine.quality import load_suites
+
+    config = load_config(args.config)
+    project = discover(ROOT, config)
+    directory = args.output or config.warehouse_path.with_name("docs")
+    page = write_docs(
+        project, load_suites(ROOT / "expectations"), config.warehouse_path, ROOT, directory
+    )
+    console.summary(f"Docs: {page} (manifest: {page.with_name('manifest.json')})")
+    return 0
+
+
+def _export(args: argparse.Namespace, console: Console) -> int:
+    from engine.exports import export_layer
+
+    config = load_config(args.config)
+    if not config.warehouse_path.exists():
+        console.error(f"No warehouse at {config.warehouse_path} yet: run 'python pipeline.py run'.")
+        return 2
+    directory = args.output or config.warehouse_path.with_name("exports") / args.format
+    written = export_layer(config.warehouse_path, "marts", args.format, directory)
+    for path in written:
+        console.info(f"Wrote {path}")
+    console.summary(f"Exported {len(written)} tables to {directory}")
+    return 0
+
+
 def _list(args: argparse.Namespace, console: Console) -> int:
     from engine.project import discover, select
 
@@ -149,7 +188,14 @@ def with_pandas_display(frame, console: Console) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(quiet=getattr(args, "quiet", False))
-    handlers = {"run": _run, "list": _list, "show": _show, "report": _report}
+    handlers = {
+        "run": _run,
+        "list": _list,
+        "show": _show,
+        "report": _report,
+        "docs": _docs,
+        "export": _export,
+    }
     try:
         return handlers[args.command](args, console)
     except PipelineError as exc:

@@ -46,6 +46,8 @@ class Model:
     query: exp.Query | None = None
     parameters: tuple[str, ...] = ()
     defaults: dict[str, Any] | None = None  # a Python model's PARAMETERS: config keys it takes
+    description: str = ""
+    column_descriptions: dict[str, str] | None = None
 
     @property
     def table(self) -> str:
@@ -94,6 +96,26 @@ def _parse_sql_model(path: Path) -> exp.Query:
     return statements[0]
 
 
+def _leading_comment(text: str) -> str:
+    """The comment lines a SQL file starts with: the model's description."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("--"):
+            break
+        lines.append(stripped.removeprefix("--").strip())
+    return " ".join(lines)
+
+
+def _select_comments(query: exp.Query) -> dict[str, str]:
+    """Trailing comments on the final SELECT's items: the columns' descriptions."""
+    return {
+        item.alias_or_name: " ".join(c.strip() for c in item.comments)
+        for item in query.selects
+        if item.comments
+    }
+
+
 def _sql_references(query: exp.Query) -> list[tuple[str, str]]:
     """(schema, table) pairs the query reads, CTE names and table functions left out."""
     cte_names = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
@@ -106,19 +128,32 @@ def _sql_references(query: exp.Query) -> list[tuple[str, str]]:
     return found
 
 
-def _python_signature(path: Path) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """The parameter names of ``model()`` and the module's PARAMETERS literal, without importing."""
+@dataclass(frozen=True)
+class PythonSignature:
+    parameters: tuple[str, ...]
+    defaults: dict[str, Any]
+    description: str
+    columns: dict[str, str]
+
+
+def _literal(node: ast.AST, path: Path, name: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError as exc:
+        raise ProjectError(f"{path}: {name} must be a literal") from exc
+
+
+def _python_signature(path: Path) -> PythonSignature:
+    """model()'s parameter names, PARAMETERS, COLUMNS and the docstring, without importing."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    defaults: dict[str, Any] = {}
+    literals: dict[str, Any] = {"PARAMETERS": {}, "COLUMNS": {}}
     parameters: tuple[str, ...] | None = None
     for node in tree.body:
         if isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == "PARAMETERS" for t in targets):
-                try:
-                    defaults = ast.literal_eval(node.value)
-                except ValueError as exc:
-                    raise ProjectError(f"{path}: PARAMETERS must be a literal dict") from exc
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in literals and node.value:
+                    literals[target.id] = _literal(node.value, path, target.id)
         if isinstance(node, ast.FunctionDef) and node.name == "model":
             args = node.args
             if args.vararg or args.kwarg:
@@ -126,16 +161,37 @@ def _python_signature(path: Path) -> tuple[tuple[str, ...], dict[str, Any]]:
             parameters = tuple(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
     if parameters is None:
         raise ProjectError(f"{path}: a Python model must define a function named 'model'")
-    return parameters, defaults
+    docstring = (ast.get_docstring(tree) or "").split("\n\n")[0]
+    return PythonSignature(
+        parameters, literals["PARAMETERS"], " ".join(docstring.split()), literals["COLUMNS"]
+    )
 
 
 def discover(root: Path, config: Config) -> Project:
     """Every model under ``root`` (seeds from config, raw sources, SQL, Python) as a DAG."""
     found: list[Model] = [
-        Model(name=n, layer=SEED_LAYER, kind="seed", path=None, inputs=()) for n in SEED_BUILDERS
+        Model(
+            name=n,
+            layer=SEED_LAYER,
+            kind="seed",
+            path=None,
+            inputs=(),
+            description=f"Config values from {config.path.name}, as a table models join to.",
+        )
+        for n in SEED_BUILDERS
     ]
     found += [
-        Model(name=n, layer=SOURCE_LAYER, kind="source", path=None, inputs=())
+        Model(
+            name=n,
+            layer=SOURCE_LAYER,
+            kind="source",
+            path=None,
+            inputs=(),
+            description=(
+                f"Every row of the landing files {', '.join(config.sources[n].files)} as text, "
+                "with its source file, line number and any parse error."
+            ),
+        )
         for n in sorted(config.sources)
     ]
     raw_sql: list[tuple[Path, str, exp.Query]] = []
@@ -143,7 +199,7 @@ def discover(root: Path, config: Config) -> Project:
         for path in sorted((root / "sql" / layer).glob("*.sql")):
             raw_sql.append((path, layer, _parse_sql_model(path)))
     raw_python = [
-        (path, *_python_signature(path))
+        (path, _python_signature(path))
         for path in sorted((root / "python_models").glob("*.py"))
         if not path.name.startswith("_")
     ]
@@ -159,12 +215,12 @@ def discover(root: Path, config: Config) -> Project:
         claim(model.name, f"{model.kind} {model.table}")
     for path, _, _ in raw_sql:
         claim(path.stem, str(path.relative_to(root)))
-    for path, _, _ in raw_python:
+    for path, _ in raw_python:
         claim(path.stem, str(path.relative_to(root)))
 
     layer_of = {m.name: m.layer for m in found}
     layer_of.update({path.stem: layer for path, layer, _ in raw_sql})
-    layer_of.update({path.stem: PYTHON_LAYER for path, _, _ in raw_python})
+    layer_of.update({path.stem: PYTHON_LAYER for path, _ in raw_python})
 
     def resolve(schema: str, table: str, model_path: Path) -> str:
         where = model_path.relative_to(root)
@@ -177,9 +233,20 @@ def discover(root: Path, config: Config) -> Project:
 
     for path, layer, query in raw_sql:
         inputs = tuple(resolve(s, t, path) for s, t in _sql_references(query))
-        found.append(Model(path.stem, layer, "sql", path, inputs, query=query))
-    for path, parameters, defaults in raw_python:
-        tables = [p for p in parameters if p not in RESERVED_PARAMETERS]
+        found.append(
+            Model(
+                path.stem,
+                layer,
+                "sql",
+                path,
+                inputs,
+                query=query,
+                description=_leading_comment(path.read_text(encoding="utf-8")),
+                column_descriptions=_select_comments(query),
+            )
+        )
+    for path, signature in raw_python:
+        tables = [p for p in signature.parameters if p not in RESERVED_PARAMETERS]
         for previous in (t for t in tables if t.startswith(PREVIOUS_PREFIX)):
             resolve("", previous.removeprefix(PREVIOUS_PREFIX), path)
         inputs = tuple(resolve("", t, path) for t in tables if not t.startswith(PREVIOUS_PREFIX))
@@ -190,8 +257,10 @@ def discover(root: Path, config: Config) -> Project:
                 "python",
                 path,
                 inputs,
-                parameters=parameters,
-                defaults=defaults,
+                parameters=signature.parameters,
+                defaults=signature.defaults,
+                description=signature.description,
+                column_descriptions=signature.columns,
             )
         )
 

@@ -270,6 +270,23 @@ def build_model(context: BuildContext, model: Model) -> None:
             _write_table(con, model, result)
 
 
+def _describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """COMMENT ON the table and its described columns, so BI tools show the descriptions."""
+    if model.description:
+        con.execute(statements.comment_on_table(model.layer, model.name, model.description))
+    columns = {
+        row[0]
+        for row in con.execute(
+            "select column_name from duckdb_columns() where schema_name = ? and table_name = ?",
+            [model.layer, model.name],
+        ).fetchall()
+    }
+    for column, text in (model.column_descriptions or {}).items():
+        if column not in columns:
+            raise ModelError(f"{model.path}: describes column '{column}', which it does not write")
+        con.execute(statements.comment_on_column(model.layer, model.name, column, text))
+
+
 def _row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     layer, name = table.split(".", 1)
     return int(con.execute(statements.row_count(layer, name)).fetchall()[0][0])
@@ -374,6 +391,7 @@ class Runner:
                 clock = time.perf_counter()
                 try:
                     build_model(context, model)
+                    _describe(con, model)
                 except ModelError as exc:
                     run.status, run.message = "error", str(exc)
                     run.seconds = time.perf_counter() - clock

@@ -5,6 +5,8 @@ Model and table names come from file names and config keys, so they are quoted, 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlglot import exp
 
 DIALECT = "duckdb"
@@ -58,3 +60,31 @@ def row_count(layer: str, name: str) -> str:
 def select_columns(layer: str, name: str, columns: list[str] | None) -> str:
     projection = [exp.column(c, quoted=True) for c in columns] if columns else [exp.Star()]
     return exp.select(*projection).from_(table_ref(layer, name)).sql(DIALECT)
+
+
+def comment_on_table(layer: str, name: str, text: str) -> str:
+    return exp.Comment(
+        this=table_ref(layer, name), kind="TABLE", expression=exp.Literal.string(text)
+    ).sql(DIALECT)
+
+
+def comment_on_column(layer: str, name: str, column: str, text: str) -> str:
+    target = exp.Column(
+        this=exp.to_identifier(column, quoted=True),
+        table=exp.to_identifier(name, quoted=True),
+        db=exp.to_identifier(layer, quoted=True),
+    )
+    return exp.Comment(this=target, kind="COLUMN", expression=exp.Literal.string(text)).sql(DIALECT)
+
+
+def copy_to(layer: str, name: str, path: Path, file_format: str) -> str:
+    """COPY (SELECT * FROM layer.name) TO 'path' WITH (format ..., header true for CSV)."""
+    parameters = [exp.CopyParameter(this=exp.var("format"), expression=exp.var(file_format))]
+    if file_format == "csv":
+        parameters.append(exp.CopyParameter(this=exp.var("header"), expression=exp.true()))
+    return exp.Copy(
+        this=exp.Subquery(this=exp.select("*").from_(table_ref(layer, name))),
+        kind=False,
+        files=[exp.Literal.string(str(path))],
+        params=parameters,
+    ).sql(DIALECT)

@@ -28,23 +28,23 @@ select
     overall.experiment,
     overall.metric,
     overall.source,
-    overall.decision,
-    overall.decision_reason,
+    overall.decision,  -- ship / don't ship / inconclusive / invalid (sample-ratio mismatch)
+    overall.decision_reason,  -- Why, in words
     overall.users_control + overall.users_treatment as users,
     overall.mean_control,
     overall.mean_treatment,
-    overall.absolute_lift,
-    overall.lift_ci_low,
-    overall.lift_ci_high,
+    overall.absolute_lift,  -- Treatment minus control (rate points or amount)
+    overall.lift_ci_low,  -- Lower bound of the lift's confidence interval
+    overall.lift_ci_high,  -- Upper bound of the lift's confidence interval
     overall.relative_lift,
-    overall.p_value,
-    overall.cuped_lift,
-    overall.variance_reduction,
-    overall.achieved_power,
-    overall.mde,
-    overall.srm_p_value,
-    overall.heterogeneity_p_value,
-    overall.true_effect,
+    overall.p_value,  -- Welch t-test (amounts) or two-proportion test (conversions)
+    overall.cuped_lift,  -- Lift adjusted for the pre-period value (CUPED)
+    overall.variance_reduction,  -- Share of outcome variance removed by CUPED
+    overall.achieved_power,  -- Power to detect the planned effect at this size
+    overall.mde,  -- Minimum detectable effect at this size
+    overall.srm_p_value,  -- Sample-ratio mismatch chi-square p-value (below 0.001 invalidates)
+    overall.heterogeneity_p_value,  -- Cochran's Q p-value: do effects differ across segments?
+    overall.true_effect,  -- For simulations: the true effect the outcomes were drawn with
     segments.segments_analysed,
     segments.segments_ship,
     segments.segments_dont_ship,

@@ -10,18 +10,18 @@ assignments as (
 )
 
 select
-    customers.customer_id,
+    customers.customer_id,  -- Customer id from the landing files
     customers.gender,
     customers.age,
     customers.annual_income_k,
     customers.spending_score,
-    assignments.segment_id,
-    assignments.segment_name,
-    assignments.distance_to_centroid,
-    assignments.silhouette,
-    assignments.runner_up_segment_id,
+    assignments.segment_id,  -- The customer's segment (nearest centroid)
+    assignments.segment_name,  -- The segment's readable name
+    assignments.distance_to_centroid,  -- Distance to the segment centroid in scaled units
+    assignments.silhouette,  -- The customer's silhouette value (-1..1)
+    assignments.runner_up_segment_id,  -- The second-nearest segment
     assignments.runner_up_segment_name,
-    assignments.margin
+    assignments.margin  -- Distance to the runner-up centroid minus distance to the own centroid
 from customers
 left join assignments
     on customers.customer_id = assignments.customer_id

@@ -64,32 +64,32 @@ profiles as (
 )
 
 select
-    profiles.segment_id,
-    profiles.segment_name,
-    profiles.customers,
-    profiles.customers / population.population_customers as share,
-    profiles.mean_silhouette,
+    profiles.segment_id,  -- Stable segment id: kept across refreshes by matching centroids
+    profiles.segment_name,  -- Readable name from the centroid against the population (overridable in config)
+    profiles.customers,  -- Customers in the segment
+    profiles.customers / population.population_customers as share,  -- Share of all segmented customers
+    profiles.mean_silhouette,  -- Mean silhouette of the segment's customers (-1..1, higher is better separated)
     profiles.age_mean,
     profiles.age_q1,
     profiles.age_median,
     profiles.age_q3,
-    100 * profiles.age_mean / population.population_age as age_index,
+    100 * profiles.age_mean / population.population_age as age_index,  -- Mean age as a percentage of the population mean (100 = average)
     profiles.annual_income_k_mean,
     profiles.annual_income_k_q1,
     profiles.annual_income_k_median,
     profiles.annual_income_k_q3,
-    100 * profiles.annual_income_k_mean / population.population_income as annual_income_k_index,
+    100 * profiles.annual_income_k_mean / population.population_income as annual_income_k_index,  -- Mean income as a percentage of the population mean (100 = average)
     profiles.spending_score_mean,
     profiles.spending_score_q1,
     profiles.spending_score_median,
     profiles.spending_score_q3,
-    100 * profiles.spending_score_mean / population.population_score as spending_score_index,
+    100 * profiles.spending_score_mean / population.population_score as spending_score_index,  -- Mean spending score as a percentage of the population mean (100 = average)
     profiles.female_customers,
     profiles.male_customers,
-    profiles.female_customers / profiles.customers as female_share,
-    count(*) over () as segments_in_run,
-    selection.chosen_k,
-    selection.selection_rule
+    profiles.female_customers / profiles.customers as female_share,  -- Share of the segment's customers who are female
+    count(*) over () as segments_in_run,  -- Number of segments in this refresh
+    selection.chosen_k,  -- The k chosen in ml.segment_model_selection
+    selection.selection_rule  -- The rule that chose k
 from profiles
 cross join population
 cross join selection

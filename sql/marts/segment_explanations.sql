@@ -45,14 +45,14 @@ select
     segments.segment_name,
     segments.customers,
     segments.share,
-    coalesce(rules.rules, 'no leaf of the surrogate tree predicts this segment') as rules,
+    coalesce(rules.rules, 'no leaf of the surrogate tree predicts this segment') as rules,  -- The surrogate tree's rules that predict this segment, joined by OR
     coalesce(rules.rule_count, 0) as rule_count,
-    fidelity.cv_fidelity as segment_cv_fidelity,
+    fidelity.cv_fidelity as segment_cv_fidelity,  -- Share of the segment the rules assign correctly on held-out folds
     fidelity.train_fidelity as segment_train_fidelity,
-    overall.overall_cv_fidelity,
-    overall.tree_depth,
-    distinguishing.top_features,
-    distinguishing.top_feature_note
+    overall.overall_cv_fidelity,  -- Share of all customers the rules assign correctly on held-out folds
+    overall.tree_depth,  -- Depth of the surrogate tree
+    distinguishing.top_features,  -- The two features that set the segment apart (permutation importance share)
+    distinguishing.top_feature_note  -- Whether impurity and permutation importance agree on the top feature
 from segments
 left join rules
     on segments.segment_id = rules.segment_id

@@ -1,0 +1,35 @@
+"""Write a layer's tables as Parquet or CSV files for tools that read files.
+
+Each file is written under a temporary name and renamed into place, so a reader of the export
+folder sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from engine import statements
+
+EXTENSIONS = {"parquet": "parquet", "csv": "csv"}
+
+
+def export_layer(warehouse: Path, layer: str, file_format: str, directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = [
+            row[0]
+            for row in con.execute(
+                "select table_name from duckdb_tables() where schema_name = ? order by 1", [layer]
+            ).fetchall()
+        ]
+        for table in tables:
+            target = directory / f"{table}.{EXTENSIONS[file_format]}"
+            partial = directory / f".{target.name}.tmp-{os.getpid()}"
+            con.execute(statements.copy_to(layer, table, partial, file_format))
+            os.replace(partial, target)
+            written.append(target)
+    return written

@@ -1,0 +1,73 @@
+"""Lineage docs, table and column comments in DuckDB, and file exports of the marts."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+
+from conftest import ProjectCopy
+
+
+def test_every_table_carries_its_description_for_bi_tools(built_sample: ProjectCopy) -> None:
+    missing = built_sample.query(
+        "select schema_name || '.' || table_name from duckdb_tables() "
+        "where schema_name <> 'meta' and (comment is null or comment = '')"
+    )
+    assert missing == []
+    (comment,) = built_sample.query(
+        "select comment from duckdb_columns() "
+        "where schema_name = 'marts' and table_name = 'dim_segments' and column_name = 'segment_id'"
+    )[0]
+    assert "stable" in comment.lower()
+
+
+def test_docs_list_every_model_with_lineage_expectations_and_last_run(
+    built_sample: ProjectCopy, tmp_path
+) -> None:
+    done = built_sample.run("docs", "--output", str(tmp_path / "docs"))
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "docs" / "manifest.json").read_text())["models"]
+    assert len(manifest) == built_sample.model_count()
+    customers = manifest["marts.dim_customers"]
+    assert customers["columns"]["customer_id"]["lineage"] == ["staging.stg_customers.customer_id"]
+    assert customers["columns"]["segment_id"]["lineage"] == ["ml.customer_segments.segment_id"]
+    assert set(customers["inputs"]) == {"staging.stg_customers", "ml.customer_segments"}
+    assert (
+        "staging.stg_customers" in manifest["raw.customers"]["outputs"]
+        or manifest["raw.customers"]["outputs"]
+    )
+    assert any(e["type"] == "expect_column_values_to_be_unique" for e in customers["expectations"])
+    assert customers["last_run"]["status"] == "success"
+    assert customers["last_run"]["rows"] == 200
+    page = (tmp_path / "docs" / "index.html").read_text()
+    assert "data:image/png;base64," in page and "id='marts.dim_customers'" in page
+
+
+def test_exports_equal_the_marts_and_leave_no_partial_files(
+    built_sample: ProjectCopy, tmp_path
+) -> None:
+    for file_format in ("parquet", "csv"):
+        folder = tmp_path / file_format
+        done = built_sample.run("export", "--format", file_format, "--output", str(folder))
+        assert done.returncode == 0, done.stderr
+        marts = {
+            r[0]
+            for r in built_sample.query(
+                "select table_name from duckdb_tables() where schema_name = 'marts'"
+            )
+        }
+        assert {p.stem for p in folder.iterdir()} == marts
+        assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+        with duckdb.connect(str(built_sample.warehouse), read_only=True) as con:
+            expected = con.sql("select * from marts.dim_segments order by segment_id").df()
+        if file_format == "parquet":
+            actual = pd.read_parquet(folder / "dim_segments.parquet")
+        else:
+            actual = pd.read_csv(folder / "dim_segments.csv")
+        pd.testing.assert_frame_equal(
+            actual.sort_values("segment_id").reset_index(drop=True),
+            expected,
+            check_dtype=False,
+        )
