@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-report", action="store_true", help="do not write the HTML report after publishing"
     )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild even when no input, model or config changed since the last build",
+    )
 
     report = commands.add_parser("report", help="write the HTML report of the published warehouse")
     report.add_argument("--output", type=Path, help=f"default: {REPORT_NAME} beside the warehouse")
@@ -62,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     export.add_argument("--output", type=Path, help="folder (default: warehouse/exports/<format>)")
 
+    generate = commands.add_parser(
+        "generate", help="write seeded Mall-shaped CSVs and a config for them into a folder"
+    )
+    generate.add_argument("--customers", type=int, required=True)
+    generate.add_argument("--output", type=Path, required=True, help="a new or empty folder")
+    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument(
+        "--dirty-rate", type=float, default=0.0, help="share of rows with defects (0..0.5)"
+    )
+
     show = commands.add_parser("show", help="print rows of a published table")
     show.add_argument("table", help="layer.table, e.g. marts.eda_profile")
     show.add_argument("--limit", type=int, default=20)
@@ -69,10 +84,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from engine.runner import Runner
+    from engine.noop import inputs_fingerprint, try_noop
 
     config = load_config(args.config)
-    result = Runner(ROOT, config, console, args.select).run()
+    fingerprint = inputs_fingerprint(ROOT, config)
+    if not args.select and not args.full_refresh:
+        noop = try_noop(ROOT, config, fingerprint)
+        if noop is not None:
+            console.summary(
+                f"Nothing changed since run {noop.built_by}: recorded no-op run {noop.run_id} "
+                f"in {noop.seconds:.2f}s (--full-refresh rebuilds anyway)."
+            )
+            return 0
+
+    from engine.runner import Runner
+
+    result = Runner(ROOT, config, console, args.select, fingerprint).run()
     passed, warned, failed = result.expectation_counts()
     counts = (
         f"{result.count('success')} models OK, "
@@ -142,6 +169,23 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace, console: Console) -> int:
+    from benchmarks.generate import workspace
+
+    if args.customers < 1 or not 0 <= args.dirty_rate <= 0.5:
+        console.error("--customers must be at least 1 and --dirty-rate between 0 and 0.5")
+        return 2
+    if args.output.exists() and any(args.output.iterdir()):
+        console.error(f"{args.output} is not empty; generate into a new folder")
+        return 2
+    made = workspace(args.config, args.output, args.customers, args.seed, args.dirty_rate)
+    console.summary(
+        f"Wrote {made.raw_rows} rows in {len(made.files)} file(s) to {args.output / 'raw'}; "
+        f"run them with: python pipeline.py --config {args.output / 'pipeline.toml'} run"
+    )
+    return 0
+
+
 def _list(args: argparse.Namespace, console: Console) -> int:
     from engine.project import discover, select
 
@@ -195,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": _report,
         "docs": _docs,
         "export": _export,
+        "generate": _generate,
     }
     try:
         return handlers[args.command](args, console)

@@ -28,6 +28,13 @@ class SourceConfig:
     columns: dict[str, tuple[str, ...]]
     optional: bool = False  # no landing file is fine: the raw table is then empty
 
+    def landing_files(self, raw_dir: Path) -> list[Path]:
+        """The files this source reads, sorted so load order never depends on the file system."""
+        found: set[Path] = set()
+        for pattern in self.files:
+            found.update(p for p in raw_dir.glob(pattern) if p.is_file())
+        return sorted(found)
+
     def canonical_for_header(self, header: str) -> str | None:
         """The canonical column a header spelling maps to, or None for an extra column."""
         wanted = _normalise_header(header)

@@ -30,14 +30,6 @@ class LoadedSource:
     files: tuple[Path, ...]
 
 
-def landing_files(source: SourceConfig, raw_dir: Path) -> list[Path]:
-    """The files a source reads, sorted so the load order never depends on the file system."""
-    found: set[Path] = set()
-    for pattern in source.files:
-        found.update(p for p in raw_dir.glob(pattern) if p.is_file())
-    return sorted(found)
-
-
 def _map_header(header: list[str], source: SourceConfig, path: Path) -> list[str]:
     names: list[str] = []
     for position, raw_name in enumerate(header, start=1):
@@ -111,7 +103,7 @@ def read_source_file(
 
 def load_source(config: Config, source: SourceConfig) -> LoadedSource:
     """Every landing file of one source, unioned by column name, as one Arrow table."""
-    files = landing_files(source, config.raw_dir)
+    files = source.landing_files(config.raw_dir)
     if not files and source.optional:
         empty = {name: pa.array([], pa.string()) for name in (SOURCE_FILE, PARSE_ERROR)}
         empty[LINE_NUMBER] = pa.array([], pa.int64())

@@ -21,6 +21,8 @@ META_TABLES: dict[str, dict[str, pa.DataType]] = {
         "status": pa.string(),
         "selection": pa.string(),
         "config_fingerprint": pa.string(),
+        # Set by full builds only: what a no-op check compares against.
+        "inputs_fingerprint": pa.string(),
         "models_built": pa.int64(),
         "models_failed": pa.int64(),
         "models_skipped": pa.int64(),

@@ -6,15 +6,15 @@ what a failure does: ``critical`` (the default) blocks the publish, ``warning`` 
 recorded and reported only.
 
 GX runs on a pandas frame fetched from DuckDB through Arrow: GX's SQLAlchemy path is broken on
-DuckDB upstream, and the pandas path is fast. GX is imported lazily (it costs seconds), and can be
-warmed up in a background thread while the first models build.
+DuckDB upstream, and the pandas path is fast. GX is imported lazily (it costs seconds); the
+runner validates in a worker process (engine/validation_service.py) so that cost is paid on the
+other core.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,13 +115,6 @@ def _import_gx() -> Any:
     import great_expectations as gx
 
     return gx
-
-
-def warm_up() -> threading.Thread:
-    """Start importing GX in the background; importing it later then costs little or nothing."""
-    thread = threading.Thread(target=_import_gx, name="gx-import", daemon=True)
-    thread.start()
-    return thread
 
 
 def _as_text(value: Any) -> str | None:

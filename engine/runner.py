@@ -31,6 +31,7 @@ from engine.errors import (
 from engine.loader import load_source
 from engine.model_api import ModelResult
 from engine.project import PREVIOUS_PREFIX, Model, Project, discover, model_configs, select
+from engine.validation_service import ValidationService
 
 REJECTED_SUFFIX = "_rejected"
 RECONCILIATION_SUFFIX = "_reconciliation"
@@ -301,6 +302,7 @@ class Runner:
     config: Config
     console: Console
     selectors: list[str] | None = None
+    inputs_fingerprint: str | None = None
 
     def run(self) -> RunResult:
         started = datetime.now(UTC)
@@ -331,8 +333,7 @@ class Runner:
                 raise ProjectError(f"{suite.path}: guards '{table}', which no model builds")
         params = model_configs(project, self.config)
         selected = select(project, self.selectors)
-        if any(t in suites for t in selected):
-            quality.warm_up()
+        validating = any(t in suites for t in selected)
 
         paths = publish.WarehousePaths(self.config.warehouse_path)
         with publish.exclusive_lock(paths):
@@ -340,11 +341,21 @@ class Runner:
                 self.console.info(f"Removed {leftover.name}, left behind by an interrupted run")
             partial = len(selected) < len(project.order)
             build = publish.start_build(paths, result.run_id, copy_published=partial)
+            service = (
+                ValidationService(_expectation_parameters(self.config, params))
+                if validating
+                else None
+            )
             try:
-                ok = self._build_all(build, paths, project, params, selected, suites, result)
+                ok = self._build_all(
+                    build, paths, project, params, selected, suites, result, service
+                )
             except BaseException:
                 publish.discard_build(build)
                 raise
+            finally:
+                if service is not None:
+                    service.close()
             if not ok:
                 publish.discard_build(build)
                 self._raise_failure(result)
@@ -360,6 +371,7 @@ class Runner:
         selected: list[str],
         suites: dict[str, quality.Suite],
         result: RunResult,
+        service: ValidationService | None,
     ) -> bool:
         con = duckdb.connect(str(build))
         has_previous = paths.published.exists()
@@ -374,8 +386,21 @@ class Runner:
                 con.execute(statements.create_schema(layer))
             self._check_unselected_inputs(con, project, selected)
             blocked: set[str] = set()
-            validator: quality.Validator | None = None
+            # Tables go to the validation worker as they are built; results are taken in
+            # before each model starts, so a model whose input failed is skipped once known.
+            runs: dict[str, ModelRun] = {}
+
+            def take(results: list[tuple[str, list[quality.ExpectationResult]]]) -> None:
+                for table, outcomes in results:
+                    result.expectations.extend(outcomes)
+                    self.console.expectation_line(table, outcomes)
+                    if any(o.blocking_failure for o in outcomes):
+                        runs[table].status = "failed_expectations"
+                        blocked.add(table)
+
             for index, table in enumerate(selected, start=1):
+                if service is not None:
+                    take(service.ready())
                 model = project.models[table]
                 run = ModelRun(table=table, layer=model.layer, kind=model.kind, status="skipped")
                 result.models.append(run)
@@ -409,16 +434,13 @@ class Runner:
                 )
                 if table.endswith(RECONCILIATION_SUFFIX):
                     result.reconciliation[table] = _first_row(con, table)
-                if table in suites:
-                    if validator is None:
-                        validator = quality.Validator(_expectation_parameters(self.config, params))
-                    outcomes = self._validate(con, validator, suites[table])
-                    for outcome in outcomes:
-                        result.expectations.append(outcome)
-                    self.console.expectation_line(table, outcomes)
-                    if any(o.blocking_failure for o in outcomes):
-                        run.status = "failed_expectations"
-                        blocked.add(table)
+                if table in suites and service is not None:
+                    runs[table] = run
+                    suite = suites[table]
+                    columns = None if suite.needs_all_columns else sorted(suite.columns) or None
+                    service.submit(suite, _fetch_arrow(con, table, columns))
+            if service is not None:
+                take(service.wait_all())
             if has_previous:
                 con.execute(f"detach {PREVIOUS_CATALOG}")
             if blocked:
@@ -447,13 +469,6 @@ class Runner:
                         f"warehouse; select '+{project.models[table].name}' to build it too"
                     )
 
-    def _validate(
-        self, con: duckdb.DuckDBPyConnection, validator: quality.Validator, suite: quality.Suite
-    ) -> list[quality.ExpectationResult]:
-        columns = None if suite.needs_all_columns else sorted(suite.columns) or None
-        frame = _fetch_arrow(con, suite.table, columns).to_pandas()
-        return validator.validate(suite, frame)
-
     def _record(self, con: duckdb.DuckDBPyConnection, result: RunResult) -> None:
         now = datetime.now(UTC)
         passed, warned, failed = result.expectation_counts()
@@ -468,6 +483,7 @@ class Runner:
                     "status": "success",
                     "selection": " ".join(result.selection) or None,
                     "config_fingerprint": result.config_fingerprint,
+                    "inputs_fingerprint": None if result.selection else self.inputs_fingerprint,
                     "models_built": result.count("success"),
                     "models_failed": 0,
                     "models_skipped": result.count("skipped"),

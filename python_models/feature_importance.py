@@ -3,21 +3,25 @@
 A random forest learns the segments from the features (original units). Impurity importance
 comes from the forest itself (mean and SD over its trees); permutation importance is measured on
 held-out customers (mean and SD over repeats). Both for all segments together and per segment,
-one versus rest: what sets this segment apart. ``importance_share`` is each method's importances
-clipped at zero and scaled to sum to 1 within a scope, so methods can be compared side by side.
+one versus rest — what sets this segment apart: permutation importance by the forest's accuracy
+at telling that segment from the rest, impurity importance from a forest trained on that split.
+``importance_share`` is each method's importances clipped at zero and scaled to sum to 1 within
+a scope, so methods can be compared side by side.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.inspection import permutation_importance
+from sklearn.metrics import make_scorer
 from sklearn.model_selection import train_test_split
 
-from python_models._surrogate import TrainingData, training_data
+from python_models._surrogate import training_data
 
 PARAMETERS = {
     "n_estimators": 100,
@@ -27,35 +31,32 @@ PARAMETERS = {
 }
 
 
-def _scope(
+def one_vs_rest_accuracy(segment: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    """Accuracy at telling one segment from the rest."""
+
+    def accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+        return float(np.mean((truth == segment) == (predicted == segment)))
+
+    return accuracy
+
+
+def _rows(
     scope: str,
     segment_id: int | None,
-    data: TrainingData,
-    target: np.ndarray,
-    config: dict[str, Any],
-    seed: int,
+    features: list[str],
+    impurity: tuple[np.ndarray, np.ndarray],
+    permutation: tuple[np.ndarray, np.ndarray],
+    oob_score: float,
+    held_out_accuracy: float,
 ) -> list[dict[str, Any]]:
-    x_train, x_test, y_train, y_test = train_test_split(
-        data.matrix, target, test_size=config["test_share"], stratify=target, random_state=seed
-    )
-    forest = RandomForestClassifier(
-        n_estimators=config["n_estimators"], oob_score=True, random_state=seed, n_jobs=1
-    ).fit(x_train, y_train)
-    impurity_std = np.std([t.feature_importances_ for t in forest.estimators_], axis=0)
-    permuted = permutation_importance(
-        forest, x_test, y_test, n_repeats=config["permutation_repeats"], random_state=seed
-    )
     rows = []
-    for method, means, stds in (
-        ("impurity", forest.feature_importances_, impurity_std),
-        ("permutation", permuted.importances_mean, permuted.importances_std),
-    ):
+    for method, (means, stds) in (("impurity", impurity), ("permutation", permutation)):
         clipped = np.clip(means, 0, None)
         shares = (
             clipped / clipped.sum() if clipped.sum() > 0 else np.full(len(means), 1 / len(means))
         )
         ranks = pd.Series(means).rank(ascending=False, method="min").astype(int).to_numpy()
-        for f, feature in enumerate(data.features):
+        for f, feature in enumerate(features):
             rows.append(
                 {
                     "scope": scope,
@@ -66,11 +67,22 @@ def _scope(
                     "importance_std": float(stds[f]),
                     "importance_share": float(shares[f]),
                     "rank": int(ranks[f]),
-                    "oob_score": float(forest.oob_score_),
-                    "held_out_accuracy": float(forest.score(x_test, y_test)),
+                    "oob_score": oob_score,
+                    "held_out_accuracy": held_out_accuracy,
                 }
             )
     return rows
+
+
+def _forest(config: dict[str, Any], seed: int) -> RandomForestClassifier:
+    return RandomForestClassifier(
+        n_estimators=config["n_estimators"], oob_score=True, random_state=seed, n_jobs=1
+    )
+
+
+def _impurity(forest: RandomForestClassifier) -> tuple[np.ndarray, np.ndarray]:
+    spread = np.std([tree.feature_importances_ for tree in forest.estimators_], axis=0)
+    return forest.feature_importances_, spread
 
 
 def model(
@@ -88,12 +100,55 @@ def model(
         config["fit_sample_size"],
         seed,
     )
-    jobs = [("all", None, data.labels)] + [
-        ("segment", int(s), (data.labels == s).astype(np.int64)) for s in np.unique(data.labels)
-    ]
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.matrix,
+        data.labels,
+        test_size=config["test_share"],
+        stratify=data.labels,
+        random_state=seed,
+    )
+    forest = _forest(config, seed).fit(x_train, y_train)
+    segments = [int(s) for s in np.unique(data.labels)]
+    # One forest, one set of permutations, every scope's score at once: with several scorers
+    # scikit-learn predicts once per permutation and scores all of them on that prediction.
+    scorers = {"all": "accuracy"} | {
+        f"segment_{s}": make_scorer(one_vs_rest_accuracy(s)) for s in segments
+    }
+    permuted = permutation_importance(
+        forest,
+        x_test,
+        y_test,
+        scoring=scorers,
+        n_repeats=config["permutation_repeats"],
+        random_state=seed,
+    )
+    predicted = forest.predict(x_test)
     results = [
-        _scope(scope, segment, data, target, config, seed) for scope, segment, target in jobs
+        _rows(
+            "all",
+            None,
+            data.features,
+            _impurity(forest),
+            (permuted["all"].importances_mean, permuted["all"].importances_std),
+            float(forest.oob_score_),
+            float(np.mean(predicted == y_test)),
+        )
     ]
+    for segment in segments:
+        # Impurity importance one versus rest needs a forest that learned just that split.
+        binary = _forest(config, seed).fit(x_train, (y_train == segment).astype(np.int64))
+        scores = permuted[f"segment_{segment}"]
+        results.append(
+            _rows(
+                "segment",
+                segment,
+                data.features,
+                _impurity(binary),
+                (scores.importances_mean, scores.importances_std),
+                float(binary.oob_score_),
+                one_vs_rest_accuracy(segment)(y_test, predicted),
+            )
+        )
     table = pd.DataFrame([row for rows in results for row in rows])
     names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
     table["segment_name"] = table["segment_id"].map(names)

@@ -7,6 +7,7 @@ on resamples). The chosen k and the rule that chose it are recorded on every row
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from sklearn.metrics import (
     davies_bouldin_score,
     silhouette_score,
 )
+from threadpoolctl import threadpool_limits
 
 from engine.errors import ConfigError, InputError
 from python_models._segmentation import feature_matrix, feature_names, fit_kmeans, fit_rows
@@ -34,6 +36,8 @@ PARAMETERS = {
     "fit_sample_size": 50_000,
     # Silhouette is O(n^2): above this many fitted rows it is computed on a seeded sample.
     "silhouette_sample_size": 10_000,
+    # Candidate k scored in parallel threads.
+    "workers": 2,
 }
 
 
@@ -105,29 +109,31 @@ def model(
             f"to compare k = {config['k_min']}..{config['k_max']} segments"
         )
 
-    rows = []
-    for k in range(config["k_min"], k_max + 1):
+    def score(k: int) -> dict[str, Any]:
         estimator = fit_kmeans(fitted, k, config["n_init"], seed)
         labels = estimator.labels_
         scores = stability(fitted, labels, k, config["bootstrap_resamples"], config["n_init"], seed)
-        rows.append(
-            {
-                "k": k,
-                "inertia": float(estimator.inertia_),
-                "silhouette": float(
-                    silhouette_score(
-                        fitted,
-                        labels,
-                        sample_size=silhouette_rows if silhouette_rows < fitted.shape[0] else None,
-                        random_state=seed,
-                    )
-                ),
-                "calinski_harabasz": float(calinski_harabasz_score(fitted, labels)),
-                "davies_bouldin": float(davies_bouldin_score(fitted, labels)),
-                "stability_ari_mean": float(scores.mean()),
-                "stability_ari_std": float(scores.std(ddof=1)),
-            }
-        )
+        return {
+            "k": k,
+            "inertia": float(estimator.inertia_),
+            "silhouette": float(
+                silhouette_score(
+                    fitted,
+                    labels,
+                    sample_size=silhouette_rows if silhouette_rows < fitted.shape[0] else None,
+                    random_state=seed,
+                )
+            ),
+            "calinski_harabasz": float(calinski_harabasz_score(fitted, labels)),
+            "davies_bouldin": float(davies_bouldin_score(fitted, labels)),
+            "stability_ari_mean": float(scores.mean()),
+            "stability_ari_std": float(scores.std(ddof=1)),
+        }
+
+    # The candidate k are independent: score them on both cores. k-means' Lloyd loop releases
+    # the GIL, and each fit is limited to one OpenMP thread so the two do not fight.
+    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=config["workers"]) as pool:
+        rows = list(pool.map(score, range(config["k_min"], k_max + 1)))
     table = pd.DataFrame(rows)
     elbow = knee(table["k"].tolist(), table["inertia"].tolist())
     table["is_elbow"] = table["k"] == elbow if elbow is not None else False

@@ -50,7 +50,7 @@ def test_sqlalchemy_client_keeps_working_through_two_refreshes(project: ProjectC
         text=True,
     )
     time.sleep(2.0)
-    first = project.run("run", "-q", "--no-report")
+    first = project.run("run", "-q", "--no-report", "--full-refresh")
     project.write_csv(
         "late.csv",
         "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)\n201,Female,33,70,70\n",

@@ -41,7 +41,7 @@ def test_sample_run_builds_every_layer_and_records_it(project: ProjectCopy) -> N
 
 def test_history_carries_over_between_refreshes(project: ProjectCopy) -> None:
     assert project.run("run", "--quiet").returncode == 0
-    assert project.run("run", "--quiet").returncode == 0
+    assert project.run("run", "--quiet", "--full-refresh").returncode == 0
     assert project.query("select count(distinct run_id) from meta.runs") == [(2,)]
     assert project.query("select count(distinct run_id) from meta.expectation_results") == [(2,)]
     assert project.query("select count(*) from meta.model_runs") == [(2 * project.model_count(),)]

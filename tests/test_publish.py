@@ -62,7 +62,7 @@ def test_readers_keep_answering_through_two_refreshes(project: ProjectCopy) -> N
     stop_file = project.root / "stop-readers"
     readers = {mode: _start_reader(project, mode, stop_file) for mode in ("reconnect", "hold")}
     time.sleep(1.0)
-    first = project.run("run", "-q")
+    first = project.run("run", "-q", "--full-refresh")
     _extra_customer(project)
     second = project.run("run", "-q")
     time.sleep(0.5)
@@ -85,13 +85,13 @@ def test_readers_keep_answering_through_two_refreshes(project: ProjectCopy) -> N
 
 def test_second_refresh_stops_at_once_and_changes_nothing(project: ProjectCopy) -> None:
     assert project.run("run", "-q").returncode == 0
-    first = project.popen("run", "-q")
+    first = project.popen("run", "-q", "--full-refresh")
     lock = project.warehouse.with_name(".segments.duckdb.lock")
     deadline = time.monotonic() + 60
     while not list(project.warehouse.parent.glob(".segments.duckdb.build-*")):
         assert time.monotonic() < deadline, "the first refresh never started building"
         time.sleep(0.01)
-    second = project.run("run", "-q")
+    second = project.run("run", "-q", "--full-refresh")
     first_still_running = first.poll() is None
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
@@ -134,7 +134,7 @@ def test_next_run_removes_what_a_killed_run_left(project: ProjectCopy) -> None:
     stale = project.warehouse.with_name(".segments.duckdb.build-19990101T000000Z-dead00")
     stale.write_bytes(b"half a database")
     stale.with_name(stale.name + ".wal").write_bytes(b"half a log")
-    done = project.run("run")
+    done = project.run("run", "--full-refresh")
     assert done.returncode == 0, done.stderr
     assert "left behind by an interrupted run" in done.stdout
     assert _leftovers(project) == []

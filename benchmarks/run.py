@@ -1,0 +1,214 @@
+"""Benchmark: the full refresh at several sizes, the no-op refresh, and the notebook-style baseline.
+
+    python -m benchmarks.run --sizes 200 100k 1M [--baseline] [--output benchmarks/results]
+
+For each size it generates a seeded workspace (the shipped sample for 200), runs
+``pipeline.py run`` as a user would, and records wall time, peak memory of the whole process tree
+(the builder and its validation worker), per-model seconds and rows per second. It then times a
+no-op refresh, measures how well the sample-fitted segments agree with k-means fitted on all rows
+(adjusted Rand index), and, with --baseline, times the original notebook's approach (pandas, then
+k-means and silhouette on every row, tree and forest on every row) under a time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import psutil
+
+from benchmarks.generate import workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
+SIZES = {"200": 200, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
+BASELINE_SECONDS = 600
+
+
+def _measure(command: list[str], timeout: float) -> tuple[float, int, int | None]:
+    """Wall seconds, peak RSS of the process tree in bytes, exit code (None on time-out)."""
+    started = time.perf_counter()
+    process = psutil.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = 0
+    while process.poll() is None:
+        if time.perf_counter() - started > timeout:
+            for child in process.children(recursive=True):
+                child.kill()
+            process.kill()
+            process.wait()
+            return time.perf_counter() - started, peak, None
+        try:
+            tree = [process, *process.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    output = process.stdout.read().decode() if process.stdout else ""
+    if process.returncode != 0:
+        print(output[-3000:], file=sys.stderr)
+    return time.perf_counter() - started, peak, process.returncode
+
+
+def _workspace(size: int, folder: Path, seed: int) -> Path:
+    if size == 200:
+        (folder / "raw" / "customers").mkdir(parents=True)
+        shutil.copy2(SAMPLE, folder / "raw" / "customers" / SAMPLE.name)
+        text = (ROOT / "pipeline.toml").read_text()
+        for key, value in (
+            ("path", folder / "segments.duckdb"),
+            ("raw_dir", folder / "raw"),
+            ("run_results_dir", folder / "run_results"),
+        ):
+            text = text.replace(
+                next(line for line in text.splitlines() if line.startswith(f"{key} = ")),
+                f"{key} = {json.dumps(str(value))}",
+                1,
+            )
+        (folder / "pipeline.toml").write_text(text)
+    else:
+        workspace(ROOT / "pipeline.toml", folder, size, seed, dirty_rate=0.01)
+    return folder / "pipeline.toml"
+
+
+def _agreement(warehouse: Path, seed: int) -> float:
+    """ARI between the published (sample-fitted) segments and k-means fitted on every row."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.sql(
+            "select f.age_scaled, f.annual_income_k_scaled, f.spending_score_scaled, s.segment_id "
+            "from intermediate.int_customer_features f join ml.customer_segments s "
+            "using (customer_id) order by customer_id"
+        ).fetchnumpy()
+        k = con.execute("select k from ml.segment_model_selection where is_chosen").fetchall()[0][0]
+    import numpy as np
+
+    matrix = np.column_stack(
+        [rows["age_scaled"], rows["annual_income_k_scaled"], rows["spending_score_scaled"]]
+    )
+    full = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(matrix)
+    return float(adjusted_rand_score(full.labels_, rows["segment_id"]))
+
+
+BASELINE = textwrap.dedent(
+    """
+    import glob, sys
+    import pandas as pd
+    from sklearn.cluster import KMeans
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    frame = pd.concat(pd.read_csv(p) for p in sorted(glob.glob(sys.argv[1] + "/*.csv")))
+    frame = frame.apply(pd.to_numeric, errors="coerce").dropna()
+    x = frame[["Age", "Annual Income (k$)", "Spending Score (1-100)"]].to_numpy()
+    scaled = StandardScaler().fit_transform(x)
+    best = None
+    for k in range(2, 11):
+        labels = KMeans(n_clusters=k, n_init=10, random_state=42).fit_predict(scaled)
+        score = silhouette_score(scaled, labels)
+        best = max(best or (score, k, labels), (score, k, labels), key=lambda t: t[0])
+    labels = best[2]
+    DecisionTreeClassifier(max_depth=3, random_state=42).fit(x, labels)
+    RandomForestClassifier(n_estimators=100, random_state=42).fit(x, labels)
+    """
+)
+
+
+def run_size(label: str, seed: int, baseline: bool) -> dict:
+    size = SIZES[label]
+    with tempfile.TemporaryDirectory(prefix=f"bench-{label}-") as tmp:
+        folder = Path(tmp)
+        config = _workspace(size, folder, seed)
+        command = [sys.executable, "pipeline.py", "--config", str(config), "run", "-q"]
+        seconds, peak, code = _measure([*command, "--no-report", "--full-refresh"], 3600)
+        noop_seconds, _, _ = _measure([*command, "--no-report"], 600)
+        warehouse = folder / "segments.duckdb"
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            models = con.execute(
+                "select model, seconds, rows from meta.model_runs where run_id = "
+                "(select run_id from meta.runs where status = 'success' "
+                "order by started_at desc limit 1) order by seconds desc"
+            ).fetchall()
+            (staged,) = con.execute("select count(*) from staging.stg_customers").fetchall()[0]
+        result = {
+            "size": label,
+            "customers": size,
+            "exit_code": code,
+            "seconds": round(seconds, 2),
+            "peak_memory_mib": round(peak / 2**20),
+            "noop_seconds": round(noop_seconds, 2),
+            "rows_per_second": round(staged / seconds),
+            "slowest_models": [
+                {"model": m, "seconds": round(s, 2), "rows": r} for m, s, r in models[:6]
+            ],
+        }
+        if size >= 100_000:
+            result["sample_fit_ari"] = round(_agreement(warehouse, seed), 4)
+        if baseline:
+            raw = folder / "raw" / "customers"
+            base_seconds, base_peak, base_code = _measure(
+                [sys.executable, "-c", BASELINE, str(raw)], BASELINE_SECONDS
+            )
+            result["baseline_seconds"] = round(base_seconds, 2) if base_code == 0 else None
+            result["baseline_note"] = (
+                "finished"
+                if base_code == 0
+                else f"did not finish in {BASELINE_SECONDS} s"
+                if base_code is None
+                else f"failed (exit {base_code})"
+            )
+            result["baseline_peak_memory_mib"] = round(base_peak / 2**20)
+    return result
+
+
+def markdown(results: list[dict]) -> str:
+    lines = [
+        "| customers | full refresh (s) | peak memory (MiB) | no-op (s) | rows/s | sample-fit ARI "
+        "| notebook baseline (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        baseline = r.get("baseline_seconds") or r.get("baseline_note", "not run")
+        lines.append(
+            f"| {r['customers']:,} | {r['seconds']} | {r['peak_memory_mib']} | {r['noop_seconds']} "
+            f"| {r['rows_per_second']:,} | {r.get('sample_fit_ari', '—')} | {baseline} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["200", "100k"], choices=list(SIZES))
+    parser.add_argument("--baseline", action="store_true", help="also time the notebook approach")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    results = []
+    for label in args.sizes:
+        print(f"benchmarking {label} customers …", flush=True)
+        results.append(run_size(label, args.seed, args.baseline))
+        print(json.dumps(results[-1], indent=2), flush=True)
+    table = markdown(results)
+    command = "python -m benchmarks.run --sizes " + " ".join(args.sizes)
+    command += " --baseline" if args.baseline else ""
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "latest.json").write_text(json.dumps(results, indent=2))
+    (args.output / "latest.md").write_text(f"{table}\n\nMeasured with: `{command}`\n")
+    print(table)
+    print(f"\nMeasured with: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
