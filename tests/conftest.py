@@ -22,6 +22,7 @@ PROJECT_PARTS = (
     "python_models",
     "expectations",
     "reporting",
+    "benchmarks",
 )
 
 
