@@ -30,7 +30,7 @@ from benchmarks.generate import workspace
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
 SIZES = {"200": 200, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
-BASELINE_SECONDS = 600
+BASELINE_SECONDS = 300
 
 
 def _measure(command: list[str], timeout: float) -> tuple[float, int, int | None]:

@@ -33,9 +33,11 @@ PARAMETERS = {
     "bootstrap_resamples": 10,
     "n_init": 10,
     # Above this many customers, k-means is fitted on a seeded sample of this size.
-    "fit_sample_size": 50_000,
+    "fit_sample_size": 20_000,
     # Silhouette is O(n^2): above this many fitted rows it is computed on a seeded sample.
-    "silhouette_sample_size": 10_000,
+    "silhouette_sample_size": 4_000,
+    # Bootstrap stability refits k-means many times: above this many rows, on a seeded sample.
+    "stability_sample_size": 5_000,
     # Candidate k scored in parallel threads.
     "workers": 2,
 }
@@ -99,6 +101,7 @@ def model(
     _check(config, matrix.shape[0])
     fitted = matrix[fit_rows(matrix.shape[0], config["fit_sample_size"], seed)]
     silhouette_rows = min(fitted.shape[0], config["silhouette_sample_size"])
+    stable_rows = fit_rows(fitted.shape[0], config["stability_sample_size"], seed)
     # k segments need k distinct customers, and silhouette needs k < the number of them.
     distinct = len(np.unique(fitted, axis=0))
     k_max = min(config["k_max"], distinct - 1)
@@ -112,7 +115,14 @@ def model(
     def score(k: int) -> dict[str, Any]:
         estimator = fit_kmeans(fitted, k, config["n_init"], seed)
         labels = estimator.labels_
-        scores = stability(fitted, labels, k, config["bootstrap_resamples"], config["n_init"], seed)
+        scores = stability(
+            fitted[stable_rows],
+            labels[stable_rows],
+            k,
+            config["bootstrap_resamples"],
+            config["n_init"],
+            seed,
+        )
         return {
             "k": k,
             "inertia": float(estimator.inertia_),
