@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.config import DEFAULT_CONFIG_NAME, Config, load_config
 from engine.console import Console
-from engine.errors import PipelineError
+from engine.errors import InputError, PipelineError
 
 ROOT = Path(__file__).resolve().parent
 REPORT_NAME = "report.html"
@@ -127,16 +127,23 @@ def _write_report(config: Config, output: Path | None, console: Console) -> int:
     from reporting.report import write_report
 
     destination = output or config.warehouse_path.with_name(REPORT_NAME)
-    if not config.warehouse_path.exists():
-        console.error(f"No warehouse at {config.warehouse_path} yet: run 'python pipeline.py run'.")
-        return 2
     written = write_report(config.warehouse_path, destination, config.seed)
     console.info(f"Report: {written}")
     return 0
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
-    return _write_report(load_config(args.config), args.output, console)
+    return _write_report(_published(args.config), args.output, console)
+
+
+def _published(config_path: Path) -> Config:
+    """The config of a warehouse that must already exist (for commands that read it)."""
+    config = load_config(config_path)
+    if not config.warehouse_path.exists():
+        raise InputError(
+            f"no warehouse at {config.warehouse_path} yet: run 'python pipeline.py run' first"
+        )
+    return config
 
 
 def _docs(args: argparse.Namespace, console: Console) -> int:
@@ -157,10 +164,7 @@ def _docs(args: argparse.Namespace, console: Console) -> int:
 def _export(args: argparse.Namespace, console: Console) -> int:
     from engine.exports import export_layer
 
-    config = load_config(args.config)
-    if not config.warehouse_path.exists():
-        console.error(f"No warehouse at {config.warehouse_path} yet: run 'python pipeline.py run'.")
-        return 2
+    config = _published(args.config)
     directory = args.output or config.warehouse_path.with_name("exports") / args.format
     written = export_layer(config.warehouse_path, "marts", args.format, directory)
     for path in written:
@@ -203,16 +207,13 @@ def _show(args: argparse.Namespace, console: Console) -> int:
 
     from engine import statements
 
-    config = load_config(args.config)
-    if not config.warehouse_path.exists():
-        console.error(f"No warehouse at {config.warehouse_path} yet: run 'python pipeline.py run'.")
-        return 2
+    config = _published(args.config)
     layer, _, name = args.table.partition(".")
     if not name:
         console.error(f"'{args.table}': name a table as layer.table, e.g. marts.eda_profile")
         return 2
     with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        query = statements.select_columns(layer, name, None) + f" limit {int(args.limit)}"
+        query = statements.select_columns(layer, name, None, limit=args.limit)
         try:
             frame = con.sql(query).to_arrow_table().to_pandas()
         except duckdb.CatalogException as exc:

@@ -117,12 +117,11 @@ def generate(n: int, directory: Path, seed: int, dirty_rate: float = 0.0) -> Gen
     return result
 
 
-def workspace(config_path: Path, output: Path, n: int, seed: int, dirty_rate: float) -> Generated:
-    """A self-contained folder: generated landing files, and a config whose warehouse lives there.
+def write_config(config_path: Path, output: Path) -> Path:
+    """A copy of the config whose warehouse, landing folder and run results live in ``output``.
 
     Everything else in the config (rules, features, models, experiments) is kept as it is.
     """
-    generated = generate(n, output / "raw" / "customers", seed, dirty_rate)
     text = config_path.read_text(encoding="utf-8")
     for key, value in (
         ("path", output / "segments.duckdb"),
@@ -130,5 +129,13 @@ def workspace(config_path: Path, output: Path, n: int, seed: int, dirty_rate: fl
         ("run_results_dir", output / "run_results"),
     ):
         text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {json.dumps(str(value))}", text, count=1)
-    (output / "pipeline.toml").write_text(text, encoding="utf-8")
+    written = output / "pipeline.toml"
+    written.write_text(text, encoding="utf-8")
+    return written
+
+
+def workspace(config_path: Path, output: Path, n: int, seed: int, dirty_rate: float) -> Generated:
+    """A self-contained folder: generated landing files and a config that points at them."""
+    generated = generate(n, output / "raw" / "customers", seed, dirty_rate)
+    write_config(config_path, output)
     return generated

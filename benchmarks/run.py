@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import psutil
 
-from benchmarks.generate import workspace
+from benchmarks.generate import workspace, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
@@ -58,24 +58,12 @@ def _measure(command: list[str], timeout: float) -> tuple[float, int, int | None
 
 
 def _workspace(size: int, folder: Path, seed: int) -> Path:
-    if size == 200:
-        (folder / "raw" / "customers").mkdir(parents=True)
-        shutil.copy2(SAMPLE, folder / "raw" / "customers" / SAMPLE.name)
-        text = (ROOT / "pipeline.toml").read_text()
-        for key, value in (
-            ("path", folder / "segments.duckdb"),
-            ("raw_dir", folder / "raw"),
-            ("run_results_dir", folder / "run_results"),
-        ):
-            text = text.replace(
-                next(line for line in text.splitlines() if line.startswith(f"{key} = ")),
-                f"{key} = {json.dumps(str(value))}",
-                1,
-            )
-        (folder / "pipeline.toml").write_text(text)
-    else:
+    if size != 200:
         workspace(ROOT / "pipeline.toml", folder, size, seed, dirty_rate=0.01)
-    return folder / "pipeline.toml"
+        return folder / "pipeline.toml"
+    (folder / "raw" / "customers").mkdir(parents=True)
+    shutil.copy2(SAMPLE, folder / "raw" / "customers" / SAMPLE.name)
+    return write_config(ROOT / "pipeline.toml", folder)
 
 
 def _agreement(warehouse: Path, seed: int) -> float:
@@ -110,8 +98,8 @@ BASELINE = textwrap.dedent(
     from sklearn.tree import DecisionTreeClassifier
 
     frame = pd.concat(pd.read_csv(p) for p in sorted(glob.glob(sys.argv[1] + "/*.csv")))
-    frame = frame.apply(pd.to_numeric, errors="coerce").dropna()
-    x = frame[["Age", "Annual Income (k$)", "Spending Score (1-100)"]].to_numpy()
+    columns = ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
+    x = frame[columns].apply(pd.to_numeric, errors="coerce").dropna().to_numpy()
     scaled = StandardScaler().fit_transform(x)
     best = None
     for k in range(2, 11):

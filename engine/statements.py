@@ -57,9 +57,12 @@ def row_count(layer: str, name: str) -> str:
     return exp.select(exp.func("count", exp.Star())).from_(table_ref(layer, name)).sql(DIALECT)
 
 
-def select_columns(layer: str, name: str, columns: list[str] | None) -> str:
+def select_columns(
+    layer: str, name: str, columns: list[str] | None, limit: int | None = None
+) -> str:
     projection = [exp.column(c, quoted=True) for c in columns] if columns else [exp.Star()]
-    return exp.select(*projection).from_(table_ref(layer, name)).sql(DIALECT)
+    query = exp.select(*projection).from_(table_ref(layer, name))
+    return (query.limit(limit) if limit is not None else query).sql(DIALECT)
 
 
 def comment_on_table(layer: str, name: str, text: str) -> str:

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
+from sqlglot import exp
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
@@ -70,6 +74,19 @@ class ProjectCopy:
     def query(self, sql: str, parameters: list | None = None) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
             return con.execute(sql, parameters or []).fetchall()
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            return con.sql(sql).to_arrow_table().to_pandas()
+
+    def apply_macro(self, macro: str, columns: list[str], points: np.ndarray) -> np.ndarray:
+        """Call a SQL macro of the warehouse on every row of ``points`` (one column each)."""
+        table = pa.table({name: points[:, i] for i, name in enumerate(columns)})
+        call = exp.func(macro, *[exp.column(c) for c in columns])
+        query = exp.select(call).from_("points").sql("duckdb")
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            con.register("points", table)
+            return np.array([row[0] for row in con.execute(query).fetchall()])
 
     def edit_config(self, old: str, new: str) -> None:
         text = self.config.read_text()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -153,8 +152,7 @@ def test_power_figures_agree_with_each_other() -> None:
 
 
 def _results(project: ProjectCopy) -> pd.DataFrame:
-    with duckdb.connect(str(project.warehouse), read_only=True) as con:
-        return con.sql("select * from ml.ab_segment_results").to_arrow_table().to_pandas()
+    return project.frame("select * from ml.ab_segment_results")
 
 
 def test_adjusted_p_values_match_statsmodels(built_sample: ProjectCopy) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 import sqlglot
 from sklearn.ensemble import RandomForestClassifier
@@ -20,21 +18,16 @@ SEED = 42
 FEATURES = ["age", "annual_income_k", "spending_score"]
 
 
-def frame(project: ProjectCopy, sql: str) -> pd.DataFrame:
-    with duckdb.connect(str(project.warehouse), read_only=True) as con:
-        return con.sql(sql).to_arrow_table().to_pandas()
-
-
 def labelled(project: ProjectCopy) -> tuple[np.ndarray, np.ndarray]:
     """Features in original units and the published segment of every customer, by id."""
-    customers = frame(project, "select * from marts.dim_customers order by customer_id")
+    customers = project.frame("select * from marts.dim_customers order by customer_id")
     return customers[FEATURES].to_numpy(dtype=np.float64), customers["segment_id"].to_numpy()
 
 
 def test_depth_is_the_first_that_reaches_the_target(built_sample: ProjectCopy) -> None:
     x, y = labelled(built_sample)
-    ours = frame(
-        built_sample, "select * from ml.surrogate_fidelity where scope = 'all' order by depth"
+    ours = built_sample.frame(
+        "select * from ml.surrogate_fidelity where scope = 'all' order by depth"
     )
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
     expected_depth = None
@@ -57,7 +50,7 @@ def test_depth_is_the_first_that_reaches_the_target(built_sample: ProjectCopy) -
 
 def test_per_segment_fidelity_is_held_out_recall(built_sample: ProjectCopy) -> None:
     x, y = labelled(built_sample)
-    per_segment = frame(built_sample, "select * from ml.surrogate_fidelity where scope = 'segment'")
+    per_segment = built_sample.frame("select * from ml.surrogate_fidelity where scope = 'segment'")
     depth = int(per_segment["depth"].iloc[0])
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
     held_out = cross_val_predict(
@@ -71,20 +64,14 @@ def test_per_segment_fidelity_is_held_out_recall(built_sample: ProjectCopy) -> N
 
 def _surrogate(project: ProjectCopy) -> DecisionTreeClassifier:
     x, y = labelled(project)
-    depth = frame(project, "select depth from ml.surrogate_fidelity where is_chosen limit 1")
+    depth = project.frame("select depth from ml.surrogate_fidelity where is_chosen limit 1")
     return DecisionTreeClassifier(max_depth=int(depth["depth"].iloc[0]), random_state=SEED).fit(
         x, y
     )
 
 
 def _sql_rules(project: ProjectCopy, points: np.ndarray) -> np.ndarray:
-    table = pa.table({name: points[:, i] for i, name in enumerate(FEATURES)})
-    with duckdb.connect(str(project.warehouse), read_only=True) as con:
-        con.register("points", table)
-        rows = con.execute(
-            "select ml.surrogate_segment(age, annual_income_k, spending_score) from points"
-        ).fetchall()
-    return np.array([r[0] for r in rows])
+    return project.apply_macro("ml.surrogate_segment", FEATURES, points)
 
 
 def test_sql_rules_agree_with_the_tree_everywhere(built_sample: ProjectCopy) -> None:
@@ -125,12 +112,12 @@ def test_sql_rules_transpile_to_other_engines(built_sample: ProjectCopy) -> None
 
 
 def test_rules_partition_the_customers_and_cover_their_segments(built_sample: ProjectCopy) -> None:
-    rules = frame(built_sample, "select * from ml.surrogate_rules")
+    rules = built_sample.frame("select * from ml.surrogate_rules")
     assert rules["support"].sum() == 200
     x, y = labelled(built_sample)
     predicted = _surrogate(built_sample).predict(x)
-    fidelity = frame(
-        built_sample, "select * from ml.surrogate_fidelity where scope = 'segment'"
+    fidelity = built_sample.frame(
+        "select * from ml.surrogate_fidelity where scope = 'segment'"
     ).set_index("segment_id")
     for segment, leaves in rules.groupby("segment_id"):
         # The coverage of a segment's leaves adds up to the share of it the tree gets right.
@@ -145,7 +132,7 @@ def test_rules_partition_the_customers_and_cover_their_segments(built_sample: Pr
 
 def test_importance_matches_scikit_learn(built_sample: ProjectCopy) -> None:
     x, y = labelled(built_sample)
-    ours = frame(built_sample, "select * from ml.feature_importance")
+    ours = built_sample.frame("select * from ml.feature_importance")
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=0.3, stratify=y, random_state=SEED
     )
@@ -191,7 +178,7 @@ def test_importance_matches_scikit_learn(built_sample: ProjectCopy) -> None:
 
 
 def test_disagreement_between_methods_is_stated(built_sample: ProjectCopy) -> None:
-    ours = frame(built_sample, "select * from ml.feature_importance")
+    ours = built_sample.frame("select * from ml.feature_importance")
     key = ours["segment_id"].astype("string").fillna("all")
     for _, rows in ours.groupby(key):
         top = {
@@ -207,10 +194,10 @@ def test_disagreement_between_methods_is_stated(built_sample: ProjectCopy) -> No
 
 
 def test_explanations_mart_has_one_tile_per_segment(built_sample: ProjectCopy) -> None:
-    tiles = frame(built_sample, "select * from marts.segment_explanations")
-    segments = frame(built_sample, "select segment_id, segment_name from marts.dim_segments")
+    tiles = built_sample.frame("select * from marts.segment_explanations")
+    segments = built_sample.frame("select segment_id, segment_name from marts.dim_segments")
     assert sorted(tiles["segment_id"]) == sorted(segments["segment_id"])
-    rules = frame(built_sample, "select segment_id, rule from ml.surrogate_rules")
+    rules = built_sample.frame("select segment_id, rule from ml.surrogate_rules")
     for row in tiles.itertuples():
         for rule in rules.loc[rules["segment_id"] == row.segment_id, "rule"]:
             assert rule in row.rules
@@ -224,7 +211,7 @@ def test_lower_target_stops_earlier_and_low_fidelity_warns(project: ProjectCopy)
     done = project.run("run")
     assert done.returncode == 0, done.stderr
     assert "WARN ml.surrogate_fidelity cv_fidelity" in done.stdout
-    fidelity = frame(project, "select * from ml.surrogate_fidelity where scope = 'all'")
+    fidelity = project.frame("select * from ml.surrogate_fidelity where scope = 'all'")
     chosen = fidelity[fidelity["is_chosen"]].iloc[0]
     assert chosen["cv_fidelity"] >= 0.6
     assert (fidelity[fidelity["depth"] < chosen["depth"]]["cv_fidelity"] < 0.6).all()

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import random
 
-import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 from kneed import KneeLocator
 from sklearn.cluster import KMeans
@@ -27,21 +25,16 @@ FEATURES = ["age", "annual_income_k", "spending_score"]
 HEADER = "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)"
 
 
-def frame(project: ProjectCopy, sql: str) -> pd.DataFrame:
-    with duckdb.connect(str(project.warehouse), read_only=True) as con:
-        return con.sql(sql).to_arrow_table().to_pandas()
-
-
 def scaled_matrix(project: ProjectCopy) -> tuple[np.ndarray, np.ndarray]:
     """The matrix the pipeline clusters, recomputed here from staging with numpy."""
-    staged = frame(project, "select * from staging.stg_customers order by customer_id")
+    staged = project.frame("select * from staging.stg_customers order by customer_id")
     values = staged[FEATURES].to_numpy(dtype=np.float64)
     return staged["customer_id"].to_numpy(), (values - values.mean(axis=0)) / values.std(axis=0)
 
 
 def test_model_selection_figures_equal_scikit_learn(built_sample: ProjectCopy) -> None:
     _, matrix = scaled_matrix(built_sample)
-    ours = frame(built_sample, "select * from ml.segment_model_selection order by k")
+    ours = built_sample.frame("select * from ml.segment_model_selection order by k")
     assert ours["k"].tolist() == list(range(2, 11))
     for row in ours.itertuples():
         fit = KMeans(n_clusters=row.k, n_init=10, random_state=SEED).fit(matrix)
@@ -66,7 +59,7 @@ def test_model_selection_figures_equal_scikit_learn(built_sample: ProjectCopy) -
 
 
 def test_elbow_and_chosen_k_follow_the_rule(built_sample: ProjectCopy) -> None:
-    ours = frame(built_sample, "select * from ml.segment_model_selection order by k")
+    ours = built_sample.frame("select * from ml.segment_model_selection order by k")
     knee = KneeLocator(
         ours["k"].tolist(), ours["inertia"].tolist(), curve="convex", direction="decreasing"
     ).knee
@@ -83,10 +76,10 @@ def test_every_customer_once_with_nearest_centroid_and_sklearn_silhouette(
     built_sample: ProjectCopy,
 ) -> None:
     ids, matrix = scaled_matrix(built_sample)
-    segments = frame(built_sample, "select * from ml.customer_segments order by customer_id")
+    segments = built_sample.frame("select * from ml.customer_segments order by customer_id")
     assert segments["customer_id"].tolist() == ids.tolist()
-    centroids = frame(
-        built_sample, "select * from ml.segment_centroids order by segment_id, feature_position"
+    centroids = built_sample.frame(
+        "select * from ml.segment_centroids order by segment_id, feature_position"
     )
     segment_ids = centroids["segment_id"].unique()
     centers = centroids["centroid_scaled"].to_numpy().reshape(len(segment_ids), len(FEATURES))
@@ -113,9 +106,9 @@ def test_every_customer_once_with_nearest_centroid_and_sklearn_silhouette(
 
 def _python_assignment(project: ProjectCopy, points: np.ndarray) -> np.ndarray:
     """Nearest centroid in numpy from the published centroids and scaling."""
-    scaling = frame(project, "select * from intermediate.int_feature_scaling order by position")
-    centroids = frame(
-        project, "select * from ml.segment_centroids order by segment_id, feature_position"
+    scaling = project.frame("select * from intermediate.int_feature_scaling order by position")
+    centroids = project.frame(
+        "select * from ml.segment_centroids order by segment_id, feature_position"
     )
     ids = centroids["segment_id"].unique()
     centers = centroids["centroid_scaled"].to_numpy().reshape(len(ids), len(FEATURES))
@@ -128,13 +121,7 @@ def _python_assignment(project: ProjectCopy, points: np.ndarray) -> np.ndarray:
 
 
 def _sql_assignment(project: ProjectCopy, points: np.ndarray) -> np.ndarray:
-    table = pa.table({name: points[:, i] for i, name in enumerate(FEATURES)})
-    with duckdb.connect(str(project.warehouse), read_only=True) as con:
-        con.register("points", table)
-        rows = con.execute(
-            "select ml.assign_segment(age, annual_income_k, spending_score) from points"
-        ).fetchall()
-    return np.array([r[0] for r in rows])
+    return project.apply_macro("ml.assign_segment", FEATURES, points)
 
 
 def test_sql_scorer_agrees_with_python_on_every_customer(built_sample: ProjectCopy) -> None:
@@ -154,8 +141,8 @@ def test_sql_scorer_agrees_with_python_on_random_and_boundary_points(
         [rng.uniform(10, 80, 5000), rng.uniform(0, 150, 5000), rng.uniform(0, 100, 5000)]
     )
     # Midpoints between every pair of centroids lie on (or within rounding of) a boundary.
-    centroids = frame(
-        built_sample, "select * from ml.segment_centroids order by segment_id, feature_position"
+    centroids = built_sample.frame(
+        "select * from ml.segment_centroids order by segment_id, feature_position"
     )
     ids = centroids["segment_id"].unique()
     original = centroids["centroid_original"].to_numpy().reshape(len(ids), len(FEATURES))
@@ -181,7 +168,7 @@ def test_scorer_transpiles_to_other_engines(built_sample: ProjectCopy) -> None:
 
 
 def test_names_are_unique_and_readable(built_sample: ProjectCopy) -> None:
-    segments = frame(built_sample, "select * from marts.dim_segments order by segment_id")
+    segments = built_sample.frame("select * from marts.dim_segments order by segment_id")
     assert segments["segment_name"].is_unique
     for row in segments.itertuples():
         if row.spending_score_index > 130:
@@ -193,8 +180,8 @@ def test_names_are_unique_and_readable(built_sample: ProjectCopy) -> None:
 
 
 def test_profiles_match_pandas(built_sample: ProjectCopy) -> None:
-    customers = frame(built_sample, "select * from marts.dim_customers")
-    segments = frame(built_sample, "select * from marts.dim_segments").set_index("segment_id")
+    customers = built_sample.frame("select * from marts.dim_customers")
+    segments = built_sample.frame("select * from marts.dim_segments").set_index("segment_id")
     grouped = customers.groupby("segment_id")
     np.testing.assert_allclose(segments["age_mean"], grouped["age"].mean())
     np.testing.assert_allclose(
@@ -213,12 +200,12 @@ def test_profiles_match_pandas(built_sample: ProjectCopy) -> None:
 
 def _tables(project: ProjectCopy) -> dict[str, pd.DataFrame]:
     return {
-        "selection": frame(project, "select * from ml.segment_model_selection order by k"),
-        "centroids": frame(
-            project, "select * from ml.segment_centroids order by segment_id, feature"
+        "selection": project.frame("select * from ml.segment_model_selection order by k"),
+        "centroids": project.frame(
+            "select * from ml.segment_centroids order by segment_id, feature"
         ),
-        "segments": frame(project, "select * from ml.customer_segments order by customer_id"),
-        "profiles": frame(project, "select * from marts.dim_segments order by segment_id"),
+        "segments": project.frame("select * from ml.customer_segments order by customer_id"),
+        "profiles": project.frame("select * from marts.dim_segments order by segment_id"),
     }
 
 
@@ -247,8 +234,8 @@ def test_segment_ids_survive_a_refresh_with_perturbed_data(
         "a.csv", HEADER + "\n" + "\n".join(",".join(r) for r in sample_rows) + "\n"
     )
     assert empty_project.run("run", "-q").returncode == 0
-    before = frame(empty_project, "select * from ml.segment_centroids")
-    old_ids = frame(empty_project, "select customer_id, segment_id from ml.customer_segments")
+    before = empty_project.frame("select * from ml.segment_centroids")
+    old_ids = empty_project.frame("select customer_id, segment_id from ml.customer_segments")
 
     rng = random.Random(9)
     perturbed = []
@@ -268,7 +255,7 @@ def test_segment_ids_survive_a_refresh_with_perturbed_data(
     )
     done = empty_project.run("run", "-q")
     assert done.returncode == 0, done.stderr
-    after = frame(empty_project, "select * from ml.segment_centroids")
+    after = empty_project.frame("select * from ml.segment_centroids")
 
     wide_before = before.pivot(index="segment_id", columns="feature", values="centroid_original")
     wide_after = after.pivot(index="segment_id", columns="feature", values="centroid_original")
@@ -277,16 +264,16 @@ def test_segment_ids_survive_a_refresh_with_perturbed_data(
         nearest = (wide_before - centroid).pow(2).sum(axis=1).idxmin()
         assert nearest == segment_id
 
-    migrations = frame(empty_project, "select * from ml.segment_migrations")
+    migrations = empty_project.frame("select * from ml.segment_migrations")
     left = migrations[migrations["to_segment_id"].isna()]["customers"].sum()
     assert left == 5
     stayed = migrations[~migrations["moved"]]["customers"].sum()
-    new_ids = frame(empty_project, "select customer_id, segment_id from ml.customer_segments")
+    new_ids = empty_project.frame("select customer_id, segment_id from ml.customer_segments")
     same = old_ids.merge(new_ids, on="customer_id")
     assert stayed == (same["segment_id_x"] == same["segment_id_y"]).sum()
     assert stayed >= 0.9 * len(new_ids)
 
-    history = frame(empty_project, "select * from ml.segment_history")
+    history = empty_project.frame("select * from ml.segment_history")
     assert history["run_id"].nunique() == 2
 
 
@@ -294,7 +281,7 @@ def test_fixed_k_new_segment_gets_a_new_id_and_names_can_be_overridden(
     project: ProjectCopy,
 ) -> None:
     assert project.run("run", "-q").returncode == 0
-    first = frame(project, "select segment_id from marts.dim_segments")["segment_id"].tolist()
+    first = project.frame("select segment_id from marts.dim_segments")["segment_id"].tolist()
     k = len(first)
     project.config.write_text(
         project.config.read_text()
@@ -303,13 +290,13 @@ def test_fixed_k_new_segment_gets_a_new_id_and_names_can_be_overridden(
     )
     done = project.run("run", "-q")
     assert done.returncode == 0, done.stderr
-    second = frame(project, "select * from marts.dim_segments")
+    second = project.frame("select * from marts.dim_segments")
     assert len(second) == k + 1
     new = sorted(set(second["segment_id"]) - set(first))
     assert len(new) >= 1 and min(new) > max(first)  # never a recycled id
     renamed = second.loc[second["segment_id"] == first[0], "segment_name"]
     assert renamed.tolist() == ["Our first segment"]
-    rule = frame(project, "select distinct selection_rule from ml.segment_model_selection")
+    rule = project.frame("select distinct selection_rule from ml.segment_model_selection")
     assert rule["selection_rule"].iloc[0].startswith(f"fixed: k = {k + 1}")
 
 
@@ -321,9 +308,9 @@ def test_large_data_path_fits_on_a_sample_and_assigns_everyone(project: ProjectC
     )
     done = project.run("run", "-q")
     assert done.returncode == 0, done.stderr
-    selection = frame(project, "select * from ml.segment_model_selection")
+    selection = project.frame("select * from ml.segment_model_selection")
     assert set(selection["fit_rows"]) == {120} and set(selection["silhouette_rows"]) == {80}
-    segments = frame(project, "select * from ml.customer_segments")
+    segments = project.frame("select * from ml.customer_segments")
     assert len(segments) == 200
     assert set(segments["silhouette_method"]) == {"centroid"}
     assert segments["silhouette"].between(-1, 1).all()
