@@ -67,12 +67,20 @@ def _as_arrow(table: str, rows: list[dict]) -> pa.Table:
     )
 
 
+META_DESCRIPTIONS = {
+    "runs": "One row per published refresh (or recorded no-op): status, counts and seconds.",
+    "model_runs": "One row per model per published refresh: status, rows and seconds.",
+    "expectation_results": "Every expectation checked in a published refresh, with its outcome.",
+}
+
+
 def ensure_meta_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(statements.create_schema(META_LAYER))
     for table in META_TABLES:
         con.register("__meta_empty", _as_arrow(table, []))
         con.execute(statements.create_empty_table_like(META_LAYER, table, "__meta_empty"))
         con.unregister("__meta_empty")
+        con.execute(statements.comment_on_table(META_LAYER, table, META_DESCRIPTIONS[table]))
 
 
 def carry_history(con: duckdb.DuckDBPyConnection, previous: str) -> None:
