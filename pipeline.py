@@ -219,11 +219,11 @@ def _show(args: argparse.Namespace, console: Console) -> int:
         except duckdb.CatalogException as exc:
             console.error(f"'{args.table}': {exc}")
             return 2
-    with_pandas_display(frame, console)
+    _print_frame(frame, console)
     return 0
 
 
-def with_pandas_display(frame, console: Console) -> None:
+def _print_frame(frame, console: Console) -> None:
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 30):

@@ -9,8 +9,6 @@ usual way: copy, append, atomic rename) without importing pandas, scikit-learn o
 from __future__ import annotations
 
 import hashlib
-import json
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ import duckdb
 
 from engine import publish
 from engine.config import Config
+from engine.run_results import new_run_id, write_run_result
 
 CODE_FOLDERS = ("engine", "sql", "python_models", "expectations")
 NOOP_STATUS = "no-op"
@@ -70,7 +69,7 @@ def try_noop(root: Path, config: Config, fingerprint: str) -> NoopRun | None:
         return None
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    run_id = f"{started:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
+    run_id = new_run_id(started)
     with publish.exclusive_lock(paths):
         publish.remove_leftovers(paths)
         same, built_by = _published_fingerprint(paths.published)
@@ -107,9 +106,9 @@ def try_noop(root: Path, config: Config, fingerprint: str) -> NoopRun | None:
 def _write_result(
     config: Config, run_id: str, started: datetime, built_by: str, seconds: float
 ) -> None:
-    directory = config.run_results_dir
-    directory.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(
+    write_run_result(
+        config.run_results_dir,
+        run_id,
         {
             "run_id": run_id,
             "status": NOOP_STATUS,
@@ -120,9 +119,4 @@ def _write_result(
             "seconds": round(seconds, 3),
             "message": f"nothing changed since run {built_by}",
         },
-        indent=2,
     )
-    (directory / f"{run_id}.json").write_text(text, encoding="utf-8")
-    partial = directory / "latest.json.tmp"
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(directory / "latest.json")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
-import secrets
 import time
 import traceback
 import typing
@@ -31,6 +29,7 @@ from engine.errors import (
 from engine.loader import load_source
 from engine.model_api import ModelResult
 from engine.project import PREVIOUS_PREFIX, Model, Project, discover, model_configs, select
+from engine.run_results import new_run_id, write_run_result
 from engine.validation_service import ValidationService
 
 REJECTED_SUFFIX = "_rejected"
@@ -116,10 +115,6 @@ class RunResult:
             ],
             "expectations": [asdict(r) for r in self.expectations],
         }
-
-
-def new_run_id(now: datetime) -> str:
-    return f"{now:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
 
 
 # --- building one model ----------------------------------------------------------------------
@@ -537,12 +532,7 @@ class Runner:
     def _write_run_result(self, result: RunResult) -> None:
         directory = self.config.run_results_dir
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            text = json.dumps(result.to_json(), indent=2, default=str)
-            (directory / f"{result.run_id}.json").write_text(text, encoding="utf-8")
-            latest = directory / "latest.json.tmp"
-            latest.write_text(text, encoding="utf-8")
-            latest.replace(directory / "latest.json")
+            write_run_result(directory, result.run_id, result.to_json())
         except OSError as exc:
             self.console.error(f"could not write the run result to {directory}: {exc}")
 

@@ -28,7 +28,7 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _label(feature: str) -> str:
+def label(feature: str) -> str:
     return FEATURE_LABELS.get(feature, feature)
 
 
@@ -36,7 +36,7 @@ def distributions(customers: pd.DataFrame, features: list[str]) -> bytes:
     figure, axes = plt.subplots(1, len(features), figsize=(4 * len(features), 3.2))
     for axis, feature in zip(np.atleast_1d(axes), features, strict=True):
         axis.hist(customers[feature], bins=20, color="#4C72B0", edgecolor="white")
-        axis.set_xlabel(_label(feature))
+        axis.set_xlabel(label(feature))
         axis.set_ylabel("customers")
     return _png(figure)
 
@@ -68,8 +68,8 @@ def segment_scatter(customers: pd.DataFrame, x: str, y: str) -> bytes:
     figure, axis = plt.subplots(figsize=(8, 5))
     for name, members in customers.groupby("segment_name", sort=True):
         axis.scatter(members[x], members[y], s=18, label=name, alpha=0.8)
-    axis.set_xlabel(_label(x))
-    axis.set_ylabel(_label(y))
+    axis.set_xlabel(label(x))
+    axis.set_ylabel(label(y))
     axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     return _png(figure)
 
@@ -80,7 +80,7 @@ def surrogate_tree(tree: object, features: list[str], class_names: list[str]) ->
     figure, axis = plt.subplots(figsize=(16, 7))
     plot_tree(
         tree,
-        feature_names=[_label(f) for f in features],
+        feature_names=[label(f) for f in features],
         class_names=class_names,
         filled=True,
         impurity=False,
@@ -109,7 +109,7 @@ def importances(importance: pd.DataFrame) -> bytes:
             label=method,
         )
     axis.set_xticks(np.arange(len(features)) + width * (len(methods) - 1) / 2)
-    axis.set_xticklabels([_label(f) for f in features], fontsize=8)
+    axis.set_xticklabels([label(f) for f in features], fontsize=8)
     axis.set_ylabel("importance (± SD)")
     axis.legend()
     return _png(figure)

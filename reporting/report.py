@@ -82,7 +82,7 @@ def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
         Headline(
             "top_feature_importance",
             f"{permutation['importance']:.2f}",
-            f"{figures._label(permutation['feature'])} separates the segments most: "
+            f"{figures.label(permutation['feature'])} separates the segments most: "
             f"permutation importance {{value}} ± {permutation['importance_std']:.2f}; "
             f"{permutation['top_feature_note']}.",
         )
