@@ -145,7 +145,12 @@ def _literal(node: ast.AST, path: Path, name: str) -> Any:
 
 def _python_signature(path: Path) -> PythonSignature:
     """model()'s parameter names, PARAMETERS, COLUMNS and the docstring, without importing."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as exc:
+        raise ProjectError(
+            f"{path}: line {exc.lineno}, column {exc.offset}: Python syntax error: {exc.msg}"
+        ) from exc
     literals: dict[str, Any] = {"PARAMETERS": {}, "COLUMNS": {}}
     parameters: tuple[str, ...] | None = None
     for node in tree.body:

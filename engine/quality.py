@@ -17,11 +17,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ProjectError
+
+if TYPE_CHECKING:  # pandas is imported by whoever validates; not by every command that reports
+    import pandas as pd
 
 BLOCKING_SEVERITY = "critical"
 SEVERITIES = ("critical", "warning", "info")
@@ -137,12 +138,11 @@ def _error_message(exception_info: Any) -> str | None:
 class Validator:
     """One ephemeral GX context per run, validating pandas frames against suites."""
 
-    def __init__(self, parameters: dict[str, Any]):
+    def __init__(self) -> None:
         gx = _import_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self._gx = gx
-        self._parameters = parameters
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(
             globally=False, metric_calculations=False
@@ -152,7 +152,10 @@ class Validator:
             "table"
         ).add_batch_definition_whole_dataframe("whole_table")
 
-    def validate(self, suite: Suite, frame: pd.DataFrame) -> list[ExpectationResult]:
+    def validate(
+        self, suite: Suite, frame: pd.DataFrame, parameters: dict[str, Any]
+    ) -> list[ExpectationResult]:
+        """Run ``suite`` on ``frame``; ``parameters`` fill the suite's $PARAMETER references."""
         gx = self._gx
         document = {
             k: v for k, v in suite.document.items() if k in ("name", "expectations", "meta")
@@ -172,7 +175,7 @@ class Validator:
                 )
             known.remove(expectation["type"])
         batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        outcome = batch.validate(gx_suite, expectation_parameters=self._parameters)
+        outcome = batch.validate(gx_suite, expectation_parameters=parameters)
         results = []
         for item in outcome.results:
             configuration = item.expectation_config

@@ -296,6 +296,7 @@ class Runner:
     root: Path
     config: Config
     console: Console
+    validation: ValidationService
     selectors: list[str] | None = None
     inputs_fingerprint: str | None = None
 
@@ -336,21 +337,23 @@ class Runner:
                 self.console.info(f"Removed {leftover.name}, left behind by an interrupted run")
             partial = len(selected) < len(project.order)
             build = publish.start_build(paths, result.run_id, copy_published=partial)
-            service = (
-                ValidationService(_expectation_parameters(self.config, params))
-                if validating
-                else None
-            )
+            service = self.validation
+            if not validating and service is not None:
+                service.close()  # nothing selected has a suite: free the other core now
             try:
                 ok = self._build_all(
-                    build, paths, project, params, selected, suites, result, service
+                    build,
+                    paths,
+                    project,
+                    params,
+                    selected,
+                    suites,
+                    result,
+                    service if validating else None,
                 )
             except BaseException:
                 publish.discard_build(build)
                 raise
-            finally:
-                if service is not None:
-                    service.close()
             if not ok:
                 publish.discard_build(build)
                 self._raise_failure(result)
@@ -381,6 +384,7 @@ class Runner:
                 con.execute(statements.create_schema(layer))
             self._check_unselected_inputs(con, project, selected)
             blocked: set[str] = set()
+            expectations_params = _expectation_parameters(self.config, params)
             # Tables go to the validation worker as they are built; results are taken in
             # before each model starts, so a model whose input failed is skipped once known.
             runs: dict[str, ModelRun] = {}
@@ -433,7 +437,7 @@ class Runner:
                     runs[table] = run
                     suite = suites[table]
                     columns = None if suite.needs_all_columns else sorted(suite.columns) or None
-                    service.submit(suite, _fetch_arrow(con, table, columns))
+                    service.submit(suite, _fetch_arrow(con, table, columns), expectations_params)
             if service is not None:
                 take(service.wait_all())
             if has_previous:

@@ -1,10 +1,11 @@
 """Great Expectations in a second process, so validation runs on the other core.
 
 GX takes seconds to import and its pandas metrics hold the GIL; in the builder's process it would
-stall every model behind it (and importing it on a thread races other imports). Here a spawned
-worker imports GX while the first models build, then validates each table it is sent (Arrow IPC
-bytes of the columns its suite reads) and sends the results back. The worker exits when the
-builder asks it to, or by itself when the builder has died.
+stall every model behind it (and importing it on a thread races other imports). The worker is
+started as soon as a run knows it will build — before the builder imports DuckDB or any model —
+so GX's import overlaps the whole build. It validates each table it is sent (Arrow IPC bytes of
+the columns its suite reads) and sends the results back. The worker exits when the builder asks
+it to, or by itself when the builder has died.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pandas  # noqa: F401  (imported before the fork, so the worker starts with it loaded)
 import pyarrow as pa
 
 from engine.errors import ProjectError
@@ -31,10 +34,10 @@ def _to_ipc(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _serve(parameters: dict[str, Any], requests: Any, responses: Any, parent: int) -> None:
+def _serve(requests: Any, responses: Any, parent: int) -> None:
     from engine.quality import Validator
 
-    validator = Validator(parameters)
+    validator = Validator()
     while True:
         try:
             request = requests.get(timeout=PARENT_CHECK_SECONDS)
@@ -44,31 +47,49 @@ def _serve(parameters: dict[str, Any], requests: Any, responses: Any, parent: in
             continue
         if request is None:
             return
-        table, path, document, data = request
+        table, path, document, parameters, data = request
         frame = pa.ipc.open_stream(data).read_all().to_pandas()
         try:
-            outcomes = validator.validate(Suite(table, Path(path), document), frame)
+            outcomes = validator.validate(Suite(table, Path(path), document), frame, parameters)
             responses.put((table, [asdict(o) for o in outcomes], None))
         except ProjectError as exc:
             responses.put((table, [], str(exc)))
 
 
+def _start_method() -> str:
+    # fork hands the worker this process's imports (pandas, pyarrow: about half a second of the
+    # other core's time); it is started before DuckDB or any model has started a thread. macOS
+    # and Windows libraries are not fork-safe, so they spawn.
+    return "fork" if sys.platform == "linux" else "spawn"
+
+
 class ValidationService:
-    def __init__(self, parameters: dict[str, Any]):
-        context = multiprocessing.get_context("spawn")
+    """The GX worker, started now; ``close`` it (or use ``with``) when the run is over."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context(_start_method())
         self._requests = context.Queue()
         self._responses = context.Queue()
         self._outstanding = 0
         self._process = context.Process(
             target=_serve,
-            args=(parameters, self._requests, self._responses, os.getpid()),
+            args=(self._requests, self._responses, os.getpid()),
             name="gx-validation",
             daemon=True,
         )
         self._process.start()
 
-    def submit(self, suite: Suite, table: pa.Table) -> None:
-        self._requests.put((suite.table, str(suite.path), suite.document, _to_ipc(table)))
+    def __enter__(self) -> ValidationService:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def submit(self, suite: Suite, table: pa.Table, parameters: dict[str, Any]) -> None:
+        """Validate ``table`` against ``suite``; ``parameters`` fill the suite's $PARAMETERs."""
+        self._requests.put(
+            (suite.table, str(suite.path), suite.document, parameters, _to_ipc(table))
+        )
         self._outstanding += 1
 
     def _receive(self, block: bool) -> tuple[str, list[ExpectationResult]]:
@@ -105,8 +126,12 @@ class ValidationService:
         return [self._receive(block=True) for _ in range(self._outstanding)]
 
     def close(self) -> None:
-        if self._process.is_alive():
+        """Stop the worker; a worker with nothing left to do is killed rather than waited for."""
+        if self._process.is_alive() and self._outstanding == 0:
+            self._process.kill()
+        elif self._process.is_alive():
             self._requests.put(None)
             self._process.join(timeout=10)
         if self._process.is_alive():
             self._process.kill()
+        self._process.join()

@@ -7,6 +7,8 @@ on resamples). The chosen k and the rule that chose it are recorded on every row
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,8 +40,9 @@ PARAMETERS = {
     "silhouette_sample_size": 4_000,
     # Bootstrap stability refits k-means many times: above this many rows, on a seeded sample.
     "stability_sample_size": 5_000,
-    # Candidate k scored in parallel threads.
+    # Candidate k scored in this many threads once the fit sample has parallel_min_rows rows.
     "workers": 2,
+    "parallel_min_rows": 5_000,
 }
 
 
@@ -81,9 +84,43 @@ def stability(
     return scores
 
 
-def knee(ks: list[int], inertias: list[float]) -> int | None:
-    from kneed import KneeLocator
+def _score_in_threads(
+    score: Callable[[int], dict[str, Any]], candidates: range, workers: int
+) -> list[dict[str, Any]]:
+    """Score the candidate k in parallel: k-means' Lloyd loop releases the GIL.
 
+    Each fit is held to one OpenMP thread, set inside the worker thread because OpenMP's
+    thread count is a per-thread setting, so two fits use two cores rather than fighting.
+    """
+
+    def limited(k: int) -> dict[str, Any]:
+        with threadpool_limits(limits=1):
+            return score(k)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(limited, candidates))
+
+
+def _knee_locator() -> type:
+    """kneed's KneeLocator, imported without the half second kneed spends importing pyplot.
+
+    kneed imports matplotlib.pyplot eagerly for plot helpers this model never calls, and treats
+    an ImportError as "no matplotlib"; a None entry in sys.modules is exactly that ImportError.
+    """
+    if "matplotlib.pyplot" in sys.modules:
+        from kneed import KneeLocator
+
+        return KneeLocator
+    sys.modules["matplotlib.pyplot"] = None  # type: ignore[assignment]
+    try:
+        from kneed import KneeLocator
+    finally:
+        del sys.modules["matplotlib.pyplot"]
+    return KneeLocator
+
+
+def knee(ks: list[int], inertias: list[float]) -> int | None:
+    KneeLocator = _knee_locator()
     if len(ks) < 3:
         return None
     found = KneeLocator(ks, inertias, curve="convex", direction="decreasing").knee
@@ -140,10 +177,13 @@ def model(
             "stability_ari_std": float(scores.std(ddof=1)),
         }
 
-    # The candidate k are independent: score them on both cores. k-means' Lloyd loop releases
-    # the GIL, and each fit is limited to one OpenMP thread so the two do not fight.
-    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=config["workers"]) as pool:
-        rows = list(pool.map(score, range(config["k_min"], k_max + 1)))
+    candidates = range(config["k_min"], k_max + 1)
+    if config["workers"] > 1 and fitted.shape[0] >= config["parallel_min_rows"]:
+        rows = _score_in_threads(score, candidates, config["workers"])
+    else:
+        # Small fits are all per-call overhead under the GIL: threads only add contention.
+        with threadpool_limits(limits=1):
+            rows = [score(k) for k in candidates]
     table = pd.DataFrame(rows)
     elbow = knee(table["k"].tolist(), table["inertia"].tolist())
     table["is_elbow"] = table["k"] == elbow if elbow is not None else False

@@ -92,6 +92,14 @@ def test_two_models_writing_one_table(tmp_path: Path, config: Config) -> None:
         discover(make_project(tmp_path, files), config)
 
 
+def test_python_model_with_a_syntax_error_names_file_and_line(
+    tmp_path: Path, config: Config
+) -> None:
+    files = {**BASE, "python_models/ml_c.py": "def model(int_b):\n    return int_b +\n"}
+    with pytest.raises(ProjectError, match=r"ml_c\.py: line 2, column \d+: Python syntax error"):
+        discover(make_project(tmp_path, files), config)
+
+
 def test_python_model_parameter_naming_an_unknown_table(tmp_path: Path, config: Config) -> None:
     files = {**BASE, "python_models/ml_c.py": "def model(int_bee):\n    return int_bee\n"}
     with pytest.raises(ProjectError, match=r"ml_c\.py: reads unknown table 'int_bee'"):
