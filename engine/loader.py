@@ -1,18 +1,25 @@
 """Load landing CSVs into the ``raw`` layer: every row as text, with its file and line number.
 
-Python's csv module does the parsing because it reports the physical line a record started on
-(quoted fields may span lines) and handles BOMs, CRLF and quoting the way spreadsheets write them.
+Two readers, one result. A file with no quote character after its header cannot have a record
+spanning lines, so record n is on line n + 1: Arrow's CSV reader parses it at C speed and hands
+back the rows with the wrong number of fields, with their line numbers. Any other file goes
+through Python's csv module, which reports the physical line a record started on (quoted fields
+may span lines) and handles quoting the way spreadsheets write it. Both handle BOMs and CRLF, and
+a file Arrow will not read (bad UTF-8, say) is read by the csv module, whose error names the line.
 Headers are mapped to canonical names here, so every model downstream sees one spelling.
 """
 
 from __future__ import annotations
 
 import csv
+import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from engine.config import Config, SourceConfig
 from engine.errors import InputError
@@ -72,16 +79,42 @@ def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
             ) from exc
 
 
-def read_source_file(
-    path: Path, source: SourceConfig, relative_name: str
-) -> tuple[list[str], dict[str, list]]:
-    """Parse one landing file into canonical column lists (text values)."""
-    records = _records(path)
+def _read_header(path: Path) -> list[str]:
     try:
-        _, header = next(records)
+        _, header = next(_records(path))
     except StopIteration:
         raise InputError(f"{path}: the file is empty; expected a header line") from None
-    names = _map_header(header, source, path)
+    return header
+
+
+def _malformed(fields: list[str], width: int) -> tuple[list[str | None], str]:
+    """A record with the wrong number of fields, padded or cut to width, and what was wrong."""
+    extra = f" (extra: {fields[width:]!r})" if len(fields) > width else ""
+    message = f"expected {width} fields, found {len(fields)}{extra}"
+    return (list(fields) + [None] * width)[:width], message
+
+
+def _file_column(relative_name: str, rows: int) -> pa.Array:
+    """The file name on every row, stored once (DuckDB reads it as VARCHAR)."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, dtype=np.int32)), pa.array([relative_name])
+    )
+
+
+def _table(names: list[str], columns: dict[str, list], relative_name: str) -> pa.Table:
+    lines = columns[LINE_NUMBER]
+    arrays = {
+        SOURCE_FILE: _file_column(relative_name, len(lines)),
+        LINE_NUMBER: pa.array(lines, pa.int64()),
+        PARSE_ERROR: pa.array(columns[PARSE_ERROR], pa.string()),
+    }
+    arrays.update({n: pa.array(columns[n], pa.string()) for n in names})
+    return pa.table(arrays)
+
+
+def _read_with_csv_module(path: Path, names: list[str], relative_name: str) -> pa.Table:
+    records = _records(path)
+    next(records)  # the header, already mapped
     columns: dict[str, list] = {n: [] for n in (*LINEAGE_COLUMNS, *names)}
     width = len(names)
     value_columns = [columns[n] for n in names]
@@ -91,14 +124,93 @@ def read_source_file(
         lines.append(line)
         if len(fields) == width:
             errors.append(None)
+            values: list[str | None] = fields
         else:
-            extra = f" (extra: {fields[width:]!r})" if len(fields) > width else ""
-            errors.append(f"expected {width} fields, found {len(fields)}{extra}")
-            fields = (fields + [None] * width)[:width]
-        for column, value in zip(value_columns, fields, strict=True):
+            values, message = _malformed(fields, width)
+            errors.append(message)
+        for column, value in zip(value_columns, values, strict=True):
             column.append(value)
-    columns[SOURCE_FILE] = [relative_name] * len(lines)
-    return names, columns
+    return _table(names, columns, relative_name)
+
+
+def _one_record_per_line(path: Path, width: int) -> bool:
+    """No quote after the header and no blank line: every line after the header is a record.
+
+    Blank lines are left to the csv module because Arrow reads one as a row of empty fields,
+    which cannot be told apart from a row of commas.
+    """
+    if width < 2 or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        header_end = data.find(b"\n")
+        return (
+            header_end >= 0
+            and data.find(b'"', header_end) < 0
+            and all(data.find(blank) < 0 for blank in (b"\n\n", b"\n\r\n", b"\r\r"))
+        )
+
+
+def _read_with_arrow(path: Path, names: list[str], relative_name: str) -> pa.Table | None:
+    """The file through Arrow's CSV reader, or None when Arrow will not read it."""
+    wrong_width: list[tuple[int, str]] = []
+
+    def keep_aside(row: pa_csv.InvalidRow) -> str:
+        wrong_width.append((row.number, row.text))
+        return "skip"
+
+    try:
+        table = pa_csv.read_csv(
+            path,
+            # One thread: Arrow knows a bad row's line number only when it reads serially.
+            read_options=pa_csv.ReadOptions(use_threads=False, column_names=names, skip_rows=1),
+            parse_options=pa_csv.ParseOptions(quote_char=False, invalid_row_handler=keep_aside),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowException:
+        return None
+    if any(number is None for number, _ in wrong_width):
+        return None
+    records = table.num_rows + len(wrong_width)
+    lines = np.arange(2, records + 2, dtype=np.int64)
+    lines = np.delete(lines, np.array([n for n, _ in wrong_width], dtype=np.int64) - 2)
+    good = pa.table(
+        {
+            SOURCE_FILE: _file_column(relative_name, table.num_rows),
+            LINE_NUMBER: pa.array(lines),
+            PARSE_ERROR: pa.nulls(table.num_rows, pa.string()),
+            **{n: table.column(n) for n in names},
+        }
+    )
+    columns: dict[str, list] = {n: [] for n in (*LINEAGE_COLUMNS, *names)}
+    for number, text in wrong_width:
+        fields = next(csv.reader([text.rstrip("\r\n")]), [])
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue  # a line of spaces, skipped as the csv module skips it
+        values, message = _malformed(fields, len(names))
+        columns[LINE_NUMBER].append(number)
+        columns[PARSE_ERROR].append(message)
+        for name, value in zip(names, values, strict=True):
+            columns[name].append(value)
+    bad = _table(names, columns, relative_name)
+    return pa.concat_tables([good, bad])
+
+
+def read_source_file(path: Path, source: SourceConfig, relative_name: str) -> pa.Table:
+    """One landing file as a table of canonical text columns plus its lineage columns."""
+    names = _map_header(_read_header(path), source, path)
+    table = None
+    if _one_record_per_line(path, len(names)):
+        table = _read_with_arrow(path, names, relative_name)
+    if table is None:
+        table = _read_with_csv_module(path, names, relative_name)
+    return table
+
+
+def _column_or_nulls(part: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
+    """A file without an optional column contributes nulls to it."""
+    return part.column(name) if name in part.column_names else pa.nulls(part.num_rows, pa.string())
 
 
 def load_source(config: Config, source: SourceConfig) -> LoadedSource:
@@ -117,18 +229,11 @@ def load_source(config: Config, source: SourceConfig) -> LoadedSource:
             f"(config key 'sources.{source.name}.files')"
         )
     ordered_names: list[str] = list(source.columns)
-    parts: list[tuple[int, dict[str, list]]] = []
+    parts: list[pa.Table] = []
     for path in files:
-        names, columns = read_source_file(path, source, path.relative_to(config.raw_dir).as_posix())
-        ordered_names.extend(n for n in names if n not in ordered_names)
-        parts.append((len(columns[LINE_NUMBER]), columns))
-
-    arrays: dict[str, pa.Array] = {}
-    for name in (*LINEAGE_COLUMNS, *ordered_names):
-        chunks = []
-        for length, columns in parts:
-            values = columns.get(name, [None] * length)
-            kind = pa.int64() if name == LINE_NUMBER else pa.string()
-            chunks.append(pa.array(values, type=kind))
-        arrays[name] = pa.chunked_array(chunks, type=chunks[0].type)
-    return LoadedSource(name=source.name, table=pa.table(arrays), files=tuple(files))
+        part = read_source_file(path, source, path.relative_to(config.raw_dir).as_posix())
+        ordered_names.extend(n for n in part.column_names if n not in ordered_names)
+        parts.append(part)
+    columns = (*LINEAGE_COLUMNS, *(n for n in ordered_names if n not in LINEAGE_COLUMNS))
+    aligned = [pa.table({n: _column_or_nulls(part, n) for n in columns}) for part in parts]
+    return LoadedSource(name=source.name, table=pa.concat_tables(aligned), files=tuple(files))

@@ -132,3 +132,59 @@ def test_load_order_does_not_depend_on_file_creation_order(config: Config) -> No
     land(config, "z.csv", f"{HEADER}\n2,Male,19,15,39\n".encode())
     land(config, "a.csv", f"{HEADER}\n1,Male,19,15,39\n".encode())
     assert [r["_source_file"] for r in rows(config)] == ["customers/a.csv", "customers/z.csv"]
+
+
+def _plain_file_with_every_kind_of_bad_line(seed: int) -> str:
+    """A quote-free file: good rows, ragged rows, lines of spaces, CRLF, a BOM."""
+    import random
+
+    rng = random.Random(seed)
+    lines = ["\ufeff" + HEADER]
+    for number in range(400):
+        kind = rng.random()
+        if kind < 0.08:
+            lines.append("   ")
+        elif kind < 0.12:
+            lines.append(",".join(str(rng.randint(0, 9)) for _ in range(rng.choice([1, 3, 4, 6]))))
+        else:
+            lines.append(
+                f"{number},{rng.choice(['Male', 'Female', ' x '])},{rng.randint(0, 99)},1,2"
+            )
+    ending = rng.choice(["\n", "\r\n"])
+    return ending.join(lines) + rng.choice(["", ending])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_arrow_reader_agrees_with_the_csv_module_on_quote_free_files(
+    config: Config, seed: int
+) -> None:
+    from engine import loader
+
+    path = land(config, "a.csv", _plain_file_with_every_kind_of_bad_line(seed).encode())
+    names = list(config.sources["customers"].columns)
+    assert loader._one_record_per_line(path, len(names))
+    fast = loader._read_with_arrow(path, names, "customers/a.csv")
+    assert fast is not None
+    slow = loader._read_with_csv_module(path, names, "customers/a.csv")
+
+    def in_line_order(table: object) -> list[dict]:
+        return sorted(table.to_pylist(), key=lambda r: r["_line_number"])  # type: ignore[attr-defined]
+
+    assert in_line_order(fast) == in_line_order(slow)
+    assert any(r["_parse_error"] for r in slow.to_pylist())
+
+
+def test_quotes_after_the_header_or_blank_lines_send_the_file_to_the_csv_module(
+    config: Config,
+) -> None:
+    from engine import loader
+
+    plain = land(config, "a.csv", f'"CustomerID",{HEADER[11:]}\n1,Male,19,15,39\n'.encode())
+    quoted = land(config, "b.csv", f'{HEADER}\n1,"Male",19,15,39\n'.encode())
+    assert loader._one_record_per_line(plain, 5)
+    blank = land(
+        config, "c.csv", f"{HEADER}\r\n1,Male,19,15,39\r\n\r\n2,Male,19,15,39\r\n".encode()
+    )
+    assert loader._one_record_per_line(plain, 5)
+    assert not loader._one_record_per_line(quoted, 5)
+    assert not loader._one_record_per_line(blank, 5)
