@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,8 @@ class Config:
     aliases: dict[str, dict[str, str]]
     feature_columns: tuple[str, ...]
     scaling: str
+    # DuckDB's memory_limit for builds ("2GB"); beyond it DuckDB spills to disk. None: DuckDB's.
+    memory_limit: str | None = None
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
@@ -105,7 +108,13 @@ _NUMBER = (int, float)
 _RANGE = {"min": _NUMBER, "max": _NUMBER}
 
 SCHEMA: dict[str, Any] = {
-    "warehouse": {"path": str, "raw_dir": str, "seed": int, "run_results_dir": str},
+    "warehouse": {
+        "path": str,
+        "raw_dir": str,
+        "seed": int,
+        "run_results_dir": str,
+        "memory_limit": str,
+    },
     "sources": _Table(
         {
             "files": _ListOf(str),
@@ -134,6 +143,18 @@ REQUIRED_KEYS = (
     "sources",
     "features.columns",
 )
+
+
+MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)", re.IGNORECASE)
+
+
+def _memory_limit(value: str | None, where: str) -> str | None:
+    if value is not None and not MEMORY_SIZE.fullmatch(value.strip()):
+        raise ConfigError(
+            f"{where}: key 'warehouse.memory_limit' = {value!r} is not a size; "
+            'expected a number and a unit, such as "2GB" or "512MiB"'
+        )
+    return value
 
 
 def _type_name(expected: Any) -> str:
@@ -308,6 +329,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
             root / warehouse.get("run_results_dir", "warehouse/run_results")
         ).resolve(),
         seed=warehouse["seed"],
+        memory_limit=_memory_limit(warehouse.get("memory_limit"), where),
         sources=sources,
         ranges=ranges,
         accepted=accepted,

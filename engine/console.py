@@ -3,12 +3,60 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from engine.quality import ExpectationResult
 
 LINE_WIDTH = 72
+# A step shows a live line only once it has run this long, so quick steps never flicker.
+LIVE_AFTER_SECONDS = 1.0
+LIVE_EVERY_SECONDS = 0.25
+
+
+class Progress:
+    """What a long step reports about itself ("k = 5 of 2..10", "3.0M of 9.9M customers")."""
+
+    def __init__(self) -> None:
+        self.detail = ""
+
+    def update(self, detail: str) -> None:
+        self.detail = detail
+
+
+class _LiveLine:
+    """Rewrites one terminal line with the step's elapsed time and detail until stopped."""
+
+    def __init__(self, out: TextIO, head: str, progress: Progress):
+        self._out, self._head, self._progress = out, head, progress
+        self._started = time.perf_counter()
+        self._stop = threading.Event()
+        self._shown = 0
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self._stop.wait(LIVE_AFTER_SECONDS):
+            return
+        while not self._stop.is_set():
+            elapsed = time.perf_counter() - self._started
+            detail = f" {self._progress.detail}," if self._progress.detail else ""
+            text = f"{self._head} ...{detail} {elapsed:.0f}s"[: LINE_WIDTH + 40]
+            self._out.write("\r" + text.ljust(self._shown))
+            self._out.flush()
+            self._shown = len(text)
+            self._stop.wait(LIVE_EVERY_SECONDS)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._shown:  # blank the live line so the step's result line takes its place
+            self._out.write("\r" + " " * self._shown + "\r")
+            self._out.flush()
 
 
 @dataclass
@@ -27,6 +75,23 @@ class Console:
 
     def error(self, text: str) -> None:
         print(text, file=self.err, flush=True)
+
+    def live(self) -> bool:
+        """Live progress only for a person watching: not under --quiet, not into a pipe or file."""
+        isatty = getattr(self.out, "isatty", None)
+        return not self.quiet and bool(isatty and isatty())
+
+    @contextmanager
+    def step(self, index: int, total: int, table: str) -> Iterator[Progress]:
+        """Around a model's build: on a terminal, a line that shows it is still running."""
+        progress = Progress()
+        head = f"{index:>3} of {total} {'RUN':<5} {table}"
+        line = _LiveLine(self.out, head, progress) if self.live() else None
+        try:
+            yield progress
+        finally:
+            if line is not None:
+                line.stop()
 
     def model_line(
         self, index: int, total: int, status: str, table: str, detail: str, seconds: float

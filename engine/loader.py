@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from engine.config import Config, SourceConfig
+from engine.console import Progress
 from engine.errors import InputError
 
 SOURCE_FILE = "_source_file"
@@ -213,7 +214,9 @@ def _column_or_nulls(part: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
     return part.column(name) if name in part.column_names else pa.nulls(part.num_rows, pa.string())
 
 
-def load_source(config: Config, source: SourceConfig) -> LoadedSource:
+def load_source(
+    config: Config, source: SourceConfig, progress: Progress | None = None
+) -> LoadedSource:
     """Every landing file of one source, unioned by column name, as one Arrow table."""
     files = source.landing_files(config.raw_dir)
     if not files and source.optional:
@@ -230,7 +233,9 @@ def load_source(config: Config, source: SourceConfig) -> LoadedSource:
         )
     ordered_names: list[str] = list(source.columns)
     parts: list[pa.Table] = []
-    for path in files:
+    for number, path in enumerate(files, start=1):
+        if progress is not None:
+            progress.update(f"file {number} of {len(files)}")
         part = read_source_file(path, source, path.relative_to(config.raw_dir).as_posix())
         ordered_names.extend(n for n in part.column_names if n not in ordered_names)
         parts.append(part)

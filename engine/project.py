@@ -30,7 +30,7 @@ LAYER_ORDER = (SEED_LAYER, SOURCE_LAYER, "staging", "intermediate", PYTHON_LAYER
 DIALECT = "duckdb"
 # Parameters a Python model may take that are not tables. ``previous_<table>`` is that table as
 # the last published warehouse had it (None on a first run): not a DAG input.
-RESERVED_PARAMETERS = ("config", "seed", "run_id", "variables")
+RESERVED_PARAMETERS = ("config", "seed", "run_id", "variables", "progress")
 PREVIOUS_PREFIX = "previous_"
 
 Kind = Literal["seed", "source", "sql", "python"]

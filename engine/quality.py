@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,16 @@ if TYPE_CHECKING:  # pandas is imported by whoever validates; not by every comma
     import pandas as pd
 
 BLOCKING_SEVERITY = "critical"
+# These read the column names and nothing else, so they are validated on zero rows.
+SCHEMA_EXPECTATIONS = frozenset(
+    {
+        "expect_column_to_exist",
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_column_count_to_equal",
+        "expect_table_column_count_to_be_between",
+    }
+)
 SEVERITIES = ("critical", "warning", "info")
 
 
@@ -67,24 +78,35 @@ class Suite:
 
     @property
     def columns(self) -> set[str]:
-        """Columns the suite reads, so only those are fetched from DuckDB."""
+        """Names the data expectations may read: their columns and any word of a row_condition.
+
+        A superset is fine (the caller keeps the names the table has); a missing name is not, so
+        a row_condition contributes every identifier in it.
+        """
         found: set[str] = set()
-        for expectation in self.document["expectations"]:
-            kwargs = expectation.get("kwargs", {})
+        for position in self.data_positions:
+            kwargs = self.document["expectations"][position].get("kwargs", {})
             for key in ("column", "column_A", "column_B"):
                 if isinstance(kwargs.get(key), str):
                     found.add(kwargs[key])
             found.update(c for c in kwargs.get("column_list", []) if isinstance(c, str))
+            if isinstance(kwargs.get("row_condition"), str):
+                found.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", kwargs["row_condition"]))
         return found
 
     @property
-    def needs_all_columns(self) -> bool:
-        """Table-level column checks and row conditions may read any column."""
-        return any(
-            e.get("type", "").startswith("expect_table_column")
-            or "row_condition" in e.get("kwargs", {})
-            for e in self.document["expectations"]
-        )
+    def schema_positions(self) -> list[int]:
+        """Expectations about the table's columns themselves, which need its schema but no rows."""
+        return [
+            i
+            for i, e in enumerate(self.document["expectations"])
+            if e.get("type") in SCHEMA_EXPECTATIONS
+        ]
+
+    @property
+    def data_positions(self) -> list[int]:
+        schema = set(self.schema_positions)
+        return [i for i in range(len(self.document["expectations"])) if i not in schema]
 
 
 def load_suites(directory: Path) -> dict[str, Suite]:
@@ -153,13 +175,33 @@ class Validator:
         ).add_batch_definition_whole_dataframe("whole_table")
 
     def validate(
-        self, suite: Suite, frame: pd.DataFrame, parameters: dict[str, Any]
+        self,
+        suite: Suite,
+        frame: pd.DataFrame,
+        parameters: dict[str, Any],
+        schema: pd.DataFrame | None = None,
     ) -> list[ExpectationResult]:
-        """Run ``suite`` on ``frame``; ``parameters`` fill the suite's $PARAMETER references."""
+        """Run ``suite`` on ``frame``; ``parameters`` fill the suite's $PARAMETER references.
+
+        With ``schema`` (zero rows, every column of the table), the expectations about columns
+        run on it, so ``frame`` needs only the columns the other expectations read.
+        """
+        results = []
+        for positions, data in (
+            (suite.schema_positions, frame if schema is None else schema),
+            (suite.data_positions, frame),
+        ):
+            if positions:
+                results.extend(self._validate(suite, positions, data, parameters))
+        return results
+
+    def _validate(
+        self, suite: Suite, positions: list[int], frame: pd.DataFrame, parameters: dict[str, Any]
+    ) -> list[ExpectationResult]:
         gx = self._gx
-        document = {
-            k: v for k, v in suite.document.items() if k in ("name", "expectations", "meta")
-        }
+        expectations = [suite.document["expectations"][i] for i in positions]
+        document = {k: v for k, v in suite.document.items() if k in ("name", "meta")}
+        document["expectations"] = expectations
         document.setdefault("name", suite.table)
         try:
             gx_suite = gx.ExpectationSuite(**document)
@@ -167,10 +209,10 @@ class Validator:
             raise ProjectError(f"{suite.path}: not a valid GX suite: {exc}") from exc
         # GX logs and drops an expectation it does not know; a dropped check must not pass.
         known = [e.expectation_type for e in gx_suite.expectations]
-        for position, expectation in enumerate(document["expectations"], start=1):
+        for position, expectation in zip(positions, expectations, strict=True):
             if expectation["type"] not in known:
                 raise ProjectError(
-                    f"{suite.path}: expectation {position}: GX has no expectation type "
+                    f"{suite.path}: expectation {position + 1}: GX has no expectation type "
                     f"'{expectation['type']}'"
                 )
             known.remove(expectation["type"])

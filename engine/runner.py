@@ -6,7 +6,7 @@ import importlib.util
 import time
 import traceback
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from engine import meta, publish, quality, seeds, statements
 from engine.config import Config
-from engine.console import Console
+from engine.console import Console, Progress
 from engine.errors import (
     ExpectationsFailed,
     ModelError,
@@ -127,6 +127,21 @@ def _fetch_arrow(
     return con.sql(statements.select_columns(layer, name, columns)).to_arrow_table()
 
 
+def _validation_input(
+    con: duckdb.DuckDBPyConnection, table: str, suite: quality.Suite
+) -> tuple[pa.Table, pa.Table]:
+    """The rows of just the columns a suite's data expectations read, and the table's schema.
+
+    A 10M-row table fetched whole would cost the validation worker gigabytes as pandas objects.
+    """
+    layer, name = table.split(".", 1)
+    schema = con.sql(statements.select_columns(layer, name, None)).limit(0).to_arrow_table()
+    wanted = suite.columns
+    # Row-count checks need rows of something: the first column when no other is read.
+    columns = [c for c in schema.column_names if c in wanted] or schema.column_names[:1]
+    return _fetch_arrow(con, table, columns), schema
+
+
 PREVIOUS_CATALOG = "previous"
 
 
@@ -140,8 +155,14 @@ class BuildContext:
     run_id: str
     model_params: dict[str, dict[str, Any]]
     has_previous: bool  # the last published warehouse is attached as PREVIOUS_CATALOG
+    # Relations handed to Python models read through a second connection, so a model may
+    # stream its input while the engine writes its output through ``con``.
+    reader: duckdb.DuckDBPyConnection
 
-    def previous_table(self, table: str) -> pd.DataFrame | None:
+    def previous_table(
+        self, table: str, as_relation: bool = False
+    ) -> pd.DataFrame | duckdb.DuckDBPyRelation | None:
+        """The table as last published, or None when there is none."""
         if not self.has_previous:
             return None
         layer, name = table.split(".", 1)
@@ -153,23 +174,52 @@ class BuildContext:
         if not found:
             return None
         source = exp.table_(name, db=layer, catalog=PREVIOUS_CATALOG, quoted=True)
-        query = exp.select("*").from_(source).sql(statements.DIALECT)
-        return self.con.sql(query).to_arrow_table().to_pandas()
+        connection = self.reader if as_relation else self.con
+        relation = connection.sql(exp.select("*").from_(source).sql(statements.DIALECT))
+        return relation if as_relation else relation.to_arrow_table().to_pandas()
+
+
+_OUTPUT = "__model_output"
+
+
+def _as_registrable(model: Model, data: Any) -> pa.Table | pa.RecordBatch | pd.DataFrame:
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        data = data.to_arrow_table()
+    if not isinstance(data, pa.Table | pa.RecordBatch | pd.DataFrame):
+        raise ModelError(
+            f"{model.path}: model() returned {type(data).__name__}; expected a pandas "
+            "DataFrame, a pyarrow Table, a DuckDB relation, an iterator of record batches or "
+            "an engine.model_api.ModelResult"
+        )
+    return data
 
 
 def _write_table(con: duckdb.DuckDBPyConnection, model: Model, data: Any) -> None:
-    if isinstance(data, duckdb.DuckDBPyRelation):
-        data = data.to_arrow_table()
-    if not isinstance(data, pa.Table | pd.DataFrame):
-        raise ModelError(
-            f"{model.path}: model() returned {type(data).__name__}; expected a pandas "
-            "DataFrame, a pyarrow Table, a DuckDB relation or an engine.model_api.ModelResult"
-        )
-    con.register("__model_output", data)
+    """Create the model's table from what it returned.
+
+    An iterator (a generator of pyarrow record batches, say) is written one part at a time, so
+    a model over 10M customers never holds its whole output: the first part creates the table,
+    the rest are appended.
+    """
+    parts = iter(data) if isinstance(data, Iterator) else iter([data])
+    written = 0
     try:
-        con.execute(statements.create_table_from(model.layer, model.name, "__model_output"))
-    finally:
-        con.unregister("__model_output")
+        for position, part in enumerate(parts):
+            con.register(_OUTPUT, _as_registrable(model, part))
+            try:
+                if position == 0:
+                    con.execute(statements.create_table_from(model.layer, model.name, _OUTPUT))
+                else:
+                    con.execute(statements.insert_by_name(model.layer, model.name, _OUTPUT))
+            finally:
+                con.unregister(_OUTPUT)
+            written += 1
+    except (PipelineError, duckdb.Error):
+        raise
+    except Exception as exc:  # a generator model fails while it is being consumed
+        raise _model_failure(model, exc) from exc
+    if not written:
+        raise ModelError(f"{model.path}: model() returned an iterator that yielded nothing")
 
 
 def _install_functions(
@@ -194,7 +244,7 @@ def _load_python_model(model: Model) -> Callable[..., Any]:
 
 
 def _python_inputs(
-    context: BuildContext, model: Model, function: Callable[..., Any]
+    context: BuildContext, model: Model, function: Callable[..., Any], progress: Progress
 ) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(function)
@@ -209,16 +259,19 @@ def _python_inputs(
             arguments[parameter] = context.config.seed
         elif parameter == "run_id":
             arguments[parameter] = context.run_id
+        elif parameter == "progress":  # a long model says how far it is: progress("k = 5")
+            arguments[parameter] = progress.update
         elif parameter == "variables":
             arguments[parameter] = context.config.variables
         elif parameter.startswith(PREVIOUS_PREFIX):
             table = by_name[parameter.removeprefix(PREVIOUS_PREFIX)].table
-            arguments[parameter] = context.previous_table(table)
+            relation = duckdb.DuckDBPyRelation in typing.get_args(hints.get(parameter))
+            arguments[parameter] = context.previous_table(table, as_relation=relation)
         else:
             table = by_name[parameter].table
             wanted = hints.get(parameter)
             if wanted is duckdb.DuckDBPyRelation:
-                arguments[parameter] = context.con.sql(
+                arguments[parameter] = context.reader.sql(
                     statements.select_columns(*table.split(".", 1), None)
                 )
             elif wanted is pa.Table:
@@ -239,12 +292,16 @@ def _model_failure(model: Model, exc: BaseException) -> ModelError:
     return ModelError(f"{where}{at}: {type(exc).__name__}: {exc}")
 
 
-def build_model(context: BuildContext, model: Model) -> None:
+def build_model(context: BuildContext, model: Model, progress: Progress | None = None) -> None:
     con, config = context.con, context.config
     if model.kind == "seed":
         _write_table(con, model, seeds.SEED_BUILDERS[model.name](config))
     elif model.kind == "source":
-        _write_table(con, model, load_source(config, config.sources[model.name]).table)
+        loaded = load_source(config, config.sources[model.name], progress or Progress())
+        _write_table(con, model, loaded.table)
+        del loaded
+        # The text of 10M rows now lives in DuckDB; hand Arrow's copy back to the system.
+        pa.default_memory_pool().release_unused()
     elif model.kind == "sql":
         assert model.query is not None
         try:
@@ -254,7 +311,8 @@ def build_model(context: BuildContext, model: Model) -> None:
     else:
         try:
             function = _load_python_model(model)
-            result = function(**_python_inputs(context, model, function))
+            arguments = _python_inputs(context, model, function, progress or Progress())
+            result = function(**arguments)
         except PipelineError:
             raise
         except Exception as exc:  # a model's own bug: report it against the model file
@@ -371,7 +429,9 @@ class Runner:
         result: RunResult,
         service: ValidationService | None,
     ) -> bool:
-        con = duckdb.connect(str(build))
+        settings = {"memory_limit": self.config.memory_limit} if self.config.memory_limit else {}
+        con = duckdb.connect(str(build), config=settings)
+        reader = con.cursor()
         has_previous = paths.published.exists()
         try:
             meta.ensure_meta_tables(con)
@@ -379,7 +439,9 @@ class Runner:
                 con.execute(f"attach ? as {PREVIOUS_CATALOG} (read_only)", [str(paths.published)])
                 if len(selected) == len(project.order):
                     meta.carry_history(con, PREVIOUS_CATALOG)
-            context = BuildContext(con, project, self.config, result.run_id, params, has_previous)
+            context = BuildContext(
+                con, project, self.config, result.run_id, params, has_previous, reader
+            )
             for layer in sorted({project.models[t].layer for t in selected}):
                 con.execute(statements.create_schema(layer))
             self._check_unselected_inputs(con, project, selected)
@@ -414,7 +476,8 @@ class Runner:
                 run.started_at = datetime.now(UTC)
                 clock = time.perf_counter()
                 try:
-                    build_model(context, model)
+                    with self.console.step(index, len(selected), table) as progress:
+                        build_model(context, model, progress)
                     _describe(con, model)
                 except ModelError as exc:
                     run.status, run.message = "error", str(exc)
@@ -435,11 +498,14 @@ class Runner:
                     result.reconciliation[table] = _first_row(con, table)
                 if table in suites and service is not None:
                     runs[table] = run
-                    suite = suites[table]
-                    columns = None if suite.needs_all_columns else sorted(suite.columns) or None
-                    service.submit(suite, _fetch_arrow(con, table, columns), expectations_params)
+                    service.submit(
+                        suites[table],
+                        *_validation_input(con, table, suites[table]),
+                        expectations_params,
+                    )
             if service is not None:
                 take(service.wait_all())
+            reader.close()
             if has_previous:
                 con.execute(f"detach {PREVIOUS_CATALOG}")
             if blocked:
@@ -448,6 +514,7 @@ class Runner:
             con.execute("checkpoint")
             return True
         finally:
+            reader.close()
             con.close()
 
     def _check_unselected_inputs(

@@ -47,10 +47,12 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
             continue
         if request is None:
             return
-        table, path, document, parameters, data = request
-        frame = pa.ipc.open_stream(data).read_all().to_pandas()
+        table, path, document, parameters, data, schema = request
+        frame = pa.ipc.open_stream(data).read_all().to_pandas(self_destruct=True, split_blocks=True)
+        columns = pa.ipc.open_stream(schema).read_all().to_pandas()
         try:
-            outcomes = validator.validate(Suite(table, Path(path), document), frame, parameters)
+            suite = Suite(table, Path(path), document)
+            outcomes = validator.validate(suite, frame, parameters, columns)
             responses.put((table, [asdict(o) for o in outcomes], None))
         except ProjectError as exc:
             responses.put((table, [], str(exc)))
@@ -85,10 +87,23 @@ class ValidationService:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def submit(self, suite: Suite, table: pa.Table, parameters: dict[str, Any]) -> None:
-        """Validate ``table`` against ``suite``; ``parameters`` fill the suite's $PARAMETERs."""
+    def submit(
+        self, suite: Suite, table: pa.Table, schema: pa.Table, parameters: dict[str, Any]
+    ) -> None:
+        """Validate ``table`` against ``suite``; ``parameters`` fill the suite's $PARAMETERs.
+
+        ``table`` may hold just the columns the data expectations read; ``schema`` (zero rows)
+        has every column, for the expectations about columns.
+        """
         self._requests.put(
-            (suite.table, str(suite.path), suite.document, parameters, _to_ipc(table))
+            (
+                suite.table,
+                str(suite.path),
+                suite.document,
+                parameters,
+                _to_ipc(table),
+                _to_ipc(schema),
+            )
         )
         self._outstanding += 1
 

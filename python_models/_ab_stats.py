@@ -47,8 +47,17 @@ def bucket(experiment: str, customer_keys: np.ndarray) -> np.ndarray:
     return (mixed >> UINT64(11)).astype(np.float64) / float(1 << 53)
 
 
+ARMS = ("control", "treatment")
+
+
+def treated(experiment: str, customer_keys: np.ndarray, treatment_share: float) -> np.ndarray:
+    """Whether each customer is in the treatment arm."""
+    return bucket(experiment, customer_keys) < treatment_share
+
+
 def assign(experiment: str, customer_keys: np.ndarray, treatment_share: float) -> np.ndarray:
-    return np.where(bucket(experiment, customer_keys) < treatment_share, "treatment", "control")
+    """Each customer's arm, by name."""
+    return np.where(treated(experiment, customer_keys, treatment_share), ARMS[1], ARMS[0])
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ estimator settings, or the chosen k would describe a different model from the on
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
+
+from python_models._relations import frame
 
 SCALED_SUFFIX = "_scaled"
 
@@ -19,11 +22,11 @@ def feature_names(int_feature_scaling: pd.DataFrame) -> list[str]:
 
 
 def feature_matrix(
-    int_customer_features: pd.DataFrame, features: list[str]
+    int_customer_features: duckdb.DuckDBPyRelation, features: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Customer ids and their scaled feature matrix, ordered by id so row order never matters."""
-    ordered = int_customer_features.sort_values("customer_id", kind="stable")
     columns = [f"{f}{SCALED_SUFFIX}" for f in features]
+    ordered = frame(int_customer_features, ["customer_id", *columns], order_by=["customer_id"])
     matrix = ordered[columns].to_numpy(dtype=np.float64)
     return ordered["customer_id"].to_numpy(dtype=np.int64), matrix
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 from sqlglot import exp
 
 from python_models import _sql_scoring as sql
+from python_models._relations import frame
 from python_models._segmentation import feature_names, fit_rows
 
 
@@ -25,16 +27,19 @@ class TrainingData:
 
 
 def training_data(
-    int_customer_features: pd.DataFrame,
+    int_customer_features: duckdb.DuckDBPyRelation,
     int_feature_scaling: pd.DataFrame,
-    customer_segments: pd.DataFrame,
+    customer_segments: duckdb.DuckDBPyRelation,
     sample_size: int,
     seed: int,
 ) -> TrainingData:
     features = feature_names(int_feature_scaling)
-    joined = int_customer_features.merge(
-        customer_segments[["customer_id", "segment_id"]], on="customer_id", how="inner"
-    ).sort_values("customer_id", kind="stable")
+    members = customer_segments.project("customer_id as member_id, segment_id").set_alias("m")
+    joined = frame(
+        int_customer_features.set_alias("f").join(members, "customer_id = member_id"),
+        [*features, "segment_id"],
+        order_by=["customer_id"],
+    )
     rows = fit_rows(len(joined), sample_size, seed)
     matrix = joined[features].to_numpy(dtype=np.float64)[rows]
     return TrainingData(features, matrix, joined["segment_id"].to_numpy(dtype=np.int64)[rows])

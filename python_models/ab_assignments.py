@@ -8,13 +8,17 @@ experiment runs on N synthetic customers drawn from the segment shares instead o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from python_models._ab_stats import assign
+from python_models._ab_stats import ARMS, treated
 from python_models._experiments import configured
+from python_models._relations import frame
 
 SYNTHETIC_KEY_OFFSET = 10**12  # synthetic customers never collide with real ids
 
@@ -29,56 +33,74 @@ def _population(
     )
 
 
+def _arms(values: np.ndarray | list[str]) -> pa.DictionaryArray:
+    """Arms stored once each, not once per customer (VARCHAR in DuckDB)."""
+    if isinstance(values, np.ndarray) and values.dtype == np.bool_:  # True: treatment
+        return pa.DictionaryArray.from_arrays(pa.array(values.astype(np.int8)), pa.array(ARMS))
+    return pa.array(values, pa.string()).dictionary_encode()
+
+
+def _members(
+    name: str, keys: np.ndarray, synthetic: bool, segment_ids: np.ndarray, arms: Any, source: str
+) -> pa.Table:
+    rows = len(keys)
+    constant = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, dtype=np.int8)), pa.array([name])
+    )
+    return pa.table(
+        {
+            "experiment": constant,
+            "customer_key": pa.array(keys, pa.int64()),
+            "is_synthetic": pa.array(np.full(rows, synthetic)),
+            "segment_id": pa.array(segment_ids, pa.int64()),
+            "arm": _arms(arms),
+            "source": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(rows, dtype=np.int8)), pa.array([source])
+            ),
+        }
+    )
+
+
 def model(
-    customer_segments: pd.DataFrame,
+    customer_segments: duckdb.DuckDBPyRelation,
     stg_experiment_logs: pd.DataFrame,
     variables: dict[str, Any],
     seed: int,
-) -> pd.DataFrame:
+) -> Iterator[pa.Table]:
+    """One part per experiment, in name order, each ordered by customer key."""
+    customers = frame(customer_segments, ["customer_id", "segment_id"], order_by=["customer_id"])
     experiments = configured(variables)
     logged = set(stg_experiment_logs["experiment"])
-    parts = []
-    for name in sorted(logged):
-        logs = stg_experiment_logs[stg_experiment_logs["experiment"] == name]
-        joined = logs.merge(customer_segments[["customer_id", "segment_id"]], on="customer_id")
-        parts.append(
-            pd.DataFrame(
-                {
-                    "experiment": name,
-                    "customer_key": joined["customer_id"].to_numpy(dtype=np.int64),
-                    "is_synthetic": False,
-                    "segment_id": joined["segment_id"].to_numpy(dtype=np.int64),
-                    "arm": joined["variant"].to_numpy(),
-                    "source": "log",
-                }
+    simulated = {n for n, e in experiments.items() if n not in logged and e.simulate}
+    for name in sorted(logged | simulated):
+        if name in logged:
+            logs = stg_experiment_logs[stg_experiment_logs["experiment"] == name]
+            joined = logs.merge(customers, on="customer_id").sort_values("customer_id")
+            yield _members(
+                name,
+                joined["customer_id"].to_numpy(dtype=np.int64),
+                False,
+                joined["segment_id"].to_numpy(dtype=np.int64),
+                joined["variant"].to_numpy(),
+                "log",
             )
-        )
-    for name, experiment in experiments.items():
-        if name in logged or not experiment.simulate:
             continue
+        experiment = experiments[name]
         rng = np.random.default_rng(experiment.seed if experiment.seed is not None else seed)
         if experiment.population:
-            members = _population(customer_segments, experiment.population, rng)
+            members = _population(customers, experiment.population, rng)
         else:
-            members = customer_segments.rename(columns={"customer_id": "customer_key"})[
-                ["customer_key", "segment_id"]
-            ]
+            members = customers.rename(columns={"customer_id": "customer_key"})
         if experiment.segments is not None:
             members = members[members["segment_id"].isin(experiment.segments)]
         keys = members["customer_key"].to_numpy(dtype=np.int64)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "experiment": name,
-                    "customer_key": keys,
-                    "is_synthetic": bool(experiment.population),
-                    "segment_id": members["segment_id"].to_numpy(dtype=np.int64),
-                    "arm": assign(name, keys, experiment.treatment_share),
-                    "source": "hash",
-                }
-            )
+        yield _members(
+            name,
+            keys,
+            bool(experiment.population),
+            members["segment_id"].to_numpy(dtype=np.int64),
+            treated(name, keys, experiment.treatment_share),
+            "hash",
         )
-    columns = ["experiment", "customer_key", "is_synthetic", "segment_id", "arm", "source"]
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
-    return pd.concat(parts, ignore_index=True)[columns].sort_values(["experiment", "customer_key"])
+    if not logged and not simulated:
+        yield _members("", np.array([], np.int64), False, np.array([], np.int64), [], "")

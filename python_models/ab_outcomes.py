@@ -6,48 +6,62 @@ true effect used to draw them is stored beside each row.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from python_models._ab_stats import simulate
 from python_models._experiments import configured
+from python_models._relations import distinct, frame, where
+
+ASSIGNMENT_COLUMNS = ["experiment", "customer_key", "is_synthetic", "segment_id", "arm", "source"]
+
+
+def _assigned(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
+    return frame(relation, ASSIGNMENT_COLUMNS, order_by=["customer_key"])
+
+
+def _logged(assigned: pd.DataFrame, logs: pd.DataFrame) -> pd.DataFrame:
+    values = logs.set_index("customer_id").loc[assigned["customer_key"]]
+    return assigned.assign(
+        outcome=values["outcome"].to_numpy(dtype=np.float64),
+        pre_period_value=values["pre_period_value"].to_numpy(dtype=np.float64),
+        true_effect=np.nan,
+    )
 
 
 def model(
-    ab_assignments: pd.DataFrame,
+    ab_assignments: duckdb.DuckDBPyRelation,
     stg_experiment_logs: pd.DataFrame,
     variables: dict[str, Any],
     seed: int,
-) -> pd.DataFrame:
+) -> Iterator[pd.DataFrame]:
+    """One part per experiment and segment, so only one segment's customers are held at once."""
     experiments = configured(variables)
-    parts = []
-    for name, assigned in ab_assignments.groupby("experiment", sort=True):
-        if (assigned["source"] == "log").all():
+    written = False
+    for name in distinct(ab_assignments, "experiment"):
+        in_experiment = where(ab_assignments, experiment=name)
+        if distinct(in_experiment, "source") == ["log"]:
             logs = stg_experiment_logs[stg_experiment_logs["experiment"] == name]
-            values = logs.set_index("customer_id").loc[assigned["customer_key"]]
-            parts.append(
-                assigned.assign(
-                    outcome=values["outcome"].to_numpy(dtype=np.float64),
-                    pre_period_value=values["pre_period_value"].to_numpy(dtype=np.float64),
-                    true_effect=np.nan,
-                )
-            )
+            written = True
+            yield _logged(_assigned(in_experiment), logs)
             continue
         experiment = experiments[name]
         base_seed = experiment.seed if experiment.seed is not None else seed
-        pieces = []
-        for segment_id, members in assigned.groupby("segment_id", sort=True):
+        for segment_id in distinct(in_experiment, "segment_id"):
+            members = _assigned(where(in_experiment, segment_id=int(segment_id)))
             # One stream per segment: adding a segment never changes another's draws.
             rng = np.random.default_rng([base_seed, int(segment_id)])
             truth = experiment.truth(int(segment_id))
             treated = (members["arm"] == "treatment").to_numpy(dtype=np.float64)
             outcome, pre = simulate(truth, treated, rng)
-            pieces.append(
-                members.assign(outcome=outcome, pre_period_value=pre, true_effect=truth.effect)
-            )
-        parts.append(pd.concat(pieces))
-    if not parts:
-        return ab_assignments.assign(outcome=[], pre_period_value=[], true_effect=[])
-    return pd.concat(parts, ignore_index=True).sort_values(["experiment", "customer_key"])
+            written = True
+            yield members.assign(outcome=outcome, pre_period_value=pre, true_effect=truth.effect)
+    if not written:
+        empty = frame(ab_assignments.limit(0), ASSIGNMENT_COLUMNS)
+        yield empty.assign(outcome=[], pre_period_value=[], true_effect=[]).astype(
+            {"outcome": "float64", "pre_period_value": "float64", "true_effect": "float64"}
+        )

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from python_models import _ab_stats as ab
 from python_models._experiments import Experiment, configured, for_logged
+from python_models._relations import distinct, frame, where
 
 ALL = "all"
 
 
 def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
     """Every figure of one group (a segment, or all) of one experiment."""
-    control = frame[frame["arm"] == "control"]
-    treatment = frame[frame["arm"] == "treatment"]
-    y_c, y_t = control["outcome"].to_numpy(), treatment["outcome"].to_numpy()
+    # Arrays, not sub-frames: an experiment over every customer is millions of rows.
+    arm = frame["arm"].to_numpy()
+    in_control, in_treatment = arm == "control", arm == "treatment"
+    outcome = frame["outcome"].to_numpy(dtype=np.float64)
+    y_c, y_t = outcome[in_control], outcome[in_treatment]
     alpha = experiment.alpha
     row: dict[str, Any] = {
         "metric": experiment.metric,
@@ -57,7 +61,8 @@ def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
         relative_ci_high=relative_high,
         p_value=p_value,
     )
-    x_c, x_t = control["pre_period_value"].to_numpy(), treatment["pre_period_value"].to_numpy()
+    pre_period = frame["pre_period_value"].to_numpy(dtype=np.float64)
+    x_c, x_t = pre_period[in_control], pre_period[in_treatment]
     if np.isfinite(x_c).all() and np.isfinite(x_t).all():
         adjusted_c, adjusted_t, reduction = ab.cuped(y_c, y_t, x_c, x_t)
         cuped_diff, _, cuped_low, cuped_high, cuped_p = ab.welch_interval(
@@ -85,17 +90,34 @@ def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
     return row
 
 
+OUTCOME_COLUMNS = [
+    "segment_id",
+    "arm",
+    "outcome",
+    "pre_period_value",
+    "true_effect",
+    "source",
+]
+
+
 def model(
-    ab_outcomes: pd.DataFrame,
-    ab_assignments: pd.DataFrame,
+    ab_outcomes: duckdb.DuckDBPyRelation,
+    ab_assignments: duckdb.DuckDBPyRelation,
     segment_centroids: pd.DataFrame,
     variables: dict[str, Any],
 ) -> pd.DataFrame:
     experiments = configured(variables)
     names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
-    assigned_counts = ab_assignments.groupby(["experiment", "segment_id"]).size()
+    assigned_counts = (
+        ab_assignments.aggregate("experiment, segment_id, count(*) as n", "experiment, segment_id")
+        .to_arrow_table()
+        .to_pandas()
+        .set_index(["experiment", "segment_id"])["n"]
+    )
     rows = []
-    for name, outcomes in ab_outcomes.groupby("experiment", sort=True):
+    # One experiment's outcomes at a time: each may hold every customer.
+    for name in distinct(ab_outcomes, "experiment"):
+        outcomes = frame(where(ab_outcomes, experiment=name), OUTCOME_COLUMNS)
         experiment = experiments.get(name) or for_logged(name, outcomes["outcome"])
         group_rows = []
         for segment_id, members in outcomes.groupby("segment_id", sort=True):

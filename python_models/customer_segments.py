@@ -10,11 +10,14 @@ that the O(n^2) exact value is out of reach, so the centroid-based (simplified) 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.metrics import silhouette_samples
 from sqlglot import exp
 
@@ -23,14 +26,14 @@ from python_models.segment_centroids import SCORER_NAME
 
 PARAMETERS = {
     "silhouette_exact_max_rows": 20_000,
-    # Distances are computed in chunks of this many customers to bound memory.
+    # Above silhouette_exact_max_rows, customers are scored in blocks of this many.
     "chunk_rows": 500_000,
 }
 
 
 def _sql_assignment(
     int_customer_features: duckdb.DuckDBPyRelation, features: list[str]
-) -> pd.DataFrame:
+) -> duckdb.DuckDBPyRelation:
     """Every customer's segment from the SQL scorer, beside the scaled features, by id."""
     call = exp.func(f"ml.{SCORER_NAME}", *[exp.column(f) for f in features])
     columns = [
@@ -39,8 +42,74 @@ def _sql_assignment(
         *[exp.column(f"{f}{SCALED_SUFFIX}") for f in features],
     ]
     projection = ", ".join(c.sql("duckdb") for c in columns)
-    relation = int_customer_features.select(projection).order("customer_id")
-    return relation.to_arrow_table().to_pandas()
+    return int_customer_features.select(projection).order("customer_id")
+
+
+@dataclass(frozen=True)
+class Segments:
+    ids: np.ndarray  # segment ids, sorted
+    centroids: np.ndarray  # scaled, one row per id
+    names: pd.Series  # name by id
+
+    @classmethod
+    def from_centroids(cls, segment_centroids: pd.DataFrame, features: list[str]) -> Segments:
+        wide = segment_centroids.pivot(
+            index="segment_id", columns="feature", values="centroid_scaled"
+        )
+        names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")
+        return cls(
+            ids=wide.index.to_numpy(dtype=np.int64),
+            centroids=wide[features].to_numpy(dtype=np.float64),
+            names=names["segment_name"],
+        )
+
+
+def _score(assigned: pd.DataFrame, features: list[str], segments: Segments) -> pd.DataFrame:
+    """Distances, runner-up, margin and the centroid silhouette for a block of customers."""
+    matrix = assigned[[f"{f}{SCALED_SUFFIX}" for f in features]].to_numpy(dtype=np.float64)
+    own = np.searchsorted(segments.ids, assigned["segment_id"].to_numpy(dtype=np.int64))
+    distances = squared_distances(matrix, segments.centroids)
+    rows = np.arange(distances.shape[0])
+    # The scorer's choice must be a nearest centroid; anything else is a bug, not data.
+    if (distances[rows, own] > distances.min(axis=1)).any():
+        raise RuntimeError("ml.assign_segment and the centroid distances disagree")
+    own_distance = np.sqrt(distances[rows, own])
+    others = distances.copy()
+    others[rows, own] = np.inf
+    runner_up = np.argmin(others, axis=1)
+    runner_up_distance = np.sqrt(distances[rows, runner_up])
+    largest = np.maximum(own_distance, runner_up_distance)
+    silhouette = np.where(
+        largest > 0, (runner_up_distance - own_distance) / np.where(largest > 0, largest, 1), 0
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": assigned["customer_id"].to_numpy(dtype=np.int64),
+            "segment_id": segments.ids[own],
+            "segment_name": segments.names.loc[segments.ids[own]].to_numpy(),
+            "distance_to_centroid": own_distance,
+            "silhouette": silhouette,
+            "silhouette_method": "centroid",
+            "runner_up_segment_id": segments.ids[runner_up],
+            "runner_up_segment_name": segments.names.loc[segments.ids[runner_up]].to_numpy(),
+            "margin": runner_up_distance - own_distance,
+        }
+    )
+
+
+def _in_blocks(
+    assigned: duckdb.DuckDBPyRelation,
+    features: list[str],
+    segments: Segments,
+    rows: int,
+    progress: Callable[[str], None],
+) -> Iterator[pa.RecordBatch]:
+    done = 0
+    for batch in assigned.to_arrow_reader(rows):
+        scored = _score(batch.to_pandas(), features, segments)
+        done += len(scored)
+        progress(f"{done:,} customers scored")
+        yield pa.RecordBatch.from_pandas(scored, preserve_index=False)
 
 
 def model(
@@ -48,55 +117,19 @@ def model(
     int_feature_scaling: pd.DataFrame,
     segment_centroids: pd.DataFrame,
     config: dict[str, Any],
-) -> pd.DataFrame:
+    progress: Callable[[str], None],
+) -> pd.DataFrame | Iterator[pa.RecordBatch]:
     features = feature_names(int_feature_scaling)
+    segments = Segments.from_centroids(segment_centroids, features)
     assigned = _sql_assignment(int_customer_features, features)
-    customer_ids = assigned["customer_id"].to_numpy(dtype=np.int64)
-    matrix = assigned[[f"{f}{SCALED_SUFFIX}" for f in features]].to_numpy(dtype=np.float64)
-    wide = segment_centroids.pivot(index="segment_id", columns="feature", values="centroid_scaled")
-    segment_ids = wide.index.to_numpy(dtype=np.int64)
-    centroids = wide[features].to_numpy(dtype=np.float64)
-    names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
-    own = np.searchsorted(segment_ids, assigned["segment_id"].to_numpy(dtype=np.int64))
-
-    runner_up = np.empty(len(customer_ids), dtype=np.int64)
-    own_distance = np.empty(len(customer_ids))
-    runner_up_distance = np.empty(len(customer_ids))
-    step = config["chunk_rows"]
-    for start in range(0, len(customer_ids), step):
-        part = squared_distances(matrix[start : start + step], centroids)
-        rows = np.arange(part.shape[0])
-        mine = own[start : start + step]
-        # The scorer's choice must be a nearest centroid; anything else is a bug, not data.
-        if (part[rows, mine] > part.min(axis=1)).any():
-            raise RuntimeError("ml.assign_segment and the centroid distances disagree")
-        own_distance[start : start + step] = np.sqrt(part[rows, mine])
-        others = part.copy()
-        others[rows, mine] = np.inf
-        second = np.argmin(others, axis=1)
-        runner_up[start : start + step] = second
-        runner_up_distance[start : start + step] = np.sqrt(part[rows, second])
-
-    if len(customer_ids) <= config["silhouette_exact_max_rows"] and len(np.unique(own)) > 1:
-        silhouette = silhouette_samples(matrix, own)
-        method = "exact"
-    else:
-        largest = np.maximum(own_distance, runner_up_distance)
-        silhouette = np.where(
-            largest > 0, (runner_up_distance - own_distance) / np.where(largest > 0, largest, 1), 0
-        )
-        method = "centroid"
-
-    return pd.DataFrame(
-        {
-            "customer_id": customer_ids,
-            "segment_id": segment_ids[own],
-            "segment_name": names.loc[segment_ids[own]].to_numpy(),
-            "distance_to_centroid": own_distance,
-            "silhouette": silhouette,
-            "silhouette_method": method,
-            "runner_up_segment_id": segment_ids[runner_up],
-            "runner_up_segment_name": names.loc[segment_ids[runner_up]].to_numpy(),
-            "margin": runner_up_distance - own_distance,
-        }
-    )
+    ((customers,),) = int_customer_features.aggregate("count(*)").fetchall()
+    if customers > config["silhouette_exact_max_rows"]:
+        # Scored block by block as DuckDB streams the customers: memory stays flat at any size.
+        return _in_blocks(assigned, features, segments, config["chunk_rows"], progress)
+    frame = assigned.to_arrow_table().to_pandas()
+    table = _score(frame, features, segments)
+    if table["segment_id"].nunique() > 1:
+        matrix = frame[[f"{f}{SCALED_SUFFIX}" for f in features]].to_numpy(dtype=np.float64)
+        table["silhouette"] = silhouette_samples(matrix, table["segment_id"].to_numpy())
+        table["silhouette_method"] = "exact"
+    return table

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
@@ -87,9 +88,9 @@ def _impurity(forest: RandomForestClassifier) -> tuple[np.ndarray, np.ndarray]:
 
 
 def model(
-    int_customer_features: pd.DataFrame,
+    int_customer_features: duckdb.DuckDBPyRelation,
     int_feature_scaling: pd.DataFrame,
-    customer_segments: pd.DataFrame,
+    customer_segments: duckdb.DuckDBPyRelation,
     segment_centroids: pd.DataFrame,
     config: dict[str, Any],
     seed: int,

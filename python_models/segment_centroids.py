@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
@@ -96,7 +97,7 @@ def _names(
 
 
 def model(
-    int_customer_features: pd.DataFrame,
+    int_customer_features: duckdb.DuckDBPyRelation,
     int_feature_scaling: pd.DataFrame,
     segment_model_selection: pd.DataFrame,
     previous_segment_centroids: pd.DataFrame | None,

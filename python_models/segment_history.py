@@ -5,19 +5,22 @@ The previous warehouse's history plus one row per segment and feature for this r
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
+
+from python_models._relations import counts
 
 
 def model(
-    customer_segments: pd.DataFrame,
+    customer_segments: duckdb.DuckDBPyRelation,
     segment_centroids: pd.DataFrame,
     previous_segment_history: pd.DataFrame | None,
     run_id: str,
 ) -> pd.DataFrame:
-    sizes = customer_segments.groupby("segment_id").size().rename("customers")
+    sizes = counts(customer_segments, "segment_id").rename("customers")
     current = segment_centroids.join(sizes, on="segment_id")
     current["customers"] = current["customers"].fillna(0).astype("int64")
-    current["share"] = current["customers"] / len(customer_segments)
+    current["share"] = current["customers"] / sizes.sum()
     current.insert(0, "run_id", run_id)
     current = current[
         [

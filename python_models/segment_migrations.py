@@ -6,42 +6,36 @@ since the last refresh has no previous segment; one who left has no current segm
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
+
+GROUPS = "from_segment_id, from_segment_name, to_segment_id, to_segment_name"
 
 
 def model(
-    customer_segments: pd.DataFrame, previous_customer_segments: pd.DataFrame | None
+    customer_segments: duckdb.DuckDBPyRelation,
+    previous_customer_segments: duckdb.DuckDBPyRelation | None,
 ) -> pd.DataFrame:
-    current = customer_segments[["customer_id", "segment_id", "segment_name"]]
-    if previous_customer_segments is None:
-        previous = current.iloc[0:0]
-    else:
-        previous = previous_customer_segments[["customer_id", "segment_id", "segment_name"]]
-    joined = previous.merge(
-        current, on="customer_id", how="outer", suffixes=("_previous", "_current")
+    # Joined and counted in DuckDB: two 10M-customer memberships would not fit pandas' merge.
+    current = customer_segments.project(
+        "customer_id, segment_id as to_segment_id, segment_name as to_segment_name"
+    ).set_alias("current")
+    earlier = (
+        customer_segments.limit(0)
+        if previous_customer_segments is None
+        else previous_customer_segments
     )
+    previous = earlier.project(
+        "customer_id as previous_customer_id, segment_id as from_segment_id, "
+        "segment_name as from_segment_name"
+    ).set_alias("previous")
+    joined = previous.join(current, "previous_customer_id = customer_id", how="outer")
     grouped = (
-        joined.groupby(
-            [
-                "segment_id_previous",
-                "segment_name_previous",
-                "segment_id_current",
-                "segment_name_current",
-            ],
-            dropna=False,
-        )
-        .size()
-        .reset_index(name="customers")
-    )
-    grouped = grouped.rename(
-        columns={
-            "segment_id_previous": "from_segment_id",
-            "segment_name_previous": "from_segment_name",
-            "segment_id_current": "to_segment_id",
-            "segment_name_current": "to_segment_name",
-        }
+        joined.aggregate(f"{GROUPS}, count(*) as customers", GROUPS).to_arrow_table().to_pandas()
     )
     grouped["from_segment_id"] = grouped["from_segment_id"].astype("Int64")
     grouped["to_segment_id"] = grouped["to_segment_id"].astype("Int64")
     grouped["moved"] = grouped["from_segment_id"].ne(grouped["to_segment_id"]).fillna(True)
-    return grouped.sort_values(["from_segment_id", "to_segment_id"], na_position="first")
+    return grouped.sort_values(
+        ["from_segment_id", "to_segment_id"], na_position="first"
+    ).reset_index(drop=True)

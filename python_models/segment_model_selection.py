@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (
@@ -128,10 +129,11 @@ def knee(ks: list[int], inertias: list[float]) -> int | None:
 
 
 def model(
-    int_customer_features: pd.DataFrame,
+    int_customer_features: duckdb.DuckDBPyRelation,
     int_feature_scaling: pd.DataFrame,
     config: dict[str, Any],
     seed: int,
+    progress: Callable[[str], None],
 ) -> pd.DataFrame:
     features = feature_names(int_feature_scaling)
     _, matrix = feature_matrix(int_customer_features, features)
@@ -149,7 +151,10 @@ def model(
             f"to compare k = {config['k_min']}..{config['k_max']} segments"
         )
 
+    scored: list[int] = []
+
     def score(k: int) -> dict[str, Any]:
+        progress(f"scoring k = {k}; {len(scored)} of {k_max - config['k_min'] + 1} k done")
         estimator = fit_kmeans(fitted, k, config["n_init"], seed)
         labels = estimator.labels_
         scores = stability(
@@ -160,6 +165,7 @@ def model(
             config["n_init"],
             seed,
         )
+        scored.append(k)
         return {
             "k": k,
             "inertia": float(estimator.inertia_),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -34,9 +35,9 @@ def _folds(labels: np.ndarray, wanted: int, seed: int) -> StratifiedKFold:
 
 
 def model(
-    int_customer_features: pd.DataFrame,
+    int_customer_features: duckdb.DuckDBPyRelation,
     int_feature_scaling: pd.DataFrame,
-    customer_segments: pd.DataFrame,
+    customer_segments: duckdb.DuckDBPyRelation,
     segment_centroids: pd.DataFrame,
     config: dict[str, Any],
     seed: int,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -54,9 +55,9 @@ def _rule_text(conditions: list[tuple[str, str, float]], labels: dict[str, list[
 
 
 def model(
-    int_customer_features: pd.DataFrame,
+    int_customer_features: duckdb.DuckDBPyRelation,
     int_feature_scaling: pd.DataFrame,
-    customer_segments: pd.DataFrame,
+    customer_segments: duckdb.DuckDBPyRelation,
     segment_centroids: pd.DataFrame,
     surrogate_fidelity: pd.DataFrame,
     config: dict[str, Any],

@@ -122,8 +122,13 @@ def _surrogate_png(t: dict[str, pd.DataFrame], seed: int) -> bytes:
     from python_models._surrogate import fit_tree, training_data
 
     chosen = t["fidelity"][(t["fidelity"]["scope"] == "all") & t["fidelity"]["is_chosen"]].iloc[0]
+    tables = duckdb.connect()  # the frames read earlier, as the relations the model code takes
     data = training_data(
-        t["features"], t["scaling"], t["assignments"], int(chosen["customers"]), seed
+        tables.from_df(t["features"]),
+        t["scaling"],
+        tables.from_df(t["assignments"]),
+        int(chosen["customers"]),
+        seed,
     )
     tree = fit_tree(data, int(chosen["depth"]), int(chosen["min_samples_leaf"]), seed)
     names = t["segments"].set_index("segment_id")["segment_name"]

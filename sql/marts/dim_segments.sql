@@ -39,28 +39,47 @@ population as (
     from members
 ),
 
-profiles as (
+-- One list-valued quantile per column: each quantile aggregate keeps every value of its
+-- group, so three separate ones per column would hold the column three times.
+segment_summaries as (
     select
         segment_id,
         any_value(segment_name) as segment_name,
         count(*) as customers,
         avg(silhouette) as mean_silhouette,
         avg(age) as age_mean,
-        quantile_cont(age, 0.25) as age_q1,
-        median(age) as age_median,
-        quantile_cont(age, 0.75) as age_q3,
+        quantile_cont(age, [0.25, 0.5, 0.75]) as age_quartiles,
         avg(annual_income_k) as annual_income_k_mean,
-        quantile_cont(annual_income_k, 0.25) as annual_income_k_q1,
-        median(annual_income_k) as annual_income_k_median,
-        quantile_cont(annual_income_k, 0.75) as annual_income_k_q3,
+        quantile_cont(annual_income_k, [0.25, 0.5, 0.75]) as annual_income_k_quartiles,
         avg(spending_score) as spending_score_mean,
-        quantile_cont(spending_score, 0.25) as spending_score_q1,
-        median(spending_score) as spending_score_median,
-        quantile_cont(spending_score, 0.75) as spending_score_q3,
+        quantile_cont(spending_score, [0.25, 0.5, 0.75]) as spending_score_quartiles,
         count(*) filter (where gender = 'Female') as female_customers,
         count(*) filter (where gender = 'Male') as male_customers
     from members
     group by segment_id
+),
+
+profiles as (
+    select
+        segment_id,
+        segment_name,
+        customers,
+        mean_silhouette,
+        age_mean,
+        age_quartiles[1] as age_q1,
+        age_quartiles[2] as age_median,
+        age_quartiles[3] as age_q3,
+        annual_income_k_mean,
+        annual_income_k_quartiles[1] as annual_income_k_q1,
+        annual_income_k_quartiles[2] as annual_income_k_median,
+        annual_income_k_quartiles[3] as annual_income_k_q3,
+        spending_score_mean,
+        spending_score_quartiles[1] as spending_score_q1,
+        spending_score_quartiles[2] as spending_score_median,
+        spending_score_quartiles[3] as spending_score_q3,
+        female_customers,
+        male_customers
+    from segment_summaries
 )
 
 select

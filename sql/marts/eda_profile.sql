@@ -23,19 +23,32 @@ long_values as (
     into name feature value feature_value
 ),
 
-numeric_summary as (
+-- One list-valued quantile: separate quantile aggregates would each hold every value.
+feature_summaries as (
     select
         feature,
         count(feature_value) as n,
         avg(feature_value) as mean_value,
         stddev_samp(feature_value) as std_value,
         min(feature_value) as min_value,
-        quantile_cont(feature_value, 0.25) as q1_value,
-        quantile_cont(feature_value, 0.5) as median_value,
-        quantile_cont(feature_value, 0.75) as q3_value,
+        quantile_cont(feature_value, [0.25, 0.5, 0.75]) as quartiles,
         max(feature_value) as max_value
     from long_values
     group by feature
+),
+
+numeric_summary as (
+    select
+        feature,
+        n,
+        mean_value,
+        std_value,
+        min_value,
+        quartiles[1] as q1_value,
+        quartiles[2] as median_value,
+        quartiles[3] as q3_value,
+        max_value
+    from feature_summaries
 ),
 
 numeric_rows as (
