@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from engine.validation_service import ValidationService
 
     # Started before the builder imports anything heavy, so GX loads on the other core meanwhile.
-    with ValidationService() as validation:
+    with ValidationService(spool_beside=config.warehouse_path.parent) as validation:
         from engine.runner import Runner
 
         result = Runner(ROOT, config, console, validation, args.select, fingerprint).run()

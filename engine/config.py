@@ -63,6 +63,9 @@ class Config:
     scaling: str
     # DuckDB's memory_limit for builds ("2GB"); beyond it DuckDB spills to disk. None: DuckDB's.
     memory_limit: str | None = None
+    # Tables with at least this many rows are validated before the next model starts, so the
+    # builder's and the validation worker's memory peaks never stack.
+    serial_validation_rows: int = 2_000_000
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
@@ -114,6 +117,7 @@ SCHEMA: dict[str, Any] = {
         "seed": int,
         "run_results_dir": str,
         "memory_limit": str,
+        "serial_validation_rows": int,
     },
     "sources": _Table(
         {
@@ -330,6 +334,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         ).resolve(),
         seed=warehouse["seed"],
         memory_limit=_memory_limit(warehouse.get("memory_limit"), where),
+        serial_validation_rows=warehouse.get("serial_validation_rows", 2_000_000),
         sources=sources,
         ranges=ranges,
         accepted=accepted,

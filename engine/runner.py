@@ -27,6 +27,7 @@ from engine.errors import (
     ProjectError,
 )
 from engine.loader import load_source
+from engine.memory import release_unused
 from engine.model_api import ModelResult
 from engine.project import PREVIOUS_PREFIX, Model, Project, discover, model_configs, select
 from engine.run_results import new_run_id, write_run_result
@@ -300,8 +301,6 @@ def build_model(context: BuildContext, model: Model, progress: Progress | None =
         loaded = load_source(config, config.sources[model.name], progress or Progress())
         _write_table(con, model, loaded.table)
         del loaded
-        # The text of 10M rows now lives in DuckDB; hand Arrow's copy back to the system.
-        pa.default_memory_pool().release_unused()
     elif model.kind == "sql":
         assert model.query is not None
         try:
@@ -478,6 +477,7 @@ class Runner:
                 try:
                     with self.console.step(index, len(selected), table) as progress:
                         build_model(context, model, progress)
+                    release_unused()
                     _describe(con, model)
                 except ModelError as exc:
                     run.status, run.message = "error", str(exc)
@@ -503,6 +503,8 @@ class Runner:
                         *_validation_input(con, table, suites[table]),
                         expectations_params,
                     )
+                    if (run.rows or 0) >= self.config.serial_validation_rows:
+                        take(service.wait_all())
             if service is not None:
                 take(service.wait_all())
             reader.close()

@@ -25,8 +25,9 @@ ALL = "all"
 def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
     """Every figure of one group (a segment, or all) of one experiment."""
     # Arrays, not sub-frames: an experiment over every customer is millions of rows.
-    arm = frame["arm"].to_numpy()
-    in_control, in_treatment = arm == "control", arm == "treatment"
+    # Compared as Arrow strings: arm.to_numpy() would make a Python string per customer.
+    in_control = (frame["arm"] == "control").to_numpy(dtype=bool)
+    in_treatment = (frame["arm"] == "treatment").to_numpy(dtype=bool)
     outcome = frame["outcome"].to_numpy(dtype=np.float64)
     y_c, y_t = outcome[in_control], outcome[in_treatment]
     alpha = experiment.alpha
@@ -90,14 +91,9 @@ def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
     return row
 
 
-OUTCOME_COLUMNS = [
-    "segment_id",
-    "arm",
-    "outcome",
-    "pre_period_value",
-    "true_effect",
-    "source",
-]
+# The whole experiment is analysed from these; each segment also needs its true effect.
+OUTCOME_COLUMNS = ["arm", "outcome", "pre_period_value"]
+SEGMENT_COLUMNS = [*OUTCOME_COLUMNS, "true_effect"]
 
 
 def model(
@@ -117,10 +113,13 @@ def model(
     rows = []
     # One experiment's outcomes at a time: each may hold every customer.
     for name in distinct(ab_outcomes, "experiment"):
-        outcomes = frame(where(ab_outcomes, experiment=name), OUTCOME_COLUMNS)
+        in_experiment = where(ab_outcomes, experiment=name)
+        outcomes = frame(in_experiment, OUTCOME_COLUMNS)
         experiment = experiments.get(name) or for_logged(name, outcomes["outcome"])
+        source = "log" if distinct(in_experiment, "source") == ["log"] else "simulation"
         group_rows = []
-        for segment_id, members in outcomes.groupby("segment_id", sort=True):
+        for segment_id in distinct(in_experiment, "segment_id"):
+            members = frame(where(in_experiment, segment_id=int(segment_id)), SEGMENT_COLUMNS)
             row = analyse(members, experiment)
             row.update(
                 scope="segment",
@@ -131,14 +130,17 @@ def model(
             )
             group_rows.append(row)
         overall = analyse(outcomes, experiment)
-        truth = outcomes["true_effect"]
+        del outcomes
+        ((truth_mean, truth_complete),) = in_experiment.aggregate(
+            "avg(true_effect), count(true_effect) = count(*)"
+        ).fetchall()
         overall.update(
             scope=ALL,
             segment_id=None,
             segment_name=ALL,
             assigned_users=int(assigned_counts.loc[name].sum()),
             # The overall truth is the user-weighted mean of the segments' true effects.
-            true_effect=float(truth.mean()) if truth.notna().all() else np.nan,
+            true_effect=float(truth_mean) if truth_complete else np.nan,
         )
 
         p_values = np.array([r["p_value"] for r in group_rows], dtype=np.float64)
@@ -161,7 +163,7 @@ def model(
                 planned_effect=experiment.expected_effect,
                 heterogeneity_q=q,
                 heterogeneity_p_value=q_p,
-                source="log" if (outcomes["source"] == "log").all() else "simulation",
+                source=source,
             )
             if np.isfinite(row.get("p_value", np.nan)):
                 # Segments are judged on the Holm-adjusted p-value: several segments, one family.

@@ -84,6 +84,16 @@ MISTAKES = {
         r"'sources\.customers\.required' lists \['age'\]",
     ),
     "TOML syntax error, with its line": ("seed = 42", "seed = = 42", r"not valid TOML: .*line \d+"),
+    "memory limit that is not a size": (
+        'memory_limit = "1GB"',
+        'memory_limit = "lots"',
+        r"'warehouse\.memory_limit' = 'lots' is not a size",
+    ),
+    "memory limit of the wrong type": (
+        'memory_limit = "1GB"',
+        "memory_limit = 1",
+        r"warehouse\.memory_limit",
+    ),
 }
 
 

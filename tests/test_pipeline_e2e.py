@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 from conftest import ProjectCopy
 
@@ -206,6 +207,43 @@ def test_failing_blocking_expectation_leaves_warehouse_byte_identical(
     assert "SKIP" in done.stdout  # everything downstream of the failure is skipped
     assert project.digest() == before
     assert list(project.warehouse.parent.glob(".segments.duckdb.build-*")) == []
+
+
+def test_big_tables_are_validated_before_the_next_model_starts(project: ProjectCopy) -> None:
+    # With every table of 100+ rows validated before the next model, a blocking failure on
+    # stg_customers is known before anything reads it: its direct readers are skipped, never
+    # built and then discarded.
+    project.config.write_text(
+        project.config.read_text().replace(
+            "[warehouse]\n", "[warehouse]\nserial_validation_rows = 100\n", 1
+        )
+    )
+    suite_path = project.root / "expectations" / "staging.stg_customers.json"
+    suite = json.loads(suite_path.read_text())
+    suite["expectations"].append(
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}}
+    )
+    suite_path.write_text(json.dumps(suite))
+    done = project.run("run")
+    assert done.returncode == 1
+    assert re.search(r"SKIP\s+ml\.customers_per_gender", done.stdout), done.stdout
+    assert re.search(r"SKIP\s+intermediate\.int_feature_scaling", done.stdout), done.stdout
+
+
+def test_a_column_expectation_sees_every_column_of_the_table(project: ProjectCopy) -> None:
+    # Data expectations get only the columns they read; expectations about the columns
+    # themselves must still see all of them, so a missing one fails and a present one passes.
+    suite_path = project.root / "expectations" / "ml.customer_segments.json"
+    suite = json.loads(suite_path.read_text())
+    suite["expectations"] += [
+        {"type": "expect_column_to_exist", "kwargs": {"column": "runner_up_segment_name"}},
+        {"type": "expect_column_to_exist", "kwargs": {"column": "no_such_column"}},
+    ]
+    suite_path.write_text(json.dumps(suite))
+    done = project.run("run")
+    assert done.returncode == 1
+    failures = re.findall(r"FAIL (ml\.customer_segments .*)", done.stderr)
+    assert failures == ["ml.customer_segments no_such_column: expect_column_to_exist"], done.stderr
 
 
 def test_warning_expectation_does_not_block(project: ProjectCopy) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -103,7 +104,8 @@ def test_second_refresh_stops_at_once_and_changes_nothing(project: ProjectCopy) 
 
 
 def _leftovers(project: ProjectCopy) -> list[Path]:
-    return list(project.warehouse.parent.glob(".segments.duckdb.build-*"))
+    folder = project.warehouse.parent
+    return [*folder.glob(".segments.duckdb.build-*"), *folder.glob(".validation-*")]
 
 
 def test_sigkill_at_any_moment_leaves_the_old_or_the_new_warehouse(project: ProjectCopy) -> None:
@@ -134,7 +136,13 @@ def test_next_run_removes_what_a_killed_run_left(project: ProjectCopy) -> None:
     stale = project.warehouse.with_name(".segments.duckdb.build-19990101T000000Z-dead00")
     stale.write_bytes(b"half a database")
     stale.with_name(stale.name + ".wal").write_bytes(b"half a log")
+    # A validation spool of a process that is gone, and one of a process still running.
+    dead_spool = project.warehouse.with_name(".validation-999999999-x1")
+    (dead_spool / "0.rows.arrow").parent.mkdir()
+    (dead_spool / "0.rows.arrow").write_bytes(b"rows")
+    live_spool = project.warehouse.with_name(f".validation-{os.getpid()}-x2")
+    live_spool.mkdir()
     done = project.run("run", "--full-refresh")
     assert done.returncode == 0, done.stderr
     assert "left behind by an interrupted run" in done.stdout
-    assert _leftovers(project) == []
+    assert _leftovers(project) == [live_spool]
