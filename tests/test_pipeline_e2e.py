@@ -189,17 +189,23 @@ def test_config_typo_fails_naming_the_key(project: ProjectCopy) -> None:
     assert not project.warehouse.exists()
 
 
+def _add_expectations(project: ProjectCopy, table: str, *expectations: dict) -> None:
+    suite_path = project.root / "expectations" / f"{table}.json"
+    suite = json.loads(suite_path.read_text())
+    suite["expectations"] += list(expectations)
+    suite_path.write_text(json.dumps(suite))
+
+
 def test_failing_blocking_expectation_leaves_warehouse_byte_identical(
     project: ProjectCopy,
 ) -> None:
     assert project.run("run", "-q").returncode == 0
     before = project.digest()
-    suite_path = project.root / "expectations" / "staging.stg_customers.json"
-    suite = json.loads(suite_path.read_text())
-    suite["expectations"].append(
-        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}}
+    _add_expectations(
+        project,
+        "staging.stg_customers",
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}},
     )
-    suite_path.write_text(json.dumps(suite))
     done = project.run("run")
     assert done.returncode == 1
     assert "FAIL staging.stg_customers expect_table_row_count_to_be_between" in done.stderr
@@ -218,12 +224,11 @@ def test_big_tables_are_validated_before_the_next_model_starts(project: ProjectC
             "[warehouse]\n", "[warehouse]\nserial_validation_rows = 100\n", 1
         )
     )
-    suite_path = project.root / "expectations" / "staging.stg_customers.json"
-    suite = json.loads(suite_path.read_text())
-    suite["expectations"].append(
-        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}}
+    _add_expectations(
+        project,
+        "staging.stg_customers",
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}},
     )
-    suite_path.write_text(json.dumps(suite))
     done = project.run("run")
     assert done.returncode == 1
     assert re.search(r"SKIP\s+ml\.customers_per_gender", done.stdout), done.stdout
@@ -233,13 +238,12 @@ def test_big_tables_are_validated_before_the_next_model_starts(project: ProjectC
 def test_a_column_expectation_sees_every_column_of_the_table(project: ProjectCopy) -> None:
     # Data expectations get only the columns they read; expectations about the columns
     # themselves must still see all of them, so a missing one fails and a present one passes.
-    suite_path = project.root / "expectations" / "ml.customer_segments.json"
-    suite = json.loads(suite_path.read_text())
-    suite["expectations"] += [
+    _add_expectations(
+        project,
+        "ml.customer_segments",
         {"type": "expect_column_to_exist", "kwargs": {"column": "runner_up_segment_name"}},
         {"type": "expect_column_to_exist", "kwargs": {"column": "no_such_column"}},
-    ]
-    suite_path.write_text(json.dumps(suite))
+    )
     done = project.run("run")
     assert done.returncode == 1
     failures = re.findall(r"FAIL (ml\.customer_segments .*)", done.stderr)
