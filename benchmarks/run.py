@@ -1,6 +1,6 @@
 """Benchmark: the full refresh at several sizes, the no-op refresh, and the notebook-style baseline.
 
-    python -m benchmarks.run --sizes 200 100k 1M [--baseline] [--output benchmarks/results]
+    python -m benchmarks.run --sizes 200 20k 100k 1M 10M [--baseline [--baseline-seconds S]]
 
 For each size it generates a seeded workspace (the shipped sample for 200), runs
 ``pipeline.py run`` as a user would, and records wall time, peak memory of the whole process tree
@@ -29,7 +29,7 @@ from benchmarks.generate import workspace, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
-SIZES = {"200": 200, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
+SIZES = {"200": 200, "20k": 20_000, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
 BASELINE_SECONDS = 300
 # k-means on every row is the reference for the sample fit; past this size the reference itself
 # takes minutes, and the target is stated at 1M.
