@@ -12,14 +12,23 @@ import html
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
 
 from reporting import figures
 
+if TYPE_CHECKING:
+    from python_models._surrogate import TrainingData
+
+PLOTTED_CUSTOMERS = 50_000
 TABLES = {
-    "customers": "select * from marts.dim_customers order by customer_id",
+    # Plots need a picture of the customers, not all 10M of them: a seeded sample above this size.
+    "customers": (
+        "select * from marts.dim_customers "
+        f"using sample reservoir({PLOTTED_CUSTOMERS} rows) repeatable (42) order by customer_id"
+    ),
     "segments": "select * from marts.dim_segments order by segment_id",
     "reconciliation": "select * from staging.stg_customers_reconciliation",
     "eda": "select * from marts.eda_profile order by section_order, subject, statistic_order",
@@ -30,8 +39,6 @@ TABLES = {
     "ab": "select * from ml.ab_segment_results order by experiment, scope, segment_id",
     "ab_summary": "select * from marts.ab_experiment_summary order by experiment",
     "scaling": "select * from intermediate.int_feature_scaling order by position",
-    "features": "select * from intermediate.int_customer_features",
-    "assignments": "select * from ml.customer_segments",
     "runs": "select * from meta.runs order by started_at",
 }
 LATEST_EXPECTATIONS = """
@@ -50,11 +57,30 @@ class Headline:
     text: str  # with {value} where the figure goes
 
 
-def read_tables(warehouse: Path) -> dict[str, pd.DataFrame]:
+def read_tables(warehouse: Path, seed: int) -> dict[str, Any]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        tables = {name: con.sql(sql).to_arrow_table().to_pandas() for name, sql in TABLES.items()}
+        tables: dict[str, Any] = {
+            name: con.sql(sql).to_arrow_table().to_pandas() for name, sql in TABLES.items()
+        }
         tables["expectations"] = con.sql(LATEST_EXPECTATIONS).to_arrow_table().to_pandas()
+        tables["surrogate_training"] = _surrogate_training(con, tables, seed)
     return tables
+
+
+def _surrogate_training(
+    con: duckdb.DuckDBPyConnection, t: dict[str, Any], seed: int
+) -> TrainingData:
+    """The sample the published surrogate was trained on, read the way the model read it."""
+    from python_models._surrogate import training_data
+
+    chosen = t["fidelity"][(t["fidelity"]["scope"] == "all") & t["fidelity"]["is_chosen"]].iloc[0]
+    return training_data(
+        con.table("intermediate.int_customer_features"),
+        t["scaling"],
+        con.table("ml.customer_segments"),
+        int(chosen["customers"]),
+        seed,
+    )
 
 
 def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
@@ -118,18 +144,11 @@ def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
     return found
 
 
-def _surrogate_png(t: dict[str, pd.DataFrame], seed: int) -> bytes:
-    from python_models._surrogate import fit_tree, training_data
+def _surrogate_png(t: dict[str, Any], seed: int) -> bytes:
+    from python_models._surrogate import fit_tree
 
     chosen = t["fidelity"][(t["fidelity"]["scope"] == "all") & t["fidelity"]["is_chosen"]].iloc[0]
-    tables = duckdb.connect()  # the frames read earlier, as the relations the model code takes
-    data = training_data(
-        tables.from_df(t["features"]),
-        t["scaling"],
-        tables.from_df(t["assignments"]),
-        int(chosen["customers"]),
-        seed,
-    )
+    data = t["surrogate_training"]
     tree = fit_tree(data, int(chosen["depth"]), int(chosen["min_samples_leaf"]), seed)
     names = t["segments"].set_index("segment_id")["segment_name"]
     return figures.surrogate_tree(tree, data.features, [names[c] for c in tree.classes_])
@@ -150,7 +169,7 @@ def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
     return shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="")
 
 
-def render(t: dict[str, pd.DataFrame], seed: int) -> str:
+def render(t: dict[str, Any], seed: int) -> str:
     features = t["scaling"]["feature"].tolist()
     sections: list[tuple[str, str]] = []
     items = "".join(f"<li>{_headline_html(h)}</li>" for h in headlines(t))
@@ -306,7 +325,7 @@ def render(t: dict[str, pd.DataFrame], seed: int) -> str:
 
 def write_report(warehouse: Path, destination: Path, seed: int) -> Path:
     """Render the report from the published warehouse and write it atomically."""
-    page = render(read_tables(warehouse), seed)
+    page = render(read_tables(warehouse, seed), seed)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
     partial.write_text(page, encoding="utf-8")
