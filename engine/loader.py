@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import mmap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,6 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from engine.config import Config, SourceConfig
-from engine.console import Progress
 from engine.errors import InputError
 
 SOURCE_FILE = "_source_file"
@@ -214,8 +213,12 @@ def _column_or_nulls(part: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
     return part.column(name) if name in part.column_names else pa.nulls(part.num_rows, pa.string())
 
 
+def _quiet(_: str) -> None:
+    """Where progress goes when nobody asked for it."""
+
+
 def load_source(
-    config: Config, source: SourceConfig, progress: Progress | None = None
+    config: Config, source: SourceConfig, progress: Callable[[str], None] = _quiet
 ) -> LoadedSource:
     """Every landing file of one source, unioned by column name, as one Arrow table."""
     files = source.landing_files(config.raw_dir)
@@ -234,8 +237,7 @@ def load_source(
     ordered_names: list[str] = list(source.columns)
     parts: list[pa.Table] = []
     for number, path in enumerate(files, start=1):
-        if progress is not None:
-            progress.update(f"file {number} of {len(files)}")
+        progress(f"file {number} of {len(files)}")
         part = read_source_file(path, source, path.relative_to(config.raw_dir).as_posix())
         ordered_names.extend(n for n in part.column_names if n not in ordered_names)
         parts.append(part)

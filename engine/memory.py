@@ -22,8 +22,7 @@ def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     name = ctypes.util.find_library("c")
     if name is None:
         return None
-    function = getattr(ctypes.CDLL(name), "malloc_trim", None)  # glibc only, not musl
-    return function
+    return getattr(ctypes.CDLL(name), "malloc_trim", None)  # glibc only, not musl
 
 
 def release_unused() -> None:

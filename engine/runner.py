@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from engine import meta, publish, quality, seeds, statements
 from engine.config import Config
-from engine.console import Console, Progress
+from engine.console import Console
 from engine.errors import (
     ExpectationsFailed,
     ModelError,
@@ -245,7 +245,10 @@ def _load_python_model(model: Model) -> Callable[..., Any]:
 
 
 def _python_inputs(
-    context: BuildContext, model: Model, function: Callable[..., Any], progress: Progress
+    context: BuildContext,
+    model: Model,
+    function: Callable[..., Any],
+    progress: Callable[[str], None],
 ) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(function)
@@ -261,7 +264,7 @@ def _python_inputs(
         elif parameter == "run_id":
             arguments[parameter] = context.run_id
         elif parameter == "progress":  # a long model says how far it is: progress("k = 5")
-            arguments[parameter] = progress.update
+            arguments[parameter] = progress
         elif parameter == "variables":
             arguments[parameter] = context.config.variables
         elif parameter.startswith(PREVIOUS_PREFIX):
@@ -293,14 +296,12 @@ def _model_failure(model: Model, exc: BaseException) -> ModelError:
     return ModelError(f"{where}{at}: {type(exc).__name__}: {exc}")
 
 
-def build_model(context: BuildContext, model: Model, progress: Progress | None = None) -> None:
+def build_model(context: BuildContext, model: Model, progress: Callable[[str], None]) -> None:
     con, config = context.con, context.config
     if model.kind == "seed":
         _write_table(con, model, seeds.SEED_BUILDERS[model.name](config))
     elif model.kind == "source":
-        loaded = load_source(config, config.sources[model.name], progress or Progress())
-        _write_table(con, model, loaded.table)
-        del loaded
+        _write_table(con, model, load_source(config, config.sources[model.name], progress).table)
     elif model.kind == "sql":
         assert model.query is not None
         try:
@@ -310,8 +311,7 @@ def build_model(context: BuildContext, model: Model, progress: Progress | None =
     else:
         try:
             function = _load_python_model(model)
-            arguments = _python_inputs(context, model, function, progress or Progress())
-            result = function(**arguments)
+            result = function(**_python_inputs(context, model, function, progress))
         except PipelineError:
             raise
         except Exception as exc:  # a model's own bug: report it against the model file
@@ -394,9 +394,8 @@ class Runner:
                 self.console.info(f"Removed {leftover.name}, left behind by an interrupted run")
             partial = len(selected) < len(project.order)
             build = publish.start_build(paths, result.run_id, copy_published=partial)
-            service = self.validation
-            if not validating and service is not None:
-                service.close()  # nothing selected has a suite: free the other core now
+            if not validating:
+                self.validation.close()  # nothing selected has a suite: free the other core now
             try:
                 ok = self._build_all(
                     build,
@@ -406,7 +405,7 @@ class Runner:
                     selected,
                     suites,
                     result,
-                    service if validating else None,
+                    self.validation if validating else None,
                 )
             except BaseException:
                 publish.discard_build(build)
@@ -476,7 +475,7 @@ class Runner:
                 clock = time.perf_counter()
                 try:
                     with self.console.step(index, len(selected), table) as progress:
-                        build_model(context, model, progress)
+                        build_model(context, model, progress.update)
                     release_unused()
                     _describe(con, model)
                 except ModelError as exc:
@@ -507,7 +506,6 @@ class Runner:
                         take(service.wait_all())
             if service is not None:
                 take(service.wait_all())
-            reader.close()
             if has_previous:
                 con.execute(f"detach {PREVIOUS_CATALOG}")
             if blocked:

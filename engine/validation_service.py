@@ -3,9 +3,9 @@
 GX takes seconds to import and its pandas metrics hold the GIL; in the builder's process it would
 stall every model behind it (and importing it on a thread races other imports). The worker is
 started as soon as a run knows it will build — before the builder imports DuckDB or any model —
-so GX's import overlaps the whole build. It validates each table it is sent (Arrow IPC bytes of
-the columns its suite reads) and sends the results back. The worker exits when the builder asks
-it to, or by itself when the builder has died.
+so GX's import overlaps the whole build. It validates each table it is sent (an Arrow file of
+the columns its suite reads, which it memory-maps) and sends the results back. The worker exits
+when the builder asks it to, or by itself when the builder has died.
 """
 
 from __future__ import annotations
@@ -69,10 +69,10 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
             suite = Suite(table, Path(path), document)
             outcomes = validator.validate(suite, frame, parameters, columns)
             responses.put((table, [asdict(o) for o in outcomes], None))
-            del frame, columns
-            release_unused()
         except ProjectError as exc:
             responses.put((table, [], str(exc)))
+        del frame, columns
+        release_unused()
 
 
 def _start_method() -> str:

@@ -40,23 +40,23 @@ def _arms(values: np.ndarray | list[str]) -> pa.DictionaryArray:
     return pa.array(values, pa.string()).dictionary_encode()
 
 
+def _constant(value: str, rows: int) -> pa.DictionaryArray:
+    """One value on every row, stored once."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int8)), pa.array([value]))
+
+
 def _members(
     name: str, keys: np.ndarray, synthetic: bool, segment_ids: np.ndarray, arms: Any, source: str
 ) -> pa.Table:
     rows = len(keys)
-    constant = pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(rows, dtype=np.int8)), pa.array([name])
-    )
     return pa.table(
         {
-            "experiment": constant,
+            "experiment": _constant(name, rows),
             "customer_key": pa.array(keys, pa.int64()),
             "is_synthetic": pa.array(np.full(rows, synthetic)),
             "segment_id": pa.array(segment_ids, pa.int64()),
             "arm": _arms(arms),
-            "source": pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(rows, dtype=np.int8)), pa.array([source])
-            ),
+            "source": _constant(source, rows),
         }
     )
 

@@ -189,6 +189,10 @@ def test_config_typo_fails_naming_the_key(project: ProjectCopy) -> None:
     assert not project.warehouse.exists()
 
 
+# Fails on the 200-row sample.
+AT_MOST_TEN_ROWS = {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}}
+
+
 def _add_expectations(project: ProjectCopy, table: str, *expectations: dict) -> None:
     suite_path = project.root / "expectations" / f"{table}.json"
     suite = json.loads(suite_path.read_text())
@@ -201,11 +205,7 @@ def test_failing_blocking_expectation_leaves_warehouse_byte_identical(
 ) -> None:
     assert project.run("run", "-q").returncode == 0
     before = project.digest()
-    _add_expectations(
-        project,
-        "staging.stg_customers",
-        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}},
-    )
+    _add_expectations(project, "staging.stg_customers", AT_MOST_TEN_ROWS)
     done = project.run("run")
     assert done.returncode == 1
     assert "FAIL staging.stg_customers expect_table_row_count_to_be_between" in done.stderr
@@ -224,11 +224,7 @@ def test_big_tables_are_validated_before_the_next_model_starts(project: ProjectC
             "[warehouse]\n", "[warehouse]\nserial_validation_rows = 100\n", 1
         )
     )
-    _add_expectations(
-        project,
-        "staging.stg_customers",
-        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 10}},
-    )
+    _add_expectations(project, "staging.stg_customers", AT_MOST_TEN_ROWS)
     done = project.run("run")
     assert done.returncode == 1
     assert re.search(r"SKIP\s+ml\.customers_per_gender", done.stdout), done.stdout
@@ -251,16 +247,7 @@ def test_a_column_expectation_sees_every_column_of_the_table(project: ProjectCop
 
 
 def test_warning_expectation_does_not_block(project: ProjectCopy) -> None:
-    suite_path = project.root / "expectations" / "staging.stg_customers.json"
-    suite = json.loads(suite_path.read_text())
-    suite["expectations"].append(
-        {
-            "type": "expect_table_row_count_to_be_between",
-            "kwargs": {"max_value": 10},
-            "severity": "warning",
-        }
-    )
-    suite_path.write_text(json.dumps(suite))
+    _add_expectations(project, "staging.stg_customers", {**AT_MOST_TEN_ROWS, "severity": "warning"})
     done = project.run("run")
     assert done.returncode == 0, done.stderr
     assert "WARN staging.stg_customers expect_table_row_count_to_be_between" in done.stdout
