@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 import traceback
 import typing
@@ -240,6 +241,9 @@ def _load_python_model(model: Model) -> Callable[..., Any]:
     spec = importlib.util.spec_from_file_location(f"python_models.{model.name}", model.path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Registered like any imported module, so what it defines can be pickled by name (a forked
+    # worker is handed the model's own functions that way).
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module.model
 

@@ -12,6 +12,7 @@ a scope, so methods can be compared side by side.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -22,6 +23,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import make_scorer
 from sklearn.model_selection import train_test_split
 
+from python_models._parallel import parallel_map
 from python_models._surrogate import training_data
 
 PARAMETERS = {
@@ -30,6 +32,10 @@ PARAMETERS = {
     "permutation_repeats": 10,
     # Importances settle long before this many customers; above it, a seeded sample is used.
     "fit_sample_size": 10_000,
+    # The forests are fitted this many at a time: in threads once the training set has
+    # parallel_min_rows rows, in forked processes below that (small fits hold the GIL).
+    "workers": 2,
+    "parallel_min_rows": 5_000,
 }
 
 
@@ -76,15 +82,61 @@ def _rows(
     return rows
 
 
-def _forest(config: dict[str, Any], seed: int) -> RandomForestClassifier:
-    return RandomForestClassifier(
-        n_estimators=config["n_estimators"], oob_score=True, random_state=seed, n_jobs=1
-    )
-
-
 def _impurity(forest: RandomForestClassifier) -> tuple[np.ndarray, np.ndarray]:
     spread = np.std([tree.feature_importances_ for tree in forest.estimators_], axis=0)
     return forest.feature_importances_, spread
+
+
+@dataclass(frozen=True)
+class Forests:
+    """One forest per scope, each fitted on its own: picklable, so a forked worker can fit one.
+
+    Scope None is every segment (with held-out permutation importance for all scopes at once);
+    an integer is that segment versus the rest.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    segments: list[int]
+    n_estimators: int
+    permutation_repeats: int
+    seed: int
+
+    def _forest(self, labels: np.ndarray) -> RandomForestClassifier:
+        return RandomForestClassifier(
+            n_estimators=self.n_estimators, oob_score=True, random_state=self.seed, n_jobs=1
+        ).fit(self.x_train, labels)
+
+    def fit(self, scope: int | None) -> dict[str, Any]:
+        if scope is not None:
+            # Impurity importance one versus rest needs a forest that learned just that split.
+            binary = self._forest((self.y_train == scope).astype(np.int64))
+            return {"impurity": _impurity(binary), "oob_score": float(binary.oob_score_)}
+        forest = self._forest(self.y_train)
+        # One forest, one set of permutations, every scope's score at once: with several
+        # scorers scikit-learn predicts once per permutation and scores all of them on it.
+        scorers = {"all": "accuracy"} | {
+            f"segment_{s}": make_scorer(one_vs_rest_accuracy(s)) for s in self.segments
+        }
+        permuted = permutation_importance(
+            forest,
+            self.x_test,
+            self.y_test,
+            scoring=scorers,
+            n_repeats=self.permutation_repeats,
+            random_state=self.seed,
+        )
+        return {
+            "impurity": _impurity(forest),
+            "oob_score": float(forest.oob_score_),
+            "permutation": {
+                name: (result.importances_mean, result.importances_std)
+                for name, result in permuted.items()
+            },
+            "predicted": forest.predict(self.x_test),
+        }
 
 
 def model(
@@ -109,45 +161,48 @@ def model(
         stratify=data.labels,
         random_state=seed,
     )
-    forest = _forest(config, seed).fit(x_train, y_train)
     segments = [int(s) for s in np.unique(data.labels)]
-    # One forest, one set of permutations, every scope's score at once: with several scorers
-    # scikit-learn predicts once per permutation and scores all of them on that prediction.
-    scorers = {"all": "accuracy"} | {
-        f"segment_{s}": make_scorer(one_vs_rest_accuracy(s)) for s in segments
-    }
-    permuted = permutation_importance(
-        forest,
+    forests = Forests(
+        x_train,
+        y_train,
         x_test,
         y_test,
-        scoring=scorers,
-        n_repeats=config["permutation_repeats"],
-        random_state=seed,
+        segments,
+        config["n_estimators"],
+        config["permutation_repeats"],
+        seed,
     )
-    predicted = forest.predict(x_test)
+    scopes: list[int | None] = [None, *segments]
+    fitted = list(
+        parallel_map(
+            forests.fit,
+            scopes,
+            config["workers"],
+            processes=len(x_train) < config["parallel_min_rows"],
+        )
+    )
+    everything = fitted[0]
+    predicted = everything["predicted"]
     results = [
         _rows(
             "all",
             None,
             data.features,
-            _impurity(forest),
-            (permuted["all"].importances_mean, permuted["all"].importances_std),
-            float(forest.oob_score_),
+            everything["impurity"],
+            everything["permutation"]["all"],
+            everything["oob_score"],
             float(np.mean(predicted == y_test)),
         )
     ]
-    for segment in segments:
-        # Impurity importance one versus rest needs a forest that learned just that split.
-        binary = _forest(config, seed).fit(x_train, (y_train == segment).astype(np.int64))
-        scores = permuted[f"segment_{segment}"]
+    for segment, binary in zip(segments, fitted[1:], strict=True):
         results.append(
             _rows(
                 "segment",
                 segment,
                 data.features,
-                _impurity(binary),
-                (scores.importances_mean, scores.importances_std),
-                float(binary.oob_score_),
+                binary["impurity"],
+                everything["permutation"][f"segment_{segment}"],
+                binary["oob_score"],
                 one_vs_rest_accuracy(segment)(y_test, predicted),
             )
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -21,9 +21,9 @@ from sklearn.metrics import (
     davies_bouldin_score,
     silhouette_score,
 )
-from threadpoolctl import threadpool_limits
 
 from engine.errors import ConfigError, InputError
+from python_models._parallel import parallel_map
 from python_models._segmentation import feature_matrix, feature_names, fit_kmeans, fit_rows
 
 PARAMETERS = {
@@ -41,7 +41,8 @@ PARAMETERS = {
     "silhouette_sample_size": 4_000,
     # Bootstrap stability refits k-means many times: above this many rows, on a seeded sample.
     "stability_sample_size": 5_000,
-    # Candidate k scored in this many threads once the fit sample has parallel_min_rows rows.
+    # Candidate k scored this many at a time: in threads once the fit sample has
+    # parallel_min_rows rows, in forked processes below that (small fits hold the GIL).
     "workers": 2,
     "parallel_min_rows": 5_000,
 }
@@ -85,21 +86,46 @@ def stability(
     return scores
 
 
-def _score_in_threads(
-    score: Callable[[int], dict[str, Any]], candidates: range, workers: int
-) -> list[dict[str, Any]]:
-    """Score the candidate k in parallel: k-means' Lloyd loop releases the GIL.
+@dataclass(frozen=True)
+class Candidates:
+    """What scoring one candidate k needs; picklable, so a forked worker can score it."""
 
-    Each fit is held to one OpenMP thread, set inside the worker thread because OpenMP's
-    thread count is a per-thread setting, so two fits use two cores rather than fighting.
-    """
+    fitted: np.ndarray
+    stable_rows: np.ndarray
+    silhouette_rows: int
+    n_init: int
+    resamples: int
+    seed: int
 
-    def limited(k: int) -> dict[str, Any]:
-        with threadpool_limits(limits=1):
-            return score(k)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(limited, candidates))
+    def score(self, k: int) -> dict[str, Any]:
+        fitted, seed = self.fitted, self.seed
+        estimator = fit_kmeans(fitted, k, self.n_init, seed)
+        labels = estimator.labels_
+        scores = stability(
+            fitted[self.stable_rows],
+            labels[self.stable_rows],
+            k,
+            self.resamples,
+            self.n_init,
+            seed,
+        )
+        sampled = self.silhouette_rows < fitted.shape[0]
+        return {
+            "k": k,
+            "inertia": float(estimator.inertia_),
+            "silhouette": float(
+                silhouette_score(
+                    fitted,
+                    labels,
+                    sample_size=self.silhouette_rows if sampled else None,
+                    random_state=seed,
+                )
+            ),
+            "calinski_harabasz": float(calinski_harabasz_score(fitted, labels)),
+            "davies_bouldin": float(davies_bouldin_score(fitted, labels)),
+            "stability_ari_mean": float(scores.mean()),
+            "stability_ari_std": float(scores.std(ddof=1)),
+        }
 
 
 def _knee_locator() -> type:
@@ -151,45 +177,19 @@ def model(
             f"to compare k = {config['k_min']}..{config['k_max']} segments"
         )
 
-    scored: list[int] = []
-
-    def score(k: int) -> dict[str, Any]:
-        progress(f"scoring k = {k}; {len(scored)} of {k_max - config['k_min'] + 1} k done")
-        estimator = fit_kmeans(fitted, k, config["n_init"], seed)
-        labels = estimator.labels_
-        scores = stability(
-            fitted[stable_rows],
-            labels[stable_rows],
-            k,
-            config["bootstrap_resamples"],
-            config["n_init"],
-            seed,
-        )
-        scored.append(k)
-        return {
-            "k": k,
-            "inertia": float(estimator.inertia_),
-            "silhouette": float(
-                silhouette_score(
-                    fitted,
-                    labels,
-                    sample_size=silhouette_rows if silhouette_rows < fitted.shape[0] else None,
-                    random_state=seed,
-                )
-            ),
-            "calinski_harabasz": float(calinski_harabasz_score(fitted, labels)),
-            "davies_bouldin": float(davies_bouldin_score(fitted, labels)),
-            "stability_ari_mean": float(scores.mean()),
-            "stability_ari_std": float(scores.std(ddof=1)),
-        }
-
-    candidates = range(config["k_min"], k_max + 1)
-    if config["workers"] > 1 and fitted.shape[0] >= config["parallel_min_rows"]:
-        rows = _score_in_threads(score, candidates, config["workers"])
-    else:
-        # Small fits are all per-call overhead under the GIL: threads only add contention.
-        with threadpool_limits(limits=1):
-            rows = [score(k) for k in candidates]
+    candidates = list(range(config["k_min"], k_max + 1))
+    fits = Candidates(
+        fitted, stable_rows, silhouette_rows, config["n_init"], config["bootstrap_resamples"], seed
+    )
+    rows = []
+    for row in parallel_map(
+        fits.score,
+        candidates,
+        config["workers"],
+        processes=fitted.shape[0] < config["parallel_min_rows"],
+    ):
+        rows.append(row)
+        progress(f"scored k = {row['k']}; {len(rows)} of {len(candidates)} k done")
     table = pd.DataFrame(rows)
     elbow = knee(table["k"].tolist(), table["inertia"].tolist())
     table["is_elbow"] = table["k"] == elbow if elbow is not None else False
