@@ -10,7 +10,10 @@ thread, so two pieces use two cores instead of four threads fighting over them.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -28,6 +31,20 @@ def _one_thread(function: Callable[[Item], Result], item: Item) -> Result:
         return function(item)
 
 
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """A forked worker's first act: ask Linux to kill it when the builder dies.
+
+    A builder killed outright (SIGKILL, the OOM killer) cannot stop its workers, and they would
+    wait for work forever, holding its output pipes open.
+    """
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the builder died before the request was made
+        os._exit(1)
+
+
 def _in_processes(
     function: Callable[[Item], Result], items: list[Item], workers: int
 ) -> Iterator[Result]:
@@ -38,7 +55,12 @@ def _in_processes(
     and starts with scikit-learn already imported.
     """
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        workers - 1,
+        mp_context=context,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = [pool.submit(_one_thread, function, item) for item in items]
         done: dict[int, Result] = {}
         for index in reversed(range(len(items))):

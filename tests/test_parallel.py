@@ -1,8 +1,12 @@
-"""Spreading a model's work over both cores must never change what it computes."""
+"""Spreading the work over both cores (models two at a time, a model's fits over forked
+workers) must never change what is built."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -10,7 +14,7 @@ import pytest
 
 from python_models._parallel import parallel_map
 
-from conftest import ProjectCopy
+from conftest import REPO, ProjectCopy
 
 # The tables made from the work parallel_map spreads, and the one that depends on them.
 SPREAD_TABLES = ("ml.segment_model_selection", "ml.feature_importance", "ml.customer_segments")
@@ -69,3 +73,72 @@ def test_processes_threads_and_one_core_give_identical_tables(
         assert done.returncode == 0, done.stderr
         for table, frame in _tables(project).items():
             pd.testing.assert_frame_equal(frame, forked[table], check_exact=True, obj=table)
+
+
+def test_two_models_at_a_time_build_the_same_warehouse_as_one_at_a_time(
+    built_sample: ProjectCopy, project: ProjectCopy
+) -> None:
+    project.config.write_text(
+        project.config.read_text().replace(
+            "concurrent_max_rows = 1000000", "concurrent_max_rows = 0"
+        )
+    )
+    done = project.run("run", "-q", "--no-report")
+    assert done.returncode == 0, done.stderr
+    tables = built_sample.query(
+        "select schema_name || '.' || table_name from duckdb_tables() "
+        "where schema_name not in ('meta', 'main') order by all"
+    )
+    assert len(tables) == 32
+    for (table,) in tables:
+        # segment_history records which run made each row; everything else is the data.
+        columns = "* exclude (run_id)" if table == "ml.segment_history" else "*"
+        pd.testing.assert_frame_equal(
+            project.frame(f"select {columns} from {table} order by all"),
+            built_sample.frame(f"select {columns} from {table} order by all"),
+            check_exact=True,
+            obj=table,
+        )
+
+
+def test_forked_workers_die_with_a_killed_builder(tmp_path) -> None:
+    """SIGKILL gives the builder no chance to stop its workers; Linux must do it."""
+    script = tmp_path / "builder.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from python_models._parallel import parallel_map\n"
+        "def nap(i):\n"
+        f"    open({str(tmp_path)!r} + f'/worker-{{os.getpid()}}', 'w').close()\n"
+        "    time.sleep(60)\n"
+        "list(parallel_map(nap, range(4), 2, processes=True))\n"
+    )
+    builder = subprocess.Popen([sys.executable, str(script)])
+    deadline = time.monotonic() + 30
+    workers: list[int] = []
+    while time.monotonic() < deadline:
+        workers = [
+            int(p.name.split("-")[1])
+            for p in tmp_path.glob("worker-*")
+            if int(p.name.split("-")[1]) != builder.pid
+        ]
+        if workers:
+            break
+        time.sleep(0.05)
+    assert workers, "no forked worker started"
+    builder.send_signal(signal.SIGKILL)
+    builder.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A dead child not yet reaped by init shows as a zombie: that counts as gone.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ")[1][0] != "Z"
