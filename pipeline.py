@@ -273,6 +273,11 @@ def _exit(code: int) -> NoReturn:
 def _main_for_shell() -> int:
     try:
         return main()
+    except KeyboardInterrupt:
+        # Exit now: a model building in a worker thread is not waited for (nothing it writes
+        # is published), and a traceback says nothing a person pressing Ctrl-C needs.
+        print("Interrupted.", file=sys.stderr, flush=True)
+        return 130
     except BrokenPipeError:
         # The reader went away (`pipeline.py list | head`): stop quietly, as `ls | head` does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

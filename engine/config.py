@@ -66,6 +66,9 @@ class Config:
     # Tables with at least this many rows are validated before the next model starts, so the
     # builder's and the validation worker's memory peaks never stack.
     serial_validation_rows: int = 2_000_000
+    # Two models build at once until a table of this many rows is built; then one at a time,
+    # so two models' memory never adds up. 0: always one at a time.
+    concurrent_max_rows: int = 1_000_000
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +113,14 @@ class _ListOf:
 _NUMBER = (int, float)
 _RANGE = {"min": _NUMBER, "max": _NUMBER}
 
+
+def _at_least_zero(table: dict[str, Any], key: str, default: int, where: str) -> int:
+    value = table.get(key, default)
+    if value < 0:
+        raise ConfigError(f"{where}: key 'warehouse.{key}' must be 0 or more, got {value}")
+    return int(value)
+
+
 SCHEMA: dict[str, Any] = {
     "warehouse": {
         "path": str,
@@ -118,6 +129,7 @@ SCHEMA: dict[str, Any] = {
         "run_results_dir": str,
         "memory_limit": str,
         "serial_validation_rows": int,
+        "concurrent_max_rows": int,
     },
     "sources": _Table(
         {
@@ -335,6 +347,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         seed=warehouse["seed"],
         memory_limit=_memory_limit(warehouse.get("memory_limit"), where),
         serial_validation_rows=warehouse.get("serial_validation_rows", 2_000_000),
+        concurrent_max_rows=_at_least_zero(warehouse, "concurrent_max_rows", 1_000_000, where),
         sources=sources,
         ranges=ranges,
         accepted=accepted,

@@ -29,10 +29,14 @@ class Progress:
 
 
 class _LiveLine:
-    """Rewrites one terminal line with the step's elapsed time and detail until stopped."""
+    """Rewrites one terminal line with the step's elapsed time and detail until stopped.
 
-    def __init__(self, out: TextIO, head: str, progress: Progress):
-        self._out, self._head, self._progress = out, head, progress
+    Writes go through ``lock``, which the console also holds to print, so a line printed
+    meanwhile (another model finishing) first blanks the live line; the next tick redraws it.
+    """
+
+    def __init__(self, out: TextIO, head: str, progress: Progress, lock: threading.Lock):
+        self._out, self._head, self._progress, self._lock = out, head, progress, lock
         self._started = time.perf_counter()
         self._stop = threading.Event()
         self._shown = 0
@@ -46,17 +50,25 @@ class _LiveLine:
             elapsed = time.perf_counter() - self._started
             detail = f" {self._progress.detail}," if self._progress.detail else ""
             text = f"{self._head} ...{detail} {elapsed:.0f}s"[: LINE_WIDTH + 40]
-            self._out.write("\r" + text.ljust(self._shown))
-            self._out.flush()
-            self._shown = len(text)
+            with self._lock:
+                if not self._stop.is_set():
+                    self._out.write("\r" + text.ljust(self._shown))
+                    self._out.flush()
+                    self._shown = len(text)
             self._stop.wait(LIVE_EVERY_SECONDS)
+
+    def blank(self) -> None:
+        """Clear the line; the caller holds the lock."""
+        if self._shown:
+            self._out.write("\r" + " " * self._shown + "\r")
+            self._out.flush()
+            self._shown = 0
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        if self._shown:  # blank the live line so the step's result line takes its place
-            self._out.write("\r" + " " * self._shown + "\r")
-            self._out.flush()
+        with self._lock:
+            self.blank()  # so the step's result line takes its place
 
 
 @dataclass
@@ -64,17 +76,26 @@ class Console:
     quiet: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
+    # Models may build two at a time: one of them has the live line, and prints blank it first.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _live: _LiveLine | None = field(default=None, repr=False)
+
+    def _print(self, text: str, stream: TextIO) -> None:
+        with self._lock:
+            if self._live is not None:
+                self._live.blank()
+            print(text, file=stream, flush=True)
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            print(text, file=self.out, flush=True)
+            self._print(text, self.out)
 
     def summary(self, text: str) -> None:
         """The closing line of a command: printed even when quiet."""
-        print(text, file=self.out, flush=True)
+        self._print(text, self.out)
 
     def error(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        self._print(text, self.err)
 
     def live(self) -> bool:
         """Live progress only for a person watching: not under --quiet, not into a pipe or file."""
@@ -83,15 +104,23 @@ class Console:
 
     @contextmanager
     def step(self, index: int, total: int, table: str) -> Iterator[Progress]:
-        """Around a model's build: on a terminal, a line that shows it is still running."""
+        """Around a model's build: on a terminal, a line that shows it is still running.
+
+        With two models building at once, the one that started first keeps the line.
+        """
         progress = Progress()
         head = f"{index:>3} of {total} {'RUN':<5} {table}"
-        line = _LiveLine(self.out, head, progress) if self.live() else None
+        line = None
+        with self._lock:
+            if self._live is None and self.live():
+                line = self._live = _LiveLine(self.out, head, progress, self._lock)
         try:
             yield progress
         finally:
             if line is not None:
                 line.stop()
+                with self._lock:
+                    self._live = None
 
     def model_line(
         self, index: int, total: int, status: str, table: str, detail: str, seconds: float

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib.util
 import sys
 import time
 import traceback
 import typing
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +23,7 @@ from sqlglot import exp
 
 from engine import meta, publish, quality, seeds, statements
 from engine.config import Config
-from engine.console import Console
+from engine.console import Console, Progress
 from engine.errors import (
     ExpectationsFailed,
     ModelError,
@@ -327,6 +330,24 @@ def build_model(context: BuildContext, model: Model, progress: Callable[[str], N
             _write_table(con, model, result)
 
 
+def _build_in_thread(
+    context: BuildContext, model: Model, step: contextlib.AbstractContextManager[Progress]
+) -> int:
+    """Build one model on connections of its own (a connection is not shared by threads)."""
+    con, reader = context.con.cursor(), context.reader.cursor()
+    try:
+        with step as progress:
+            build_model(
+                dataclasses.replace(context, con=con, reader=reader), model, progress.update
+            )
+        release_unused()
+        _describe(con, model)
+        return _row_count(con, f"{model.layer}.{model.name}")
+    finally:
+        reader.close()
+        con.close()
+
+
 def _describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     """COMMENT ON the table and its described columns, so BI tools show the descriptions."""
     if model.description:
@@ -461,41 +482,50 @@ class Runner:
                         runs[table].status = "failed_expectations"
                         blocked.add(table)
 
-            for index, table in enumerate(selected, start=1):
-                if service is not None:
-                    take(service.ready())
+            index = {table: i for i, table in enumerate(selected, start=1)}
+            waiting = list(selected)  # topological order: the first ready one starts first
+            finished: set[str] = set()
+            running: dict[Future[int], tuple[str, ModelRun, float]] = {}
+            # Two models at once, each in its own thread with its own connections, while the
+            # tables are small: a model waiting on its forked workers or on DuckDB leaves the
+            # GIL to the other. From the first table of concurrent_max_rows on, one at a time,
+            # so two models' memory never adds up.
+            concurrent = self.config.concurrent_max_rows > 0
+
+            def start(table: str) -> None:
                 model = project.models[table]
                 run = ModelRun(table=table, layer=model.layer, kind=model.kind, status="skipped")
                 result.models.append(run)
                 failed_inputs = [t for t in model.inputs if t in blocked]
                 if failed_inputs:
                     blocked.add(table)
+                    finished.add(table)
                     run.message = f"skipped: upstream {failed_inputs[0]} did not pass"
                     self.console.model_line(
-                        index, len(selected), "SKIP", table, "upstream failed", 0.0
+                        index[table], len(selected), "SKIP", table, "upstream failed", 0.0
                     )
-                    continue
+                    return
                 run.started_at = datetime.now(UTC)
-                clock = time.perf_counter()
+                step = self.console.step(index[table], len(selected), table)
+                future = pool.submit(_build_in_thread, context, model, step)
+                running[future] = (table, run, time.perf_counter())
+
+            def complete(future: Future[int], table: str, run: ModelRun, clock: float) -> None:
+                finished.add(table)
+                run.seconds = time.perf_counter() - clock
                 try:
-                    with self.console.step(index, len(selected), table) as progress:
-                        build_model(context, model, progress.update)
-                    release_unused()
-                    _describe(con, model)
+                    run.rows = future.result()
                 except ModelError as exc:
                     run.status, run.message = "error", str(exc)
-                    run.seconds = time.perf_counter() - clock
                     blocked.add(table)
                     self.console.model_line(
-                        index, len(selected), "ERROR", table, "failed", run.seconds
+                        index[table], len(selected), "ERROR", table, "failed", run.seconds
                     )
                     self.console.error(f"           {exc}")
-                    continue
-                run.rows = _row_count(con, table)
-                run.seconds = time.perf_counter() - clock
+                    return
                 run.status = "success"
                 self.console.model_line(
-                    index, len(selected), "OK", table, f"{run.rows} rows", run.seconds
+                    index[table], len(selected), "OK", table, f"{run.rows} rows", run.seconds
                 )
                 if table.endswith(RECONCILIATION_SUFFIX):
                     result.reconciliation[table] = _first_row(con, table)
@@ -506,8 +536,40 @@ class Runner:
                         *_validation_input(con, table, suites[table]),
                         expectations_params,
                     )
-                    if (run.rows or 0) >= self.config.serial_validation_rows:
+                    if run.rows >= self.config.serial_validation_rows:
                         take(service.wait_all())
+
+            pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model")
+            try:
+                while waiting or running:
+                    if service is not None:
+                        take(service.ready())
+                    for table in list(waiting):
+                        if len(running) >= (2 if concurrent else 1):
+                            break
+                        if all(
+                            t in finished or t not in index for t in project.models[table].inputs
+                        ):
+                            waiting.remove(table)
+                            start(table)
+                    if not running:
+                        continue  # every ready model was skipped: look again
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in sorted(done, key=lambda f: index[running[f][0]]):
+                        complete(future, *running.pop(future))
+                        if (future.exception() is None) and future.result() >= (
+                            self.config.concurrent_max_rows
+                        ):
+                            concurrent = False
+            except Exception:
+                pool.shutdown(cancel_futures=True)  # let a model still building finish
+                raise
+            except BaseException:
+                # Ctrl-C: do not wait for a model still building; its build file is discarded.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
+            result.models.sort(key=lambda m: index[m.table])
             if service is not None:
                 take(service.wait_all())
             if has_previous:

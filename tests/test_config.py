@@ -89,6 +89,11 @@ MISTAKES = {
         'memory_limit = "lots"',
         r"'warehouse\.memory_limit' = 'lots' is not a size",
     ),
+    "a negative row threshold": (
+        "concurrent_max_rows = 1000000",
+        "concurrent_max_rows = -1",
+        r"'warehouse\.concurrent_max_rows' must be 0 or more, got -1",
+    ),
     "memory limit of the wrong type": (
         'memory_limit = "1GB"',
         "memory_limit = 1",

@@ -43,3 +43,23 @@ def test_no_live_line_when_quiet_or_not_a_terminal(monkeypatch) -> None:
     _long_step(Console(quiet=True, out=quiet), 0.3)
     _long_step(Console(out=piped), 0.3)
     assert quiet.getvalue() == "" and piped.getvalue() == ""
+
+
+def test_two_models_at_once_share_one_live_line_and_printed_lines_stay_whole(monkeypatch) -> None:
+    monkeypatch.setattr(console_module, "LIVE_AFTER_SECONDS", 0.05)
+    monkeypatch.setattr(console_module, "LIVE_EVERY_SECONDS", 0.01)
+    out = Terminal()
+    console = Console(out=out)
+    with console.step(17, 32, "ml.segment_model_selection"):
+        with console.step(31, 32, "marts.eda_profile"):
+            time.sleep(0.2)
+            console.info(" 31 of 32 OK    marts.eda_profile ... 31 rows in 0.20s")
+        time.sleep(0.2)
+    written = out.getvalue()
+    assert "17 of 32 RUN   ml.segment_model_selection" in written
+    assert "31 of 32 RUN" not in written  # the first model to start keeps the line
+    # The printed line starts on a blanked line: after its last carriage return comes nothing
+    # but the line itself, with no live text left in front of it.
+    printed = next(line for line in written.split("\n") if "OK" in line)
+    assert printed.split("\r")[-1] == " 31 of 32 OK    marts.eda_profile ... 31 rows in 0.20s"
+    assert printed.split("\r")[-2].strip() == ""
