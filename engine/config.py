@@ -68,7 +68,7 @@ class Config:
     serial_validation_rows: int = 2_000_000
     # Two models build at once until a table of this many rows is built; then one at a time,
     # so two models' memory never adds up. 0: always one at a time.
-    concurrent_max_rows: int = 1_000_000
+    concurrent_max_rows: int = 10_000
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
@@ -347,7 +347,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         seed=warehouse["seed"],
         memory_limit=_memory_limit(warehouse.get("memory_limit"), where),
         serial_validation_rows=warehouse.get("serial_validation_rows", 2_000_000),
-        concurrent_max_rows=_at_least_zero(warehouse, "concurrent_max_rows", 1_000_000, where),
+        concurrent_max_rows=_at_least_zero(warehouse, "concurrent_max_rows", 10_000, where),
         sources=sources,
         ranges=ranges,
         accepted=accepted,

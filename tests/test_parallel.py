@@ -79,9 +79,7 @@ def test_two_models_at_a_time_build_the_same_warehouse_as_one_at_a_time(
     built_sample: ProjectCopy, project: ProjectCopy
 ) -> None:
     project.config.write_text(
-        project.config.read_text().replace(
-            "concurrent_max_rows = 1000000", "concurrent_max_rows = 0"
-        )
+        project.config.read_text().replace("concurrent_max_rows = 10000", "concurrent_max_rows = 0")
     )
     done = project.run("run", "-q", "--no-report")
     assert done.returncode == 0, done.stderr
