@@ -66,8 +66,8 @@ class Config:
     # Tables with at least this many rows are validated before the next model starts, so the
     # builder's and the validation worker's memory peaks never stack.
     serial_validation_rows: int = 2_000_000
-    # Two models build at once until a table of this many rows is built; then one at a time,
-    # so two models' memory never adds up. 0: always one at a time.
+    # Two models build at once until a table of this many rows is built; then one at a time:
+    # bigger models use both cores themselves, and two models' memory never adds up. 0: never.
     concurrent_max_rows: int = 10_000
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)

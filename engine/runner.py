@@ -556,10 +556,9 @@ class Runner:
                         continue  # every ready model was skipped: look again
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in sorted(done, key=lambda f: index[running[f][0]]):
-                        complete(future, *running.pop(future))
-                        if (future.exception() is None) and future.result() >= (
-                            self.config.concurrent_max_rows
-                        ):
+                        table, run, clock = running.pop(future)
+                        complete(future, table, run, clock)
+                        if (run.rows or 0) >= self.config.concurrent_max_rows:
                             concurrent = False
             except Exception:
                 pool.shutdown(cancel_futures=True)  # let a model still building finish

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def _one_thread(function: Callable[[Item], Result], item: Item) -> Result:
@@ -31,14 +32,12 @@ def _one_thread(function: Callable[[Item], Result], item: Item) -> Result:
         return function(item)
 
 
-PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
-
-
 def _die_with_parent(parent: int) -> None:
     """A forked worker's first act: ask Linux to kill it when the builder dies.
 
     A builder killed outright (SIGKILL, the OOM killer) cannot stop its workers, and they would
-    wait for work forever, holding its output pipes open.
+    wait for work forever, holding its output pipes open. Linux sends the signal when the
+    forking *thread* ends; the pool is always closed before the thread that made it returns.
     """
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the builder died before the request was made
