@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import gc
 import os
 import sys
 from pathlib import Path
@@ -101,10 +102,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             )
             return 0
 
-    from engine.validation_service import ValidationService
+    # pandas, pyarrow and SciPy load next, for the whole run: a collection while they load finds
+    # nothing to free. The service then freezes them before it forks (engine.memory).
+    gc.disable()
+    try:
+        from engine.validation_service import ValidationService
 
-    # Started before the builder imports anything heavy, so GX loads on the other core meanwhile.
-    with ValidationService(spool_beside=config.warehouse_path.parent) as validation:
+        # Started before the builder imports anything heavy, so GX loads on the other core.
+        service = ValidationService(spool_beside=config.warehouse_path.parent)
+    finally:
+        gc.enable()
+    with service as validation:
         from engine.runner import Runner
 
         result = Runner(ROOT, config, console, validation, args.select, fingerprint).run()

@@ -10,6 +10,8 @@ when the builder asks it to, or by itself when the builder has died.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 import os
 import queue
@@ -25,7 +27,7 @@ import pyarrow as pa
 import scipy.stats  # noqa: F401  GX imports it, and so do the models: import it once for both
 
 from engine.errors import ProjectError
-from engine.memory import release_unused
+from engine.memory import objects_frozen, release_unused
 from engine.publish import SPOOL_PREFIX
 from engine.quality import ExpectationResult, Suite
 
@@ -57,7 +59,12 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
     sys.modules.setdefault("sqlalchemy", None)  # type: ignore[arg-type]
     from engine.quality import Validator
 
+    # GX's import makes objects that live as long as the worker: collecting while it runs is
+    # wasted, and once frozen they are not walked again between validations.
+    gc.disable()
     validator = Validator()
+    gc.freeze()
+    gc.enable()
     while True:
         try:
             request = requests.get(timeout=PARENT_CHECK_SECONDS)
@@ -107,7 +114,15 @@ class ValidationService:
             name="gx-validation",
             daemon=True,
         )
-        self._process.start()
+        # Frozen while the worker lives: it inherits them frozen and never walks them, and this
+        # process's own full collections during the run skip them too.
+        self._frozen = contextlib.ExitStack()
+        self._frozen.enter_context(objects_frozen())
+        try:
+            self._process.start()
+        except BaseException:
+            self._frozen.close()
+            raise
 
     def __enter__(self) -> ValidationService:
         return self
@@ -179,4 +194,5 @@ class ValidationService:
         if self._process.is_alive():
             self._process.kill()
         self._process.join()
+        self._frozen.close()
         shutil.rmtree(self._spool_folder, ignore_errors=True)

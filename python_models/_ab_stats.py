@@ -8,7 +8,6 @@ statsmodels. What is computed here is only the glue: CUPED's adjustment and Coch
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
 from statsmodels.stats.proportion import proportion_effectsize, proportions_ztest
+
+from engine.memory import objects_frozen
 
 CONVERSION, AMOUNT = "conversion", "amount"
 SRM_THRESHOLD = 0.001
@@ -226,11 +227,8 @@ def adjust(p_values: np.ndarray, method: str) -> np.ndarray:
         return p_values
     # statsmodels' Holm path calls gc.collect(), which walks every object the process holds
     # (tens of ms once pandas and scikit-learn are loaded); frozen objects are not walked.
-    gc.freeze()
-    try:
+    with objects_frozen():
         return multipletests(p_values, method=method)[1]
-    finally:
-        gc.unfreeze()
 
 
 def decide(row: dict[str, Any], p_value: float, alpha: float, power: float) -> tuple[str, str]:

@@ -21,6 +21,8 @@ from typing import TypeVar
 
 from threadpoolctl import threadpool_limits
 
+from engine.memory import objects_frozen
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
@@ -60,7 +62,8 @@ def _in_processes(
         initializer=_die_with_parent,
         initargs=(os.getpid(),),
     ) as pool:
-        futures = [pool.submit(_one_thread, function, item) for item in items]
+        with objects_frozen():  # the workers fork at the first submit and inherit them frozen
+            futures = [pool.submit(_one_thread, function, item) for item in items]
         done: dict[int, Result] = {}
         for index in reversed(range(len(items))):
             if futures[index].cancel():  # no worker has started it

@@ -1,0 +1,44 @@
+"""Freezing objects out of garbage collection: nested users never thaw each other's freeze."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+from engine.memory import objects_frozen
+
+
+def test_a_nested_freeze_lasts_until_the_outermost_user_is_done() -> None:
+    assert gc.get_freeze_count() == 0
+    with objects_frozen():
+        outer = gc.get_freeze_count()
+        assert outer > 0
+        with objects_frozen():
+            made_inside = [[] for _ in range(1000)]  # noqa: F841  tracked objects, alive now
+            assert gc.get_freeze_count() >= outer
+        # The inner user is done; the outer one still relies on the freeze.
+        assert gc.get_freeze_count() >= outer
+    assert gc.get_freeze_count() == 0
+
+
+def test_freezes_from_two_threads_end_when_both_are_done() -> None:
+    inside, release = threading.Barrier(3), threading.Event()
+    counts: list[int] = []
+
+    def hold() -> None:
+        with objects_frozen():
+            inside.wait()
+            release.wait()
+            counts.append(gc.get_freeze_count())
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    inside.wait()
+    assert gc.get_freeze_count() > 0
+    release.set()
+    for thread in threads:
+        thread.join()
+    # The first thread out must not have thawed the second's freeze.
+    assert all(count > 0 for count in counts)
+    assert gc.get_freeze_count() == 0
