@@ -140,3 +140,22 @@ def _alive(pid: int) -> bool:
     # A dead child not yet reaped by init shows as a zombie: that counts as gone.
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split(") ")[1][0] != "Z"
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, 1), ("2", 2)])
+def test_blas_runs_on_one_thread_unless_the_user_says_otherwise(preset, expected) -> None:
+    """The command line turns BLAS's own threads off before numpy loads; a user's value wins."""
+    probe = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+        "import pipeline\n"
+        "import numpy, scipy.linalg\n"
+        "from threadpoolctl import threadpool_info\n"
+        "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        environment["OPENBLAS_NUM_THREADS"] = preset
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.strip() == str([expected])
