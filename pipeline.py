@@ -28,13 +28,13 @@ from engine.console import Console
 from engine.errors import InputError, PipelineError
 
 ROOT = Path(__file__).resolve().parent
+REPORT_NAME = "report.html"
 
 # The models multiply matrices of a handful of feature columns, where BLAS's own threads never
 # pay for themselves; yet after each call they spin, taking the other core from the validation
 # worker and the fit workers (about 0.15 s of the sample's refresh, and no slower at 20k). Set
 # before anything loads numpy; a value already in the environment wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-REPORT_NAME = "report.html"
 
 
 def _parser() -> argparse.ArgumentParser:
