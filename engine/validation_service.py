@@ -2,10 +2,10 @@
 
 GX takes seconds to import and its pandas metrics hold the GIL; in the builder's process it would
 stall every model behind it (and importing it on a thread races other imports). The worker is
-started as soon as a run knows it will build — before the builder imports DuckDB or any model —
-so GX's import overlaps the whole build. It validates each table it is sent (an Arrow file of
-the columns its suite reads, which it memory-maps) and sends the results back. The worker exits
-when the builder asks it to, or by itself when the builder has died.
+started as soon as a run knows it will build — before the builder opens the build or imports any
+model — so GX's import overlaps the whole build. It validates each table it is sent (an Arrow
+file of the columns its suite reads, which it memory-maps) and sends the results back. The worker
+exits when the builder asks it to, or by itself when the builder has died.
 """
 
 from __future__ import annotations
@@ -87,9 +87,10 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
 
 
 def _start_method() -> str:
-    # fork hands the worker this process's imports (pandas, pyarrow: about half a second of the
-    # other core's time); it is started before DuckDB or any model has started a thread. macOS
-    # and Windows libraries are not fork-safe, so they spawn.
+    # fork hands the worker this process's imports (pandas, pyarrow, scipy.stats: about a second
+    # of the other core's time). It is started before any model runs or the build is opened, and
+    # it never calls into DuckDB (whose no-op check ran already). macOS and Windows libraries are
+    # not fork-safe, so they spawn.
     return "fork" if sys.platform == "linux" else "spawn"
 
 
