@@ -68,7 +68,7 @@ class Config:
     serial_validation_rows: int = 2_000_000
     # Two models build at once until a table of this many rows is built; then one at a time:
     # bigger models use both cores themselves, and two models' memory never adds up. 0: never.
-    concurrent_max_rows: int = 10_000
+    concurrent_max_rows: int = 100_000
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)

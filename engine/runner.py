@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlglot import exp
 
-from engine import meta, publish, quality, seeds, statements
+from engine import forked_workers, meta, publish, quality, seeds, statements
 from engine.config import Config
 from engine.console import Console, Progress
 from engine.errors import (
@@ -541,25 +541,29 @@ class Runner:
 
             pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model")
             try:
-                while waiting or running:
-                    if service is not None:
-                        take(service.ready())
-                    for table in list(waiting):
-                        if len(running) >= (2 if concurrent else 1):
-                            break
-                        if all(
-                            t in finished or t not in index for t in project.models[table].inputs
-                        ):
-                            waiting.remove(table)
-                            start(table)
-                    if not running:
-                        continue  # every ready model was skipped: look again
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in sorted(done, key=lambda f: index[running[f][0]]):
-                        table, run, clock = running.pop(future)
-                        complete(future, table, run, clock)
-                        if (run.rows or 0) >= self.config.concurrent_max_rows:
-                            concurrent = False
+                # Closed before the model threads end: the workers die with the thread that forked
+                # them (engine.forked_workers).
+                with forked_workers.shared_by_the_build():
+                    while waiting or running:
+                        if service is not None:
+                            take(service.ready())
+                        for table in list(waiting):
+                            if len(running) >= (2 if concurrent else 1):
+                                break
+                            if all(
+                                t in finished or t not in index
+                                for t in project.models[table].inputs
+                            ):
+                                waiting.remove(table)
+                                start(table)
+                        if not running:
+                            continue  # every ready model was skipped: look again
+                        done, _ = wait(running, return_when=FIRST_COMPLETED)
+                        for future in sorted(done, key=lambda f: index[running[f][0]]):
+                            table, run, clock = running.pop(future)
+                            complete(future, table, run, clock)
+                            if (run.rows or 0) >= self.config.concurrent_max_rows:
+                                concurrent = False
             except Exception:
                 pool.shutdown(cancel_futures=True)  # let a model still building finish
                 raise

@@ -10,66 +10,64 @@ thread, so two pieces use two cores instead of four threads fighting over them.
 
 from __future__ import annotations
 
-import ctypes
-import multiprocessing
-import os
-import signal
+import contextlib
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import TypeVar
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
+from engine.forked_workers import forked_workers
 from engine.memory import objects_frozen
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+
+
+@cache
+def _thread_pools() -> ThreadpoolController:
+    # Finding the OpenMP and BLAS libraries scans every loaded library (about 4 ms), so once per
+    # process (forked workers inherit it). Made at the first use, by code that has imported
+    # scikit-learn, so its libraries are loaded by then.
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Hold OpenMP and BLAS to one thread, in the calling thread, for the block.
+
+    On small data their extra threads never pay: they spin after each call, on the core that
+    another piece of work (or the validation worker) needs.
+    """
+    with _thread_pools().limit(limits=1):
+        yield
 
 
 def _one_thread(function: Callable[[Item], Result], item: Item) -> Result:
     # OpenMP's thread count is per thread (and per process), so it is set where the work runs.
-    with threadpool_limits(limits=1):
+    with one_thread():
         return function(item)
-
-
-def _die_with_parent(parent: int) -> None:
-    """A forked worker's first act: ask Linux to kill it when the builder dies.
-
-    A builder killed outright (SIGKILL, the OOM killer) cannot stop its workers, and they would
-    wait for work forever, holding its output pipes open. Linux sends the signal when the
-    forking *thread* ends; the pool is always closed before the thread that made it returns.
-    """
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the builder died before the request was made
-        os._exit(1)
 
 
 def _in_processes(
     function: Callable[[Item], Result], items: list[Item], workers: int
 ) -> Iterator[Result]:
-    """``workers - 1`` forked processes take items from the front; this process, from the back.
+    """Every item goes to the forked workers (the build's, when it shares them).
 
-    This process works too rather than waiting: one fork fewer, and the items it takes run in
-    memory that is already warm. A forked worker runs only numpy and scikit-learn, never DuckDB,
-    and starts with scikit-learn already imported.
+    This process only waits, holding no GIL, so the build's other model thread runs meanwhile.
+    A forked worker runs only numpy and scikit-learn, never DuckDB.
     """
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(
-        workers - 1,
-        mp_context=context,
-        initializer=_die_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
-        with objects_frozen():  # the workers fork at the first submit and inherit them frozen
+    with forked_workers(workers) as pool:
+        with objects_frozen():  # workers fork at a pool's first submit and inherit them frozen
             futures = [pool.submit(_one_thread, function, item) for item in items]
-        done: dict[int, Result] = {}
-        for index in reversed(range(len(items))):
-            if futures[index].cancel():  # no worker has started it
-                done[index] = _one_thread(function, items[index])
-        for index, future in enumerate(futures):
-            yield done[index] if index in done else future.result()
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def parallel_map(

@@ -90,7 +90,7 @@ MISTAKES = {
         r"'warehouse\.memory_limit' = 'lots' is not a size",
     ),
     "a negative row threshold": (
-        "concurrent_max_rows = 10000",
+        "concurrent_max_rows = 100000",
         "concurrent_max_rows = -1",
         r"'warehouse\.concurrent_max_rows' must be 0 or more, got -1",
     ),

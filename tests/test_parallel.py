@@ -12,6 +12,7 @@ import time
 import pandas as pd
 import pytest
 
+from engine import forked_workers
 from python_models._parallel import parallel_map
 
 from conftest import REPO, ProjectCopy
@@ -35,10 +36,47 @@ def test_results_come_back_in_order_whichever_way_the_work_is_spread(
     assert [square for square, _ in results] == [v * v for v in range(8)]
     pids = {pid for _, pid in results}
     if workers > 1 and processes:
-        # This process works too, and the forked workers take their share.
-        assert os.getpid() in pids and len(pids) == workers
+        # The forked workers do it all, each its share; this process only waits.
+        assert os.getpid() not in pids and len(pids) == workers
     else:
         assert pids == {os.getpid()}
+
+
+def _alive_workers(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if _alive(pid)}
+
+
+def test_a_build_forks_its_workers_once_and_closes_them_at_its_end() -> None:
+    with forked_workers.shared_by_the_build():
+        first = {pid for _, pid in parallel_map(_square_after_a_pause, range(6), 2, True)}
+        second = {pid for _, pid in parallel_map(_square_after_a_pause, range(6), 2, True)}
+        assert first == second and len(first) == 2 and os.getpid() not in first
+        assert _alive_workers(first) == first
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive_workers(first):
+        time.sleep(0.05)
+    assert not _alive_workers(first)
+    # Outside a build every call forks workers of its own.
+    third = {pid for _, pid in parallel_map(_square_after_a_pause, range(6), 2, True)}
+    assert not third & first
+
+
+def test_a_failed_piece_of_work_leaves_the_next_model_fresh_shared_workers() -> None:
+    with forked_workers.shared_by_the_build():
+        before = {pid for _, pid in parallel_map(_square_after_a_pause, range(4), 2, True)}
+        with pytest.raises(ValueError, match="three"):
+            list(parallel_map(_fails_on_three, range(6), 2, True))
+        after = {pid for _, pid in parallel_map(_square_after_a_pause, range(4), 2, True)}
+        assert len(after) == 2 and not after & before
+
+
+def test_a_build_shares_its_workers_only_once_at_a_time() -> None:
+    with (
+        forked_workers.shared_by_the_build(),
+        pytest.raises(RuntimeError, match="already shared"),
+        forked_workers.shared_by_the_build(),
+    ):
+        pass
 
 
 def _fails_on_three(value: int) -> int:
@@ -78,9 +116,11 @@ def test_processes_threads_and_one_core_give_identical_tables(
 def test_two_models_at_a_time_build_the_same_warehouse_as_one_at_a_time(
     built_sample: ProjectCopy, project: ProjectCopy
 ) -> None:
-    project.config.write_text(
-        project.config.read_text().replace("concurrent_max_rows = 10000", "concurrent_max_rows = 0")
+    one_at_a_time = project.config.read_text().replace(
+        "concurrent_max_rows = 100000", "concurrent_max_rows = 0"
     )
+    assert "concurrent_max_rows = 0" in one_at_a_time
+    project.config.write_text(one_at_a_time)
     done = project.run("run", "-q", "--no-report")
     assert done.returncode == 0, done.stderr
     tables = built_sample.query(
@@ -159,3 +199,19 @@ def test_blas_runs_on_one_thread_unless_the_user_says_otherwise(preset, expected
         [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True
     )
     assert shown.stdout.strip() == str([expected])
+
+
+def test_one_thread_holds_openmp_to_one_thread_in_the_block_only() -> None:
+    import sklearn.cluster  # noqa: F401  loads scikit-learn's OpenMP runtime
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from python_models._parallel import one_thread
+
+    def openmp_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
+
+    with threadpool_limits(limits=2, user_api="openmp"):  # two, whatever the machine has
+        assert openmp_threads() == {2}, "scikit-learn's OpenMP runtime is not loaded"
+        with one_thread():
+            assert openmp_threads() == {1}
+        assert openmp_threads() == {2}
