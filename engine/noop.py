@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from engine import publish
 from engine.config import Config
 from engine.run_results import new_run_id, write_run_result
@@ -42,6 +40,10 @@ def inputs_fingerprint(root: Path, config: Config) -> str:
 
 def _published_fingerprint(path: Path) -> tuple[str | None, str | None]:
     """The inputs fingerprint and run id of the last real build in the published warehouse."""
+    # Imported here: a --full-refresh run only fingerprints, and then the validation worker it
+    # forks next (which never calls DuckDB) starts without it.
+    import duckdb
+
     try:
         with duckdb.connect(str(path), read_only=True) as con:
             rows = con.execute(
@@ -62,6 +64,8 @@ class NoopRun:
 
 def try_noop(root: Path, config: Config, fingerprint: str) -> NoopRun | None:
     """Record a no-op run and return it, or None when something changed and a build is due."""
+    import duckdb
+
     paths = publish.WarehousePaths(config.warehouse_path)
     if not paths.published.exists():
         return None
