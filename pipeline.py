@@ -25,7 +25,7 @@ from typing import NoReturn
 
 from engine.config import DEFAULT_CONFIG_NAME, Config, load_config
 from engine.console import Console
-from engine.errors import InputError, PipelineError
+from engine.errors import InputError, PipelineError, is_interrupt
 
 ROOT = Path(__file__).resolve().parent
 REPORT_NAME = "report.html"
@@ -287,11 +287,19 @@ def _exit(code: int) -> NoReturn:
 def _main_for_shell() -> int:
     try:
         return main()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RuntimeError) as exc:
+        if not is_interrupt(exc):
+            raise
         # Exit now: a model building in a worker thread is not waited for (nothing it writes
-        # is published), and a traceback says nothing a person pressing Ctrl-C needs.
+        # is published), and a traceback says nothing a person pressing Ctrl-C needs. Nor are
+        # the exit handlers run: multiprocessing's would join the forked fit workers, and a model
+        # thread may be starting some just then, whose work its own handlers already cut off, so
+        # the join would never return. The workers die with this process (PR_SET_PDEATHSIG), the
+        # validation worker exits once it sees its parent gone, the build file was discarded.
         print("Interrupted.", file=sys.stderr, flush=True)
-        return 130
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+        os._exit(130)
     except BrokenPipeError:
         # The reader went away (`pipeline.py list | head`): stop quietly, as `ls | head` does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -43,3 +43,15 @@ class RunInProgress(PipelineError):
     """Another refresh holds the warehouse lock."""
 
     exit_code = 3
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C, however it surfaced.
+
+    Python raises KeyboardInterrupt in the main thread; but when the main thread is inside a
+    DuckDB query, DuckDB takes the signal, cancels the query and raises RuntimeError("Query
+    interrupted") instead (it has no exception type of its own for it).
+    """
+    return isinstance(exc, KeyboardInterrupt) or (
+        isinstance(exc, RuntimeError) and str(exc) == "Query interrupted"
+    )

@@ -24,6 +24,8 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 
+from engine.errors import is_interrupt
+
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 _guard = threading.Lock()
@@ -35,8 +37,11 @@ def _die_with_parent(parent: int) -> None:
     """A forked worker's first act: ask Linux to kill it when the builder dies.
 
     A builder killed outright (SIGKILL, the OOM killer) cannot stop its workers, and they would
-    wait for work forever, holding its output pipes open.
+    wait for work forever, holding its output pipes open. Ctrl-C, which a terminal sends to
+    every process of the command, is the builder's to handle: a worker would only print a
+    traceback of its own.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the builder died before the request was made
         os._exit(1)
@@ -64,7 +69,7 @@ def shared_by_the_build() -> Iterator[None]:
         yield
     except BaseException as exc:
         # Ctrl-C: do not wait for pieces of work still running; the workers exit after them.
-        interrupted = not isinstance(exc, Exception)
+        interrupted = is_interrupt(exc)
         raise
     finally:
         with _guard:

@@ -29,6 +29,7 @@ from engine.errors import (
     ModelError,
     PipelineError,
     ProjectError,
+    is_interrupt,
 )
 from engine.loader import load_source
 from engine.memory import release_unused
@@ -456,6 +457,7 @@ class Runner:
         con = duckdb.connect(str(build), config=settings)
         reader = con.cursor()
         has_previous = paths.published.exists()
+        interrupted = False
         try:
             meta.ensure_meta_tables(con)
             if has_previous:
@@ -564,12 +566,13 @@ class Runner:
                             complete(future, table, run, clock)
                             if (run.rows or 0) >= self.config.concurrent_max_rows:
                                 concurrent = False
-            except Exception:
-                pool.shutdown(cancel_futures=True)  # let a model still building finish
-                raise
-            except BaseException:
-                # Ctrl-C: do not wait for a model still building; its build file is discarded.
-                pool.shutdown(wait=False, cancel_futures=True)
+            except BaseException as exc:
+                if is_interrupt(exc):
+                    # Do not wait for a model still building; its build file is discarded.
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    interrupted = True
+                else:
+                    pool.shutdown(cancel_futures=True)  # let a model still building finish
                 raise
             pool.shutdown()
             result.models.sort(key=lambda m: index[m.table])
@@ -583,8 +586,11 @@ class Runner:
             con.execute("checkpoint")
             return True
         finally:
-            reader.close()
-            con.close()
+            # After Ctrl-C a model thread may still be reading through these, and DuckDB refuses
+            # to close a connection in use; the process exits right after, which closes them.
+            if not interrupted:
+                reader.close()
+                con.close()
 
     def _check_unselected_inputs(
         self, con: duckdb.DuckDBPyConnection, project: Project, selected: list[str]

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import queue
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import asdict
@@ -54,6 +55,9 @@ def _unspool(path: str) -> pd.DataFrame:
 
 
 def _serve(requests: Any, responses: Any, parent: int) -> None:
+    # Ctrl-C reaches every process of the command; stopping is the builder's call (it kills
+    # this worker), and a traceback from here would only clutter the terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # GX imports SQLAlchemy when it is installed, for SQL data sources this worker never uses
     # (a third of a second); a None entry makes that import fail the way "not installed" does.
     sys.modules.setdefault("sqlalchemy", None)  # type: ignore[arg-type]
@@ -128,8 +132,9 @@ class ValidationService:
     def __enter__(self) -> ValidationService:
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        # A run that failed or was interrupted (Ctrl-C) has no use for validations still due.
+        self.close(abandon=kind is not None)
 
     def submit(
         self, suite: Suite, table: pa.Table, schema: pa.Table, parameters: dict[str, Any]
@@ -185,9 +190,10 @@ class ValidationService:
     def wait_all(self) -> list[tuple[str, list[ExpectationResult]]]:
         return [self._receive(block=True) for _ in range(self._outstanding)]
 
-    def close(self) -> None:
-        """Stop the worker; a worker with nothing left to do is killed rather than waited for."""
-        if self._process.is_alive() and self._outstanding == 0:
+    def close(self, abandon: bool = False) -> None:
+        """Stop the worker; one with nothing left to do, or whose work is abandoned, is killed
+        rather than waited for (it may still be importing GX)."""
+        if self._process.is_alive() and (abandon or self._outstanding == 0):
             self._process.kill()
         elif self._process.is_alive():
             self._requests.put(None)

@@ -27,10 +27,10 @@ Result = TypeVar("Result")
 
 
 @cache
-def _thread_pools() -> ThreadpoolController:
-    # Finding the OpenMP and BLAS libraries scans every loaded library (about 4 ms), so once per
-    # process (forked workers inherit it). Made at the first use, by code that has imported
-    # scikit-learn, so its libraries are loaded by then.
+def _thread_pools(modules_loaded: int) -> ThreadpoolController:
+    # Finding the OpenMP and BLAS libraries scans every loaded library (about 4 ms), so it is
+    # done again only when modules were imported since (a library that brings its own OpenMP
+    # or BLAS, scikit-learn say, comes with an import). Forked workers inherit what is made.
     return ThreadpoolController()
 
 
@@ -41,7 +41,7 @@ def one_thread() -> Iterator[None]:
     On small data their extra threads never pay: they spin after each call, on the core that
     another piece of work (or the validation worker) needs.
     """
-    with _thread_pools().limit(limits=1):
+    with _thread_pools(len(sys.modules)).limit(limits=1):
         yield
 
 

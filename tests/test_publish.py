@@ -131,6 +131,51 @@ def test_sigkill_at_any_moment_leaves_the_old_or_the_new_warehouse(project: Proj
     assert project.query("select count(*) from staging.stg_customers") == [(201,)]
 
 
+def test_ctrl_c_at_any_moment_stops_promptly_and_leaves_the_warehouse_as_it_was(
+    project: ProjectCopy,
+) -> None:
+    """Whatever is running (imports, SQL, two model threads, forked fit workers, GX).
+
+    The signal goes to the whole process group, as a terminal sends it.
+    """
+    import psutil
+
+    assert project.run("run", "-q").returncode == 0
+    before, runs = project.digest(), 1
+    interrupted = 0
+    for delay in (0.6, 1.2, 1.8, 2.4, 3.0, 3.6):
+        victim = subprocess.Popen(
+            [sys.executable, str(project.root / "pipeline.py"), "run", "-q", "--full-refresh"],
+            cwd=project.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        time.sleep(delay)
+        children = psutil.Process(victim.pid).children(recursive=True)
+        os.killpg(victim.pid, signal.SIGINT)
+        _, err = victim.communicate(timeout=30)  # a hang on the way out fails here
+        if victim.returncode == 0:
+            break  # the refresh finished first: later delays would too
+        interrupted += 1
+        assert victim.returncode == 130, err
+        assert "Interrupted." in err and "Traceback" not in err, err
+        if project.digest() != before:
+            # Interrupted after the atomic rename: the new warehouse must be complete.
+            runs += 1
+            assert project.query("select count(*), min(status) from meta.runs") == [
+                (runs, "success")
+            ]
+            before = project.digest()
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"left running: {alive}"
+    assert interrupted >= 3
+    done = project.run("run", "--full-refresh")
+    assert done.returncode == 0, done.stderr
+    assert _leftovers(project) == []
+
+
 def test_next_run_removes_what_a_killed_run_left(project: ProjectCopy) -> None:
     assert project.run("run", "-q").returncode == 0
     stale = project.warehouse.with_name(".segments.duckdb.build-19990101T000000Z-dead00")
