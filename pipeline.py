@@ -9,7 +9,7 @@
     python pipeline.py export --format csv the marts as files in warehouse/exports/csv
 
 Exit codes: 0 success, 1 a blocking expectation failed, 2 bad config or input file,
-3 another refresh is running, 4 a model or the project is broken.
+3 another refresh is running, 4 a model or the project is broken, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
