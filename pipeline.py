@@ -271,13 +271,15 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
 
 
-def _exit(code: int) -> NoReturn:
+def _exit(code: int, exit_handlers: bool = True) -> NoReturn:
     """Exit without tearing down every imported module one by one.
 
     With scikit-learn, SciPy and pandas loaded that teardown alone takes about 0.4 s, a tenth
-    of a small refresh, and holds nothing of ours: exit handlers still run and output is flushed.
+    of a small refresh, and holds nothing of ours: exit handlers still run (unless told not to)
+    and output is flushed.
     """
-    atexit._run_exitfuncs()
+    if exit_handlers:
+        atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError):  # a reader that went away (`| head`) is not an error
             stream.flush()
@@ -294,12 +296,10 @@ def _main_for_shell() -> int:
         # is published), and a traceback says nothing a person pressing Ctrl-C needs. Nor are
         # the exit handlers run: multiprocessing's would join the forked fit workers, and a model
         # thread may be starting some just then, whose work its own handlers already cut off, so
-        # the join would never return. The workers die with this process (PR_SET_PDEATHSIG), the
-        # validation worker exits once it sees its parent gone, the build file was discarded.
+        # the join would never return. The workers die with this process (PR_SET_PDEATHSIG); the
+        # validation worker was killed and the build file discarded on the way out.
         print("Interrupted.", file=sys.stderr, flush=True)
-        with contextlib.suppress(OSError):
-            sys.stdout.flush()
-        os._exit(130)
+        _exit(130, exit_handlers=False)
     except BrokenPipeError:
         # The reader went away (`pipeline.py list | head`): stop quietly, as `ls | head` does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

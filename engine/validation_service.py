@@ -4,8 +4,9 @@ GX takes seconds to import and its pandas metrics hold the GIL; in the builder's
 stall every model behind it (and importing it on a thread races other imports). The worker is
 started as soon as a run knows it will build — before the builder opens the build or imports any
 model — so GX's import overlaps the whole build. It validates each table it is sent (an Arrow
-file of the columns its suite reads, which it memory-maps) and sends the results back. The worker
-exits when the builder asks it to, or by itself when the builder has died.
+file of the columns its suite reads, which it memory-maps) and sends the results back. The builder
+kills it when the run is over (every result taken, or the run failed), and it exits by itself
+when the builder has died.
 """
 
 from __future__ import annotations
@@ -76,8 +77,6 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
             if os.getppid() != parent:  # the builder died (killed, say): nothing to serve
                 return
             continue
-        if request is None:
-            return
         table, path, document, parameters, data, schema = request
         frame, columns = _unspool(data), _unspool(schema)
         try:
@@ -132,9 +131,8 @@ class ValidationService:
     def __enter__(self) -> ValidationService:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        # A run that failed or was interrupted (Ctrl-C) has no use for validations still due.
-        self.close(abandon=kind is not None)
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def submit(
         self, suite: Suite, table: pa.Table, schema: pa.Table, parameters: dict[str, Any]
@@ -190,14 +188,12 @@ class ValidationService:
     def wait_all(self) -> list[tuple[str, list[ExpectationResult]]]:
         return [self._receive(block=True) for _ in range(self._outstanding)]
 
-    def close(self, abandon: bool = False) -> None:
-        """Stop the worker; one with nothing left to do, or whose work is abandoned, is killed
-        rather than waited for (it may still be importing GX)."""
-        if self._process.is_alive() and (abandon or self._outstanding == 0):
-            self._process.kill()
-        elif self._process.is_alive():
-            self._requests.put(None)
-            self._process.join(timeout=10)
+    def close(self) -> None:
+        """Stop the worker at once: killed, not waited for (it may still be importing GX).
+
+        A run that succeeded has taken every result by then; one that failed or was interrupted
+        (Ctrl-C) has no use for validations still due.
+        """
         if self._process.is_alive():
             self._process.kill()
         self._process.join()

@@ -62,12 +62,10 @@ def _in_processes(
     with forked_workers(workers) as pool:
         with objects_frozen():  # workers fork at a pool's first submit and inherit them frozen
             futures = [pool.submit(_one_thread, function, item) for item in items]
-        try:
-            for future in futures:
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+        # A failure (or the caller stopping early) leaves through forked_workers, which cancels
+        # what has not started.
+        for future in futures:
+            yield future.result()
 
 
 def parallel_map(
