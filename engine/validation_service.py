@@ -163,17 +163,27 @@ class ValidationService:
                 )
                 break
             except queue.Empty:
+                self._check_alive()
                 if not block:
                     raise
-                if not self._process.is_alive():
-                    raise ProjectError(
-                        "the validation worker stopped unexpectedly "
-                        f"(exit code {self._process.exitcode})"
-                    ) from None
         self._outstanding -= 1
         if error:
             raise ProjectError(error)
         return table, [ExpectationResult(**o) for o in outcomes]
+
+    def _check_alive(self) -> None:
+        """Raise if the worker died with work outstanding: none of it will ever come back."""
+        if self._process.is_alive():
+            return
+        code = self._process.exitcode
+        how = f"exit code {code}"
+        if code is not None and code < 0:
+            how = f"killed by {signal.Signals(-code).name}"
+            if -code == signal.SIGKILL:
+                how += ", which is what the kernel does when memory runs out"
+        raise ProjectError(
+            f"the validation worker stopped unexpectedly ({how}); the warehouse is unchanged"
+        ) from None
 
     def ready(self) -> list[tuple[str, list[ExpectationResult]]]:
         """Results that have arrived, without waiting."""
@@ -197,5 +207,8 @@ class ValidationService:
         if self._process.is_alive():
             self._process.kill()
         self._process.join()
+        # Requests the worker never read may still fill the pipe; without this, the exit
+        # handlers would wait for a reader that is gone to take them, forever.
+        self._requests.cancel_join_thread()
         self._frozen.close()
         shutil.rmtree(self._spool_folder, ignore_errors=True)

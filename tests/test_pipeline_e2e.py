@@ -267,6 +267,41 @@ def test_broken_sql_model_fails_naming_the_file(project: ProjectCopy) -> None:
     assert not project.warehouse.exists()
 
 
+KILL_THE_VALIDATION_WORKER = """
+import multiprocessing, os, signal
+
+import pandas as pd
+
+
+def model(stg_customers):
+    # What the kernel's out-of-memory killer would do to the GX worker in the middle of a run.
+    for child in multiprocessing.active_children():
+        if child.name == "gx-validation":
+            os.kill(child.pid, signal.SIGKILL)
+            child.join()
+    return pd.DataFrame({"killed": [True]})
+"""
+
+
+def test_a_killed_validation_worker_stops_the_run_promptly_and_publishes_nothing(
+    project: ProjectCopy,
+) -> None:
+    assert project.run("run", "-q").returncode == 0
+    before = project.digest()
+    (project.root / "python_models/kill_validation_worker.py").write_text(
+        KILL_THE_VALIDATION_WORKER
+    )
+    # Before the fix the run never exited: its exit handlers waited for the dead worker to
+    # read the requests still in the pipe.
+    done = project.run("run", timeout=120)
+    assert done.returncode == 4, done.stderr
+    assert "the validation worker stopped unexpectedly (killed by SIGKILL" in done.stderr
+    # Noticed at the next model boundary, not after every model was built.
+    assert "OK    marts.segment_explanations" not in done.stdout
+    assert project.digest() == before
+    assert list(project.warehouse.parent.glob(".segments.duckdb.build-*")) == []
+
+
 def test_python_model_error_names_the_file_and_line(project: ProjectCopy) -> None:
     (project.root / "python_models/broken_model.py").write_text(
         "def model(stg_customers):\n    return stg_customers['nope']\n"
