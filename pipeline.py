@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             )
             return 0
 
-    # pandas, pyarrow and SciPy load next, for the whole run: a collection while they load finds
+    # pandas and pyarrow load next, for the whole run: a collection while they load finds
     # nothing to free. The service then freezes them before it forks (engine.memory).
     gc.disable()
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.util
 import multiprocessing
 import os
 import queue
@@ -26,7 +27,6 @@ from typing import Any
 
 import pandas as pd  # imported before the fork, so the worker starts with it loaded
 import pyarrow as pa
-import scipy.stats  # noqa: F401  GX imports it, and so do the models: import it once for both
 
 from engine.errors import ProjectError
 from engine.memory import objects_frozen, release_unused
@@ -55,6 +55,26 @@ def _unspool(path: str) -> pd.DataFrame:
     return frame
 
 
+def _defer_import(name: str) -> None:
+    """Make ``import name`` cheap here until something uses the module, then load it in full.
+
+    The standard library's lazy loader: the module is registered unexecuted, and its code runs
+    at the first attribute looked up on it.
+    """
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+
+
 def _serve(requests: Any, responses: Any, parent: int) -> None:
     # Ctrl-C reaches every process of the command; stopping is the builder's call (it kills
     # this worker), and a traceback from here would only clutter the terminal.
@@ -62,6 +82,9 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
     # GX imports SQLAlchemy when it is installed, for SQL data sources this worker never uses
     # (a third of a second); a None entry makes that import fail the way "not installed" does.
     sys.modules.setdefault("sqlalchemy", None)  # type: ignore[arg-type]
+    # GX imports SciPy's statistics (0.6 s) for its KS-test and KL-divergence expectations
+    # alone; they load it in full the first time one of them runs.
+    _defer_import("scipy.stats")
     from engine.quality import Validator
 
     # GX's import makes objects that live as long as the worker: collecting while it runs is
@@ -90,8 +113,8 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
 
 
 def _start_method() -> str:
-    # fork hands the worker this process's imports (pandas, pyarrow, scipy.stats: about a second
-    # of the other core's time). It is started before any model runs or the build is opened, and
+    # fork hands the worker this process's imports (pandas and pyarrow: a third of a second of
+    # the other core's time). It is started before any model runs or the build is opened, and
     # it never calls into DuckDB (whose no-op check ran already). macOS and Windows libraries are
     # not fork-safe, so they spawn.
     return "fork" if sys.platform == "linux" else "spawn"

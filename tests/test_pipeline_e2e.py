@@ -6,6 +6,9 @@ import json
 import random
 import re
 
+import pytest
+import scipy.stats
+
 from conftest import ProjectCopy
 
 HEADER = "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)"
@@ -244,6 +247,35 @@ def test_a_column_expectation_sees_every_column_of_the_table(project: ProjectCop
     assert done.returncode == 1
     failures = re.findall(r"FAIL (ml\.customer_segments .*)", done.stderr)
     assert failures == ["ml.customer_segments no_such_column: expect_column_to_exist"], done.stderr
+
+
+def test_an_expectation_needing_scipy_stats_runs_in_the_validation_worker(
+    project: ProjectCopy,
+) -> None:
+    # The worker defers importing scipy.stats until an expectation uses it: KL divergence does.
+    expected = {"values": ["Male", "Female"], "weights": [0.5, 0.5]}
+    _add_expectations(
+        project,
+        "staging.stg_customers",
+        {
+            "type": "expect_column_kl_divergence_to_be_less_than",
+            "kwargs": {"column": "gender", "partition_object": expected, "threshold": 1.0},
+        },
+    )
+    done = project.run("run", "-q")
+    assert done.returncode == 0, done.stderr
+    shares = project.frame(
+        "select gender, count(*) / sum(count(*)) over () as share "
+        "from staging.stg_customers group by gender"
+    ).set_index("gender")["share"]
+    observed = project.query(
+        "select observed_value from meta.expectation_results "
+        "where expectation_type = 'expect_column_kl_divergence_to_be_less_than'"
+    )
+    assert len(observed) == 1
+    assert float(observed[0][0]) == pytest.approx(
+        scipy.stats.entropy(shares[expected["values"]].to_numpy(), expected["weights"])
+    )
 
 
 def test_warning_expectation_does_not_block(project: ProjectCopy) -> None:
