@@ -27,6 +27,7 @@ import duckdb
 import psutil
 
 from benchmarks.generate import workspace, write_config
+from benchmarks.process_tree import tree_rss
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
@@ -53,11 +54,7 @@ def _measure(command: list[str], timeout: float) -> tuple[float, int, int | None
             process.kill()
             process.wait()
             return time.perf_counter() - started, peak, None
-        try:
-            tree = [process, *process.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
+        peak = max(peak, tree_rss(process.pid))
         time.sleep(0.05)
     output = process.stdout.read().decode() if process.stdout else ""
     if process.returncode != 0:
