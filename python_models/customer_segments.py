@@ -18,17 +18,16 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import sklearn
 from sklearn.metrics import silhouette_samples
 from sqlglot import exp
 
-from python_models._segmentation import SCALED_SUFFIX, feature_names, squared_distances
+from python_models._segmentation import (
+    SCALED_SUFFIX,
+    feature_names,
+    silhouette_blocks,
+    squared_distances,
+)
 from python_models.segment_centroids import SCORER_NAME
-
-# scikit-learn computes the pairwise distances in blocks of ``working_memory`` (1 GiB by default):
-# at 20,000 customers three blocks of 1 GiB, whose first touch alone costs seconds. Blocks of this
-# size stay in cache, and every value is the same (each customer's row is reduced on its own).
-SILHOUETTE_BLOCK_MIB = 16
 
 PARAMETERS = {
     "silhouette_exact_max_rows": 20_000,
@@ -136,7 +135,7 @@ def model(
     table = _score(frame, features, segments)
     if table["segment_id"].nunique() > 1:
         matrix = frame[[f"{f}{SCALED_SUFFIX}" for f in features]].to_numpy(dtype=np.float64)
-        with sklearn.config_context(working_memory=SILHOUETTE_BLOCK_MIB):
+        with silhouette_blocks():
             table["silhouette"] = silhouette_samples(matrix, table["segment_id"].to_numpy())
         table["silhouette_method"] = "exact"
     return table

@@ -24,7 +24,13 @@ from sklearn.metrics import (
 
 from engine.errors import ConfigError, InputError
 from python_models._parallel import parallel_map
-from python_models._segmentation import feature_matrix, feature_names, fit_kmeans, fit_rows
+from python_models._segmentation import (
+    feature_matrix,
+    feature_names,
+    fit_kmeans,
+    fit_rows,
+    silhouette_blocks,
+)
 
 PARAMETERS = {
     "k_min": 2,
@@ -110,17 +116,17 @@ class Candidates:
             seed,
         )
         sampled = self.silhouette_rows < fitted.shape[0]
+        with silhouette_blocks():
+            silhouette = silhouette_score(
+                fitted,
+                labels,
+                sample_size=self.silhouette_rows if sampled else None,
+                random_state=seed,
+            )
         return {
             "k": k,
             "inertia": float(estimator.inertia_),
-            "silhouette": float(
-                silhouette_score(
-                    fitted,
-                    labels,
-                    sample_size=self.silhouette_rows if sampled else None,
-                    random_state=seed,
-                )
-            ),
+            "silhouette": float(silhouette),
             "calinski_harabasz": float(calinski_harabasz_score(fitted, labels)),
             "davies_bouldin": float(davies_bouldin_score(fitted, labels)),
             "stability_ari_mean": float(scores.mean()),
