@@ -665,7 +665,7 @@ class Runner:
         if errors:
             raise ModelError(
                 f"{len(errors)} model(s) failed: "
-                + "; ".join(f"{m.table}: {m.message}" for m in errors)
+                + "; ".join(f"{m.table}: {(m.message or '').rstrip('.')}" for m in errors)
                 + ". Nothing was published."
             )
         failed = [r for r in result.expectations if r.blocking_failure]

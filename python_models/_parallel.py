@@ -14,6 +14,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import cache
 from typing import TypeVar
 
@@ -64,8 +65,14 @@ def _in_processes(
             futures = [pool.submit(_one_thread, function, item) for item in items]
         # A failure (or the caller stopping early) leaves through forked_workers, which cancels
         # what has not started.
-        for future in futures:
-            yield future.result()
+        try:
+            for future in futures:
+                yield future.result()
+        except BrokenProcessPool as exc:
+            raise BrokenProcessPool(
+                "a forked fit worker stopped abruptly (killed, by the kernel when memory runs "
+                "out for instance)"
+            ) from exc
 
 
 def parallel_map(

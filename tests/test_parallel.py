@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 import pytest
@@ -89,6 +90,20 @@ def _fails_on_three(value: int) -> int:
 def test_a_failing_piece_of_work_raises_its_own_error(processes: bool) -> None:
     with pytest.raises(ValueError, match="three"):
         list(parallel_map(_fails_on_three, range(6), 2, processes))
+
+
+def _killed_on_three(value: int) -> int:
+    if value == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    time.sleep(0.05)
+    return value
+
+
+def test_a_killed_worker_is_reported_and_the_next_model_gets_fresh_workers() -> None:
+    with forked_workers.shared_by_the_build():
+        with pytest.raises(BrokenProcessPool, match="fit worker stopped abruptly"):
+            list(parallel_map(_killed_on_three, range(6), 2, True))
+        assert list(parallel_map(_fails_on_three, [1, 2], 2, True)) == [1, 2]
 
 
 def _tables(project: ProjectCopy) -> dict[str, pd.DataFrame]:
