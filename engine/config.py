@@ -346,8 +346,8 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         ).resolve(),
         seed=warehouse["seed"],
         memory_limit=_memory_limit(warehouse.get("memory_limit"), where),
-        serial_validation_rows=warehouse.get(
-            "serial_validation_rows", Config.serial_validation_rows
+        serial_validation_rows=_at_least_zero(
+            warehouse, "serial_validation_rows", Config.serial_validation_rows, where
         ),
         concurrent_max_rows=_at_least_zero(
             warehouse, "concurrent_max_rows", Config.concurrent_max_rows, where

@@ -94,6 +94,11 @@ MISTAKES = {
         "concurrent_max_rows = -1",
         r"'warehouse\.concurrent_max_rows' must be 0 or more, got -1",
     ),
+    "a negative validation threshold": (
+        "concurrent_max_rows = 100000",
+        "concurrent_max_rows = 100000\nserial_validation_rows = -5",
+        r"'warehouse\.serial_validation_rows' must be 0 or more, got -5",
+    ),
     "memory limit of the wrong type": (
         'memory_limit = "1GB"',
         "memory_limit = 1",
