@@ -26,6 +26,7 @@ from typing import NoReturn
 from engine.config import DEFAULT_CONFIG_NAME, Config, load_config
 from engine.console import Console
 from engine.errors import InputError, PipelineError, is_interrupt
+from engine.interrupts import held_back
 
 ROOT = Path(__file__).resolve().parent
 REPORT_NAME = "report.html"
@@ -112,14 +113,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     # nothing to free. The service then freezes them before it forks (engine.memory).
     gc.disable()
     try:
-        from engine.validation_service import ValidationService
+        with held_back():
+            from engine.validation_service import ValidationService
 
         # Started before the builder imports anything heavy, so GX loads on the other core.
         service = ValidationService(spool_beside=config.warehouse_path.parent)
     finally:
         gc.enable()
     with service as validation:
-        from engine.runner import Runner
+        with held_back():
+            from engine.runner import Runner
 
         result = Runner(ROOT, config, console, validation, args.select, fingerprint).run()
     passed, warned, failed = result.expectation_counts()
@@ -146,7 +149,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _write_report(config: Config, output: Path | None, console: Console) -> int:
-    from reporting.report import write_report
+    with held_back():
+        from reporting.report import write_report
 
     destination = output or config.warehouse_path.with_name(REPORT_NAME)
     written = write_report(config.warehouse_path, destination, config.seed)
@@ -169,9 +173,10 @@ def _published(config_path: Path) -> Config:
 
 
 def _docs(args: argparse.Namespace, console: Console) -> int:
-    from engine.docs import write_docs
-    from engine.project import discover
-    from engine.quality import load_suites
+    with held_back():
+        from engine.docs import write_docs
+        from engine.project import discover
+        from engine.quality import load_suites
 
     config = load_config(args.config)
     project = discover(ROOT, config)
@@ -184,7 +189,8 @@ def _docs(args: argparse.Namespace, console: Console) -> int:
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
-    from engine.exports import export_layer
+    with held_back():
+        from engine.exports import export_layer
 
     config = _published(args.config)
     directory = args.output or config.warehouse_path.with_name("exports") / args.format
@@ -196,7 +202,8 @@ def _export(args: argparse.Namespace, console: Console) -> int:
 
 
 def _generate(args: argparse.Namespace, console: Console) -> int:
-    from benchmarks.generate import workspace
+    with held_back():
+        from benchmarks.generate import workspace
 
     if args.customers < 1 or not 0 <= args.dirty_rate <= 0.5:
         console.error("--customers must be at least 1 and --dirty-rate between 0 and 0.5")
@@ -225,9 +232,10 @@ def _list(args: argparse.Namespace, console: Console) -> int:
 
 
 def _show(args: argparse.Namespace, console: Console) -> int:
-    import duckdb
+    with held_back():
+        import duckdb
 
-    from engine import statements
+        from engine import statements
 
     config = _published(args.config)
     layer, _, name = args.table.partition(".")
@@ -246,7 +254,8 @@ def _show(args: argparse.Namespace, console: Console) -> int:
 
 
 def _print_frame(frame, console: Console) -> None:
-    import pandas as pd
+    with held_back():
+        import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 30):
         console.info(frame.to_string(index=False))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine import publish
 from engine.config import Config
+from engine.interrupts import held_back
 from engine.run_results import new_run_id, write_run_result
 
 CODE_FOLDERS = ("engine", "sql", "python_models", "expectations")
@@ -64,7 +65,8 @@ class NoopRun:
 
 def try_noop(root: Path, config: Config, fingerprint: str) -> NoopRun | None:
     """Record a no-op run and return it, or None when something changed and a build is due."""
-    import duckdb
+    with held_back():  # Ctrl-C while DuckDB's extension initialises would abort the process
+        import duckdb
 
     paths = publish.WarehousePaths(config.warehouse_path)
     if not paths.published.exists():

@@ -29,6 +29,7 @@ import pandas as pd  # imported before the fork, so the worker starts with it lo
 import pyarrow as pa
 
 from engine.errors import ProjectError
+from engine.interrupts import held_back
 from engine.memory import objects_frozen, release_unused
 from engine.publish import SPOOL_PREFIX
 from engine.quality import ExpectationResult, Suite
@@ -146,9 +147,17 @@ class ValidationService:
         self._frozen = contextlib.ExitStack()
         self._frozen.enter_context(objects_frozen())
         try:
-            self._process.start()
+            # Forking runs the at-fork hooks of logging and others in this thread. Ctrl-C inside
+            # one is swallowed as "unraisable", and inside logging's it also leaves the logging
+            # lock held: the run went on, and later hung in the first getLogger.
+            with held_back():
+                self._process.start()
         except BaseException:
+            if self._process.pid is not None:
+                self._process.kill()
+                self._process.join()
             self._frozen.close()
+            shutil.rmtree(self._spool_folder, ignore_errors=True)
             raise
 
     def __enter__(self) -> ValidationService:

@@ -1,0 +1,39 @@
+"""Ctrl-C held back while C extensions load, then raised as soon as they have.
+
+A KeyboardInterrupt raised while a C extension module initialises does not stop the import
+cleanly. DuckDB's nanobind module aborts the interpreter ("Critical nanobind error", SIGABRT);
+another extension reports "ImportError: Encountered an error while initializing the
+extension."; and an initialiser that clears the error loses the interrupt altogether, so the
+refresh runs to the end as if nothing had been pressed. The heavy imports of a command
+therefore run with Ctrl-C recorded instead of raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def held_back() -> Iterator[None]:
+    """Record Ctrl-C during the block; raise KeyboardInterrupt once it is over.
+
+    Only Python's own handler is replaced: a SIGINT that is ignored (a run started with nohup)
+    stays ignored, and outside the main thread, where no signal handler runs, nothing changes.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    pressed: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
