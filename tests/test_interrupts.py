@@ -25,9 +25,14 @@ os.register_at_fork(after_in_parent=press_ctrl_c)
 """
 
 
+# A shell starts background jobs (a CI runner's, say) with SIGINT ignored, and Python then
+# leaves it ignored; each case installs Python's own handler, as in a terminal.
+AS_IN_A_TERMINAL = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), *args],
+        [sys.executable, "-c", AS_IN_A_TERMINAL + textwrap.dedent(script), *args],
         cwd=REPO,
         capture_output=True,
         text=True,

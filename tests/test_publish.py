@@ -131,6 +131,12 @@ def test_sigkill_at_any_moment_leaves_the_old_or_the_new_warehouse(project: Proj
     assert project.query("select count(*) from staging.stg_customers") == [(201,)]
 
 
+def _sigint_as_in_a_terminal() -> None:
+    # A shell starts background jobs with SIGINT ignored, and the ignoring is inherited: the
+    # pipeline would then rightly ignore Ctrl-C. Give it the disposition a terminal gives.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_at_any_moment_stops_promptly_and_leaves_the_warehouse_as_it_was(
     project: ProjectCopy,
 ) -> None:
@@ -151,6 +157,7 @@ def test_ctrl_c_at_any_moment_stops_promptly_and_leaves_the_warehouse_as_it_was(
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            preexec_fn=_sigint_as_in_a_terminal,
         )
         time.sleep(delay)
         children = psutil.Process(victim.pid).children(recursive=True)
