@@ -1,11 +1,12 @@
-"""Ctrl-C held back while C extensions load, then raised as soon as they have.
+"""Ctrl-C held back while C extensions load or a process forks, then raised once they are done.
 
 A KeyboardInterrupt raised while a C extension module initialises does not stop the import
-cleanly. DuckDB's nanobind module aborts the interpreter ("Critical nanobind error", SIGABRT);
-another extension reports "ImportError: Encountered an error while initializing the
-extension."; and an initialiser that clears the error loses the interrupt altogether, so the
-refresh runs to the end as if nothing had been pressed. The heavy imports of a command
-therefore run with Ctrl-C recorded instead of raised.
+cleanly: DuckDB's nanobind module aborts the interpreter ("Critical nanobind error", SIGABRT),
+and another extension reports "ImportError: Encountered an error while initializing the
+extension.". One raised during a fork lands in an at-fork hook, where CPython drops it as
+unraisable: the refresh ran to the end as if nothing had been pressed, and when the hook was
+logging's, the logging lock stayed held and the run later hung. The heavy imports of a command
+and the validation worker's fork therefore run with Ctrl-C recorded instead of raised.
 """
 
 from __future__ import annotations
