@@ -41,9 +41,7 @@ def inputs_fingerprint(root: Path, config: Config) -> str:
 
 def _published_fingerprint(path: Path) -> tuple[str | None, str | None]:
     """The inputs fingerprint and run id of the last real build in the published warehouse."""
-    # Imported here: a --full-refresh run only fingerprints, and then the validation worker it
-    # forks next (which never calls DuckDB) starts without it.
-    import duckdb
+    import duckdb  # loaded already, by try_noop (its only caller)
 
     try:
         with duckdb.connect(str(path), read_only=True) as con:
@@ -65,7 +63,10 @@ class NoopRun:
 
 def try_noop(root: Path, config: Config, fingerprint: str) -> NoopRun | None:
     """Record a no-op run and return it, or None when something changed and a build is due."""
-    with held_back():  # Ctrl-C while DuckDB's extension initialises would abort the process
+    # Imported here, not at the top: a --full-refresh run only fingerprints, and then the
+    # validation worker it forks next (which never calls DuckDB) starts without it. Ctrl-C while
+    # DuckDB's extension initialises would abort the process, hence held_back.
+    with held_back():
         import duckdb
 
     paths = publish.WarehousePaths(config.warehouse_path)

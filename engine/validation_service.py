@@ -153,11 +153,7 @@ class ValidationService:
             with held_back():
                 self._process.start()
         except BaseException:
-            if self._process.pid is not None:
-                self._process.kill()
-                self._process.join()
-            self._frozen.close()
-            shutil.rmtree(self._spool_folder, ignore_errors=True)
+            self.close()
             raise
 
     def __enter__(self) -> ValidationService:
@@ -238,7 +234,8 @@ class ValidationService:
         """
         if self._process.is_alive():
             self._process.kill()
-        self._process.join()
+        if self._process.pid is not None:  # not started when Ctrl-C came during the fork
+            self._process.join()
         # Requests the worker never read may still fill the pipe; without this, the exit
         # handlers would wait for a reader that is gone to take them, forever.
         self._requests.cancel_join_thread()
