@@ -69,6 +69,10 @@ class Config:
     # Two models build at once until a table of this many rows is built; then one at a time:
     # bigger models use both cores themselves, and two models' memory never adds up. 0: never.
     concurrent_max_rows: int = 100_000
+    # The published warehouse keeps the meta history of this many most recent runs (the current
+    # one included). Every build carries the history forward, so unbounded it would slow every
+    # refresh as it grows. 0: keep all.
+    history_runs: int = 1_000
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
@@ -130,6 +134,7 @@ SCHEMA: dict[str, Any] = {
         "memory_limit": str,
         "serial_validation_rows": int,
         "concurrent_max_rows": int,
+        "history_runs": int,
     },
     "sources": _Table(
         {
@@ -352,6 +357,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         concurrent_max_rows=_at_least_zero(
             warehouse, "concurrent_max_rows", Config.concurrent_max_rows, where
         ),
+        history_runs=_at_least_zero(warehouse, "history_runs", Config.history_runs, where),
         sources=sources,
         ranges=ranges,
         accepted=accepted,

@@ -1,7 +1,8 @@
 """The ``meta`` layer: run history, per-model timings and every expectation result.
 
 History lives inside the warehouse so BI tools can chart it; each build copies the previous
-warehouse's history forward, then appends the current run.
+warehouse's history forward, drops what is beyond the configured number of runs, then appends the
+current run.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine import statements
+from engine.statements import DIALECT
 
 META_LAYER = "meta"
 META_TABLES: dict[str, dict[str, pa.DataType]] = {
@@ -97,6 +99,26 @@ def carry_history(con: duckdb.DuckDBPyConnection, previous: str) -> None:
             source = exp.table_(table, db=META_LAYER, catalog=previous, quoted=True)
             con.execute(statements.delete_all(META_LAYER, table))
             con.execute(statements.insert_by_name(META_LAYER, table, source))
+
+
+def prune_history(con: duckdb.DuckDBPyConnection, keep_runs: int) -> int:
+    """Keep the history of the ``keep_runs`` most recent runs only; how many runs were dropped."""
+    runs = statements.table_ref(META_LAYER, "runs")
+    total = con.execute(exp.select(exp.func("count", exp.Star())).from_(runs).sql(DIALECT))
+    dropped = max(total.fetchall()[0][0] - keep_runs, 0)
+    if not dropped:
+        return 0
+    recent = (
+        exp.select("run_id")
+        .from_(runs)
+        .order_by(exp.column("started_at").desc(), exp.column("run_id").desc())
+        .limit(keep_runs)
+    )
+    # Runs last: the other tables find what to keep through it.
+    for table in [t for t in META_TABLES if t != "runs"] + ["runs"]:
+        older = exp.column("run_id").isin(query=recent.copy()).not_()
+        con.execute(exp.delete(statements.table_ref(META_LAYER, table), where=older).sql(DIALECT))
+    return dropped
 
 
 def append(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:

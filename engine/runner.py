@@ -464,6 +464,14 @@ class Runner:
                 con.execute(f"attach ? as {PREVIOUS_CATALOG} (read_only)", [str(paths.published)])
                 if len(selected) == len(project.order):
                     meta.carry_history(con, PREVIOUS_CATALOG)
+            if self.config.history_runs:
+                # One place fewer: this run's own rows are appended when it is recorded.
+                dropped = meta.prune_history(con, self.config.history_runs - 1)
+                if dropped:
+                    self.console.info(
+                        f"Run history: this build leaves out the {dropped} oldest run(s); meta "
+                        f"keeps the last {self.config.history_runs} (warehouse.history_runs)"
+                    )
             context = BuildContext(
                 con, project, self.config, result.run_id, params, has_previous, reader
             )

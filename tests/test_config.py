@@ -99,6 +99,11 @@ MISTAKES = {
         "concurrent_max_rows = 100000\nserial_validation_rows = -5",
         r"'warehouse\.serial_validation_rows' must be 0 or more, got -5",
     ),
+    "a negative history length": (
+        "history_runs = 1000",
+        "history_runs = -3",
+        r"'warehouse\.history_runs' must be 0 or more, got -3",
+    ),
     "memory limit of the wrong type": (
         'memory_limit = "1GB"',
         "memory_limit = 1",
