@@ -23,10 +23,14 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from engine.config import DEFAULT_CONFIG_NAME, Config, load_config
-from engine.console import Console
-from engine.errors import InputError, PipelineError, is_interrupt
-from engine.interrupts import held_back
+try:
+    from engine.config import DEFAULT_CONFIG_NAME, Config, load_config
+    from engine.console import Console
+    from engine.errors import InputError, PipelineError, is_interrupt
+    from engine.interrupts import held_back
+except KeyboardInterrupt:  # Ctrl-C as the command starts: nothing has begun, so no traceback
+    print("Interrupted.", file=sys.stderr, flush=True)
+    os._exit(130)
 
 ROOT = Path(__file__).resolve().parent
 REPORT_NAME = "report.html"
@@ -234,6 +238,7 @@ def _list(args: argparse.Namespace, console: Console) -> int:
 def _show(args: argparse.Namespace, console: Console) -> int:
     with held_back():
         import duckdb
+        import pandas  # noqa: F401  (pyarrow's to_pandas would load it, with Ctrl-C live)
 
         from engine import statements
 

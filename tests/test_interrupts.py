@@ -105,3 +105,25 @@ def test_a_validation_service_interrupted_while_forking_leaves_nothing(tmp_path:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "interrupted; children left: 0"
     assert list(tmp_path.iterdir()) == []  # its spool folder is gone too
+
+
+def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback() -> None:
+    # SIGINT arrives while pipeline.py imports its own modules, before main() runs.
+    done = _run(
+        """
+        import os, runpy, signal, sys
+
+        class PressCtrlC:
+            def find_spec(self, name, path=None, target=None):
+                if name == "engine.console":
+                    os.kill(os.getpid(), signal.SIGINT)
+                return None
+
+        sys.meta_path.insert(0, PressCtrlC())
+        sys.argv = ["pipeline.py", "list"]
+        runpy.run_path("pipeline.py", run_name="__main__")
+        """
+    )
+    assert done.returncode == 130
+    assert done.stderr == "Interrupted.\n"
+    assert done.stdout == ""
