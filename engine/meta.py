@@ -70,7 +70,10 @@ def _as_arrow(table: str, rows: list[dict]) -> pa.Table:
 
 
 META_DESCRIPTIONS = {
-    "runs": "One row per published refresh (or recorded no-op): status, counts and seconds.",
+    "runs": (
+        "One row per published refresh (or recorded no-op): status, counts and seconds. "
+        "The meta tables keep the last warehouse.history_runs runs."
+    ),
     "model_runs": "One row per model per published refresh: status, rows and seconds.",
     "expectation_results": "Every expectation checked in a published refresh, with its outcome.",
 }
