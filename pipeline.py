@@ -259,8 +259,7 @@ def _show(args: argparse.Namespace, console: Console) -> int:
 
 
 def _print_frame(frame, console: Console) -> None:
-    with held_back():
-        import pandas as pd
+    import pandas as pd  # loaded already, with _show's other heavy imports (its only caller)
 
     with pd.option_context("display.width", 160, "display.max_columns", 30):
         console.info(frame.to_string(index=False))

@@ -12,7 +12,6 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine import statements
-from engine.statements import DIALECT
 
 META_LAYER = "meta"
 META_TABLES: dict[str, dict[str, pa.DataType]] = {
@@ -106,21 +105,21 @@ def carry_history(con: duckdb.DuckDBPyConnection, previous: str) -> None:
 
 def prune_history(con: duckdb.DuckDBPyConnection, keep_runs: int) -> int:
     """Keep the history of the ``keep_runs`` most recent runs only; how many runs were dropped."""
-    runs = statements.table_ref(META_LAYER, "runs")
-    total = con.execute(exp.select(exp.func("count", exp.Star())).from_(runs).sql(DIALECT))
-    dropped = max(total.fetchall()[0][0] - keep_runs, 0)
+    total = con.execute(statements.row_count(META_LAYER, "runs")).fetchall()[0][0]
+    dropped = max(total - keep_runs, 0)
     if not dropped:
         return 0
     recent = (
         exp.select("run_id")
-        .from_(runs)
+        .from_(statements.table_ref(META_LAYER, "runs"))
         .order_by(exp.column("started_at").desc(), exp.column("run_id").desc())
         .limit(keep_runs)
     )
     # Runs last: the other tables find what to keep through it.
     for table in [t for t in META_TABLES if t != "runs"] + ["runs"]:
         older = exp.column("run_id").isin(query=recent.copy()).not_()
-        con.execute(exp.delete(statements.table_ref(META_LAYER, table), where=older).sql(DIALECT))
+        delete = exp.delete(statements.table_ref(META_LAYER, table), where=older)
+        con.execute(delete.sql(statements.DIALECT))
     return dropped
 
 
