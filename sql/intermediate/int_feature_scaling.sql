@@ -9,6 +9,7 @@ customers as (
 long_values as (
     unpivot (
         select
+            customer_id,
             cast(age as double) as age,
             cast(annual_income_k as double) as annual_income_k,
             cast(spending_score as double) as spending_score
@@ -22,11 +23,13 @@ configured as (
     select feature, position, scaling from config.features
 ),
 
+-- Summed in customer order: DuckDB's parallel aggregation would otherwise change the last
+-- digits of the mean and SD (and so of every scaled value) from one run to the next.
 stats as (
     select
         feature,
-        avg(feature_value) as mean_value,
-        stddev_pop(feature_value) as stddev_value,
+        avg(feature_value order by customer_id) as mean_value,
+        stddev_pop(feature_value order by customer_id) as stddev_value,
         min(feature_value) as min_value,
         max(feature_value) as max_value
     from long_values
