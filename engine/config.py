@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.parameters import ParameterError, check_values
 
 DEFAULT_CONFIG_NAME = "pipeline.toml"
 SCALING_METHODS = ("standard", "minmax", "none")
@@ -66,9 +67,9 @@ class Config:
     # Tables with at least this many rows are validated before the next model starts, so the
     # builder's and the validation worker's memory peaks never stack.
     serial_validation_rows: int = 2_000_000
-    # Two models build at once until a table of this many rows is built; then one at a time:
-    # bigger models use both cores themselves, and two models' memory never adds up. 0: never.
-    concurrent_max_rows: int = 100_000
+    # Forked processes that fit a model's independent pieces (candidate k, forests) side by
+    # side; 0 or 1: every fit runs in the builder.
+    fit_workers: int = 2
     # The published warehouse keeps the meta history of this many most recent runs (the current
     # one included). Every build carries the history forward, so unbounded it would slow every
     # refresh as it grows. 0: keep all.
@@ -133,7 +134,7 @@ SCHEMA: dict[str, Any] = {
         "run_results_dir": str,
         "memory_limit": str,
         "serial_validation_rows": int,
-        "concurrent_max_rows": int,
+        "fit_workers": int,
         "history_runs": int,
     },
     "sources": _Table(
@@ -206,20 +207,34 @@ def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
     return isinstance(value, expected)
 
 
+# Keys earlier versions took, and what became of them.
+REMOVED_KEYS = {
+    "warehouse.concurrent_max_rows": (
+        "models now build one at a time (two at once saved under 10% of a refresh); delete the key"
+    ),
+}
+
+
+def _validate_keys(value: Any, schema: dict[str, Any], key: str, where: str) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: key '{key}' must be a table, got {value!r}")
+    for sub_key, sub_value in value.items():
+        full = f"{key}.{sub_key}" if key else sub_key
+        if full in REMOVED_KEYS:
+            raise ConfigError(f"{where}: key '{full}' is no longer used: {REMOVED_KEYS[full]}")
+        if sub_key not in schema:
+            hint = difflib.get_close_matches(sub_key, list(schema), n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            known = ", ".join(sorted(schema))
+            raise ConfigError(
+                f"{where}: unknown key '{full}'{suggestion}; expected one of: {known}"
+            )
+        _validate(sub_value, schema[sub_key], full, where)
+
+
 def _validate(value: Any, schema: Any, key: str, where: str) -> None:
     if isinstance(schema, dict):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: key '{key}' must be a table, got {value!r}")
-        for sub_key, sub_value in value.items():
-            full = f"{key}.{sub_key}" if key else sub_key
-            if sub_key not in schema:
-                hint = difflib.get_close_matches(sub_key, list(schema), n=1)
-                suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-                known = ", ".join(sorted(schema))
-                raise ConfigError(
-                    f"{where}: unknown key '{full}'{suggestion}; expected one of: {known}"
-                )
-            _validate(sub_value, schema[sub_key], full, where)
+        _validate_keys(value, schema, key, where)
     elif isinstance(schema, _Table):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: key '{key}' must be a table of {schema.what}s")
@@ -268,9 +283,7 @@ def load_config(path: Path | str) -> Config:
     return _build(document, path, where)
 
 
-def _build(document: dict[str, Any], path: Path, where: str) -> Config:
-    root = path.parent
-    warehouse = document["warehouse"]
+def _sources(document: dict[str, Any], where: str) -> dict[str, SourceConfig]:
     sources = {
         name: SourceConfig(
             name=name,
@@ -294,8 +307,10 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
                 f"{where}: key 'sources.{source.name}.required' lists {missing}, "
                 f"which have no entry in 'sources.{source.name}.columns'"
             )
+    return sources
 
-    rules = document.get("rules", {})
+
+def _ranges(rules: dict[str, Any], where: str) -> dict[str, tuple[float, float]]:
     ranges: dict[str, tuple[float, float]] = {}
     for column, bounds in rules.get("ranges", {}).items():
         for bound in ("min", "max"):
@@ -307,7 +322,12 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
                 f"max {bounds['max']}"
             )
         ranges[column] = (float(bounds["min"]), float(bounds["max"]))
+    return ranges
 
+
+def _accepted(
+    rules: dict[str, Any], where: str
+) -> tuple[dict[str, tuple[str, ...]], dict[str, dict[str, str]]]:
     accepted: dict[str, tuple[str, ...]] = {}
     aliases: dict[str, dict[str, str]] = {}
     for column, spec in rules.get("accepted", {}).items():
@@ -322,8 +342,13 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
                     f"{target!r}, which is not in 'rules.accepted.{column}.values' "
                     f"{list(accepted[column])}"
                 )
+    return accepted, aliases
 
-    features = document["features"]
+
+def _features(
+    features: dict[str, Any], ranges: dict[str, tuple[float, float]], where: str
+) -> tuple[tuple[str, ...], str]:
+    """The feature columns and the scaling method."""
     scaling = features.get("scaling", "standard")
     if scaling not in SCALING_METHODS:
         raise ConfigError(
@@ -331,15 +356,27 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
             f"got {scaling!r}"
         )
     feature_columns = tuple(features["columns"])
-    numeric_columns = set(ranges)
-    unknown = [c for c in feature_columns if c not in numeric_columns]
+    unknown = [c for c in feature_columns if c not in ranges]
     if unknown:
         raise ConfigError(
             f"{where}: key 'features.columns' lists {unknown}; features must be numeric columns "
-            f"with a range in 'rules.ranges' ({sorted(numeric_columns)})"
+            f"with a range in 'rules.ranges' ({sorted(ranges)})"
         )
     if len(set(feature_columns)) != len(feature_columns):
         raise ConfigError(f"{where}: key 'features.columns' lists a column twice")
+    return feature_columns, scaling
+
+
+def _build(document: dict[str, Any], path: Path, where: str) -> Config:
+    root = path.parent
+    warehouse = document["warehouse"]
+    rules = document.get("rules", {})
+    ranges = _ranges(rules, where)
+    accepted, aliases = _accepted(rules, where)
+    feature_columns, scaling = _features(document["features"], ranges, where)
+
+    def at_least_zero(key: str) -> int:
+        return _at_least_zero(warehouse, key, getattr(Config, key), where)
 
     return Config(
         path=path,
@@ -351,14 +388,10 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         ).resolve(),
         seed=warehouse["seed"],
         memory_limit=_memory_limit(warehouse.get("memory_limit"), where),
-        serial_validation_rows=_at_least_zero(
-            warehouse, "serial_validation_rows", Config.serial_validation_rows, where
-        ),
-        concurrent_max_rows=_at_least_zero(
-            warehouse, "concurrent_max_rows", Config.concurrent_max_rows, where
-        ),
-        history_runs=_at_least_zero(warehouse, "history_runs", Config.history_runs, where),
-        sources=sources,
+        serial_validation_rows=at_least_zero("serial_validation_rows"),
+        fit_workers=at_least_zero("fit_workers"),
+        history_runs=at_least_zero("history_runs"),
+        sources=_sources(document, where),
         ranges=ranges,
         accepted=accepted,
         aliases=aliases,
@@ -371,30 +404,27 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
 
 
 def model_parameters(
-    config: Config, model_name: str, defaults: dict[str, Any] | None
+    config: Config,
+    model_name: str,
+    defaults: dict[str, Any],
+    constraints: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """A model's ``[models.<name>]`` section over its PARAMETERS defaults, checked key by key.
-
-    The type of each default is the type the key takes (an integer is accepted for a float).
-    """
+    """A model's ``[models.<name>]`` section over its PARAMETERS defaults, checked against the
+    model's PARAMETER_CONSTRAINTS (type, interval, choices) key by key."""
     where = config.path.name
     given = config.models.get(model_name, {})
-    defaults = defaults or {}
-    merged = dict(defaults)
-    for key, value in given.items():
-        full = f"models.{model_name}.{key}"
+    for key in given:
         if key not in defaults:
             hint = difflib.get_close_matches(key, list(defaults), n=1)
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
             known = ", ".join(sorted(defaults)) or "none"
             raise ConfigError(
-                f"{where}: unknown key '{full}'{suggestion}; expected one of: {known}"
+                f"{where}: unknown key 'models.{model_name}.{key}'{suggestion}; "
+                f"expected one of: {known}"
             )
-        default = defaults[key]
-        expected: type | tuple[type, ...] = _NUMBER if isinstance(default, float) else type(default)
-        if default is not None and not _is_instance(value, expected):
-            raise ConfigError(
-                f"{where}: key '{full}' must be {_type_name(expected)}, got {value!r}"
-            )
-        merged[key] = value
+    merged = {**defaults, **given}
+    try:
+        check_values(merged, constraints, f"models.{model_name}")
+    except ParameterError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     return merged

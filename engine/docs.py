@@ -12,7 +12,6 @@ import html
 import io
 import json
 import logging
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ import duckdb
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage
 
+from engine import statements
+from engine.atomic_files import write_text_atomically
 from engine.project import LAYER_ORDER, Project
 from engine.quality import Suite
 
@@ -63,7 +64,7 @@ def column_lineage(query: Any, schema: dict, layers: dict[str, str]) -> dict[str
     for item in query.selects:
         column = item.alias_or_name
         try:
-            node = lineage(column, query, schema=schema or None, dialect="duckdb")
+            node = lineage(column, query, schema=schema or None, dialect=statements.DIALECT)
         except (SqlglotError, KeyError, ValueError):
             found[column] = []
             continue
@@ -102,6 +103,7 @@ def manifest(
             "kind": model.kind,
             "path": model.path.relative_to(root).as_posix() if model.path else None,
             "description": model.description,
+            "role": model.role,
             "inputs": list(model.inputs),
             "outputs": sorted(children[table]),
             "columns": columns,
@@ -218,7 +220,5 @@ def write_docs(
         ("manifest.json", json.dumps(document, indent=2, default=str)),
         ("index.html", render(project, document)),
     ):
-        partial = directory / f".{name}.tmp-{os.getpid()}"
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, directory / name)
+        write_text_atomically(directory / name, text)
     return directory / "index.html"

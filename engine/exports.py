@@ -6,12 +6,12 @@ folder sees the old file or the new one, never half of one.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
 
 from engine import statements
+from engine.atomic_files import replace_atomically
 
 EXTENSIONS = {"parquet": "parquet", "csv": "csv"}
 
@@ -28,8 +28,11 @@ def export_layer(warehouse: Path, layer: str, file_format: str, directory: Path)
         ]
         for table in tables:
             target = directory / f"{table}.{EXTENSIONS[file_format]}"
-            partial = directory / f".{target.name}.tmp-{os.getpid()}"
-            con.execute(statements.copy_to(layer, table, partial, file_format))
-            os.replace(partial, target)
+            replace_atomically(
+                target,
+                lambda partial, t=table: con.execute(
+                    statements.copy_to(layer, t, partial, file_format)
+                ),
+            )
             written.append(target)
     return written

@@ -8,7 +8,8 @@ between validations.
 The objects imports leave (pandas, SciPy, scikit-learn: about a million) live as long as the
 process, yet every full collection walks them all again, and after a fork that walk writes to
 every page the two processes share, so the kernel copies each one. ``objects_frozen`` keeps
-them out of collection while a forked worker lives, or while a library call that collects runs.
+them out of collection while a forked worker lives (the validation worker) or forks (the fit
+workers).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def objects_frozen() -> Iterator[None]:
     """Leave every object alive now out of garbage collection until the outermost exit.
 
     What the gc module's documentation advises before a fork: neither process then walks (and
-    so copies) the memory they share. Nests, and is safe from two model threads at once. Frozen
+    so copies) the memory they share. Nests, and is safe from several threads at once. Frozen
     objects are still freed by reference counting; only garbage cycles among them wait for the
     last user to be done.
     """

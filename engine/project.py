@@ -20,18 +20,26 @@ from sqlglot import exp
 
 from engine.config import Config, model_parameters
 from engine.errors import ConfigError, ProjectError
+from engine.parameters import constraint_problems
 from engine.seeds import SEED_BUILDERS
+from engine.statements import DIALECT
 
 SQL_LAYERS = ("staging", "intermediate", "marts")
 PYTHON_LAYER = "ml"
 SOURCE_LAYER = "raw"
 SEED_LAYER = "config"
 LAYER_ORDER = (SEED_LAYER, SOURCE_LAYER, "staging", "intermediate", PYTHON_LAYER, "marts")
-DIALECT = "duckdb"
 # Parameters a Python model may take that are not tables. ``previous_<table>`` is that table as
 # the last published warehouse had it (None on a first run): not a DAG input.
-RESERVED_PARAMETERS = ("config", "seed", "run_id", "variables", "progress")
+RESERVED_PARAMETERS = ("config", "seed", "run_id", "variables", "progress", "parallel")
 PREVIOUS_PREFIX = "previous_"
+# What a model's table is to the engine, beyond data: declared by a SQL model's leading comment
+# ("-- role: rejected_rows") or a Python model's ROLE. Rejected rows are counted in the run's
+# summary; a reconciliation's first row is recorded with the run.
+REJECTED_ROLE = "rejected_rows"
+RECONCILIATION_ROLE = "reconciliation"
+ROLES = (REJECTED_ROLE, RECONCILIATION_ROLE)
+ROLE_PREFIX = "role:"
 
 Kind = Literal["seed", "source", "sql", "python"]
 
@@ -46,6 +54,8 @@ class Model:
     query: exp.Query | None = None
     parameters: tuple[str, ...] = ()
     defaults: dict[str, Any] | None = None  # a Python model's PARAMETERS: config keys it takes
+    constraints: dict[str, dict[str, Any]] | None = None  # and its PARAMETER_CONSTRAINTS
+    role: str | None = None
     description: str = ""
     column_descriptions: dict[str, str] | None = None
 
@@ -96,15 +106,25 @@ def _parse_sql_model(path: Path) -> exp.Query:
     return statements[0]
 
 
-def _leading_comment(text: str) -> str:
-    """The comment lines a SQL file starts with: the model's description."""
-    lines = []
+def _leading_comment(text: str) -> tuple[str, str | None]:
+    """The comment lines a SQL file starts with: the model's description, and its role."""
+    lines, role = [], None
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped.startswith("--"):
             break
-        lines.append(stripped.removeprefix("--").strip())
-    return " ".join(lines)
+        comment = stripped.removeprefix("--").strip()
+        if comment.startswith(ROLE_PREFIX):
+            role = comment.removeprefix(ROLE_PREFIX).strip()
+        else:
+            lines.append(comment)
+    return " ".join(lines), role
+
+
+def _checked_role(role: str | None, path: Path) -> str | None:
+    if role is not None and role not in ROLES:
+        raise ProjectError(f"{path}: unknown role {role!r}; a model's role is one of {list(ROLES)}")
+    return role
 
 
 def _select_comments(query: exp.Query) -> dict[str, str]:
@@ -132,8 +152,10 @@ def _sql_references(query: exp.Query) -> list[tuple[str, str]]:
 class PythonSignature:
     parameters: tuple[str, ...]
     defaults: dict[str, Any]
+    constraints: dict[str, dict[str, Any]]
     description: str
     columns: dict[str, str]
+    role: str | None
 
 
 def _literal(node: ast.AST, path: Path, name: str) -> Any:
@@ -151,7 +173,12 @@ def _python_signature(path: Path) -> PythonSignature:
         raise ProjectError(
             f"{path}: line {exc.lineno}, column {exc.offset}: Python syntax error: {exc.msg}"
         ) from exc
-    literals: dict[str, Any] = {"PARAMETERS": {}, "COLUMNS": {}}
+    literals: dict[str, Any] = {
+        "PARAMETERS": {},
+        "PARAMETER_CONSTRAINTS": {},
+        "COLUMNS": {},
+        "ROLE": None,
+    }
     parameters: tuple[str, ...] | None = None
     for node in tree.body:
         if isinstance(node, ast.Assign | ast.AnnAssign):
@@ -166,15 +193,23 @@ def _python_signature(path: Path) -> PythonSignature:
             parameters = tuple(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
     if parameters is None:
         raise ProjectError(f"{path}: a Python model must define a function named 'model'")
+    problems = constraint_problems(literals["PARAMETERS"], literals["PARAMETER_CONSTRAINTS"])
+    if problems:
+        raise ProjectError(f"{path}: " + "; ".join(problems))
     docstring = (ast.get_docstring(tree) or "").split("\n\n")[0]
     return PythonSignature(
-        parameters, literals["PARAMETERS"], " ".join(docstring.split()), literals["COLUMNS"]
+        parameters,
+        literals["PARAMETERS"],
+        literals["PARAMETER_CONSTRAINTS"],
+        " ".join(docstring.split()),
+        literals["COLUMNS"],
+        _checked_role(literals["ROLE"], path),
     )
 
 
-def discover(root: Path, config: Config) -> Project:
-    """Every model under ``root`` (seeds from config, raw sources, SQL, Python) as a DAG."""
-    found: list[Model] = [
+def _config_models(config: Config) -> list[Model]:
+    """The seeds (config values as tables) and the raw sources."""
+    seeds = [
         Model(
             name=n,
             layer=SEED_LAYER,
@@ -185,7 +220,7 @@ def discover(root: Path, config: Config) -> Project:
         )
         for n in SEED_BUILDERS
     ]
-    found += [
+    return seeds + [
         Model(
             name=n,
             layer=SOURCE_LAYER,
@@ -199,76 +234,90 @@ def discover(root: Path, config: Config) -> Project:
         )
         for n in sorted(config.sources)
     ]
-    raw_sql: list[tuple[Path, str, exp.Query]] = []
-    for layer in SQL_LAYERS:
-        for path in sorted((root / "sql" / layer).glob("*.sql")):
-            raw_sql.append((path, layer, _parse_sql_model(path)))
-    raw_python = [
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """Which layer writes each table name, to resolve what a model reads."""
+
+    root: Path
+    layer_of: dict[str, str]
+
+    def resolve(self, schema: str, table: str, model_path: Path) -> str:
+        where = model_path.relative_to(self.root)
+        if table not in self.layer_of or (schema and self.layer_of[table] != schema):
+            wanted = f"{schema}.{table}" if schema else table
+            hint = difflib.get_close_matches(table, list(self.layer_of), n=1)
+            suggestion = f" (did you mean '{self.layer_of[hint[0]]}.{hint[0]}'?)" if hint else ""
+            raise ProjectError(f"{where}: reads unknown table '{wanted}'{suggestion}")
+        return f"{self.layer_of[table]}.{table}"
+
+
+def _claim_names(root: Path, found: list[Model], files: list[tuple[Path, str]]) -> _Tables:
+    """One writer per table name: ``files`` are (model file, its layer)."""
+    names: dict[str, str] = {}
+    writers = [(m.name, f"{m.kind} {m.table}", m.layer) for m in found]
+    writers += [(path.stem, str(path.relative_to(root)), layer) for path, layer in files]
+    for name, where, _ in writers:
+        if name in names:
+            raise ProjectError(f"two models write the table '{name}': {names[name]} and {where}")
+        names[name] = where
+    return _Tables(root, {name: layer for name, _, layer in writers})
+
+
+def _sql_model(path: Path, layer: str, query: exp.Query, tables: _Tables) -> Model:
+    inputs = tuple(tables.resolve(s, t, path) for s, t in _sql_references(query))
+    description, role = _leading_comment(path.read_text(encoding="utf-8"))
+    return Model(
+        path.stem,
+        layer,
+        "sql",
+        path,
+        inputs,
+        query=query,
+        description=description,
+        column_descriptions=_select_comments(query),
+        role=_checked_role(role, path),
+    )
+
+
+def _python_model(path: Path, signature: PythonSignature, tables: _Tables) -> Model:
+    names = [p for p in signature.parameters if p not in RESERVED_PARAMETERS]
+    for previous in (t for t in names if t.startswith(PREVIOUS_PREFIX)):
+        tables.resolve("", previous.removeprefix(PREVIOUS_PREFIX), path)
+    inputs = tuple(tables.resolve("", t, path) for t in names if not t.startswith(PREVIOUS_PREFIX))
+    return Model(
+        path.stem,
+        PYTHON_LAYER,
+        "python",
+        path,
+        inputs,
+        parameters=signature.parameters,
+        defaults=signature.defaults,
+        constraints=signature.constraints,
+        description=signature.description,
+        column_descriptions=signature.columns,
+        role=signature.role,
+    )
+
+
+def discover(root: Path, config: Config) -> Project:
+    """Every model under ``root`` (seeds from config, raw sources, SQL, Python) as a DAG."""
+    found = _config_models(config)
+    sql_files = [
+        (path, layer, _parse_sql_model(path))
+        for layer in SQL_LAYERS
+        for path in sorted((root / "sql" / layer).glob("*.sql"))
+    ]
+    python_files = [
         (path, _python_signature(path))
         for path in sorted((root / "python_models").glob("*.py"))
         if not path.name.startswith("_")
     ]
-
-    names: dict[str, str] = {}
-
-    def claim(name: str, where: str) -> None:
-        if name in names:
-            raise ProjectError(f"two models write the table '{name}': {names[name]} and {where}")
-        names[name] = where
-
-    for model in found:
-        claim(model.name, f"{model.kind} {model.table}")
-    for path, _, _ in raw_sql:
-        claim(path.stem, str(path.relative_to(root)))
-    for path, _ in raw_python:
-        claim(path.stem, str(path.relative_to(root)))
-
-    layer_of = {m.name: m.layer for m in found}
-    layer_of.update({path.stem: layer for path, layer, _ in raw_sql})
-    layer_of.update({path.stem: PYTHON_LAYER for path, _ in raw_python})
-
-    def resolve(schema: str, table: str, model_path: Path) -> str:
-        where = model_path.relative_to(root)
-        if table not in layer_of or (schema and layer_of[table] != schema):
-            wanted = f"{schema}.{table}" if schema else table
-            hint = difflib.get_close_matches(table, list(layer_of), n=1)
-            suggestion = f" (did you mean '{layer_of[hint[0]]}.{hint[0]}'?)" if hint else ""
-            raise ProjectError(f"{where}: reads unknown table '{wanted}'{suggestion}")
-        return f"{layer_of[table]}.{table}"
-
-    for path, layer, query in raw_sql:
-        inputs = tuple(resolve(s, t, path) for s, t in _sql_references(query))
-        found.append(
-            Model(
-                path.stem,
-                layer,
-                "sql",
-                path,
-                inputs,
-                query=query,
-                description=_leading_comment(path.read_text(encoding="utf-8")),
-                column_descriptions=_select_comments(query),
-            )
-        )
-    for path, signature in raw_python:
-        tables = [p for p in signature.parameters if p not in RESERVED_PARAMETERS]
-        for previous in (t for t in tables if t.startswith(PREVIOUS_PREFIX)):
-            resolve("", previous.removeprefix(PREVIOUS_PREFIX), path)
-        inputs = tuple(resolve("", t, path) for t in tables if not t.startswith(PREVIOUS_PREFIX))
-        found.append(
-            Model(
-                path.stem,
-                PYTHON_LAYER,
-                "python",
-                path,
-                inputs,
-                parameters=signature.parameters,
-                defaults=signature.defaults,
-                description=signature.description,
-                column_descriptions=signature.columns,
-            )
-        )
-
+    files = [(p, layer) for p, layer, _ in sql_files] + [(p, PYTHON_LAYER) for p, _ in python_files]
+    tables = _claim_names(root, found, files)
+    found += [_sql_model(path, layer, query, tables) for path, layer, query in sql_files]
+    found += [_python_model(path, signature, tables) for path, signature in python_files]
     models = {m.table: m for m in found}
     return Project(models=models, order=_topological_order(models))
 
@@ -341,6 +390,6 @@ def model_configs(project: Project, config: Config) -> dict[str, dict[str, Any]]
                 "no Python model has that name"
             )
     return {
-        name: model_parameters(config, name, model.defaults)
+        name: model_parameters(config, name, model.defaults or {}, model.constraints or {})
         for name, model in python_models.items()
     }

@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.atomic_files import write_text_atomically
+
 
 def new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
@@ -21,6 +23,4 @@ def write_run_result(directory: Path, run_id: str, document: dict[str, Any]) -> 
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(document, indent=2, default=str)
     (directory / f"{run_id}.json").write_text(text, encoding="utf-8")
-    partial = directory / "latest.json.tmp"
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(directory / "latest.json")
+    write_text_atomically(directory / "latest.json", text)

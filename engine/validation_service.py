@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib.util
 import multiprocessing
 import os
 import queue
@@ -56,26 +55,6 @@ def _unspool(path: str) -> pd.DataFrame:
     return frame
 
 
-def _defer_import(name: str) -> None:
-    """Make ``import name`` cheap here until something uses the module, then load it in full.
-
-    The standard library's lazy loader: the module is registered unexecuted, and its code runs
-    at the first attribute looked up on it.
-    """
-    if name in sys.modules:
-        return
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        return
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    parent, _, child = name.rpartition(".")
-    if parent:
-        setattr(sys.modules[parent], child, module)
-
-
 def _serve(requests: Any, responses: Any, parent: int) -> None:
     # Ctrl-C reaches every process of the command; stopping is the builder's call (it kills
     # this worker), and a traceback from here would only clutter the terminal.
@@ -83,9 +62,6 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
     # GX imports SQLAlchemy when it is installed, for SQL data sources this worker never uses
     # (a third of a second); a None entry makes that import fail the way "not installed" does.
     sys.modules.setdefault("sqlalchemy", None)  # type: ignore[arg-type]
-    # GX imports SciPy's statistics (0.6 s) for its KS-test and KL-divergence expectations
-    # alone; they load it in full the first time one of them runs.
-    _defer_import("scipy.stats")
     from engine.quality import Validator
 
     # GX's import makes objects that live as long as the worker: collecting while it runs is

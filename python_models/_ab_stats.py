@@ -18,8 +18,6 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
 from statsmodels.stats.proportion import proportion_effectsize, proportions_ztest
 
-from engine.memory import objects_frozen
-
 CONVERSION, AMOUNT = "conversion", "amount"
 SRM_THRESHOLD = 0.001
 EXACT_BELOW = 5  # Fisher's exact test when any cell of the 2x2 table is below this
@@ -225,10 +223,7 @@ def cochran_q(estimates: np.ndarray, standard_errors: np.ndarray) -> tuple[float
 def adjust(p_values: np.ndarray, method: str) -> np.ndarray:
     if len(p_values) == 0:
         return p_values
-    # statsmodels' Holm path calls gc.collect(), which walks every object the process holds
-    # (tens of ms once pandas and scikit-learn are loaded); frozen objects are not walked.
-    with objects_frozen():
-        return multipletests(p_values, method=method)[1]
+    return multipletests(p_values, method=method)[1]
 
 
 def decide(row: dict[str, Any], p_value: float, alpha: float, power: float) -> tuple[str, str]:

@@ -1,4 +1,7 @@
-"""Experiments as configured in ``[vars.experiments.<name>]``, checked key by key."""
+"""Experiments as configured in ``[vars.experiments.<name>]``, checked key by key.
+
+The checks raise ParameterError naming the dotted key; the engine names the config file.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import ConfigError
+from engine.parameters import ParameterError, check_value, check_values
 from python_models._ab_stats import AMOUNT, CONVERSION, Truth
 
 DEFAULTS: dict[str, Any] = {
@@ -50,88 +53,95 @@ class Experiment:
         )
 
 
-def _fail(name: str, key: str, message: str) -> ConfigError:
-    return ConfigError(f"pipeline.toml: key 'vars.experiments.{name}.{key}' {message}")
+# Every key an experiment takes but "segments" ("all" or a list of ids: _segments); what
+# depends on the metric is checked in parse().
+CONSTRAINTS: dict[str, dict[str, Any]] = {
+    "metric": {"type": "string", "choices": [CONVERSION, AMOUNT]},
+    "treatment_share": {"type": "number", "min": 0.01, "max": 0.99},
+    "alpha": {"type": "number", "min": 1e-6, "max": 0.5},
+    "power": {"type": "number", "min": 0.05, "max": 0.999},
+    "expected_effect": {"type": "number", "nullable": True},
+    "simulate": {"type": "boolean"},
+    "baseline": {"type": "number", "min": 0, "nullable": True},
+    "baseline_sd": {"type": "number", "min": 0},
+    "effects": {"type": "table"},
+    "pre_period_correlation": {"type": "number", "min": -1, "max": 1},
+    "population": {"type": "integer", "min": 0},
+    "seed": {"type": "integer", "nullable": True},
+}
 
 
-def _number(name: str, key: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(name, key, f"must be a number, got {value!r}")
-    if not low <= value <= high:
-        raise _fail(name, key, f"must lie in [{low:g}, {high:g}], got {value!r}")
-    return float(value)
+def _segments(key: str, segments: Any) -> tuple[int, ...] | None:
+    if segments == "all":
+        return None
+    if isinstance(segments, list) and segments and all(_is_id(s) for s in segments):
+        return tuple(segments)
+    raise ParameterError(key, f'must be "all" or a list of segment ids, got {segments!r}')
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _effects(key: str, effects: dict[str, Any], upper: float) -> dict[str, float]:
+    rule = {"type": "number", "min": -upper, "max": upper}
+    for segment, effect in effects.items():
+        if segment != "default" and not str(segment).isdigit():
+            raise ParameterError(f"{key}.{segment}", "must be a segment id or 'default'")
+        check_value(f"{key}.{segment}", effect, rule, {})
+    return {str(k): float(v) for k, v in effects.items()}
 
 
 def parse(name: str, spec: Any) -> Experiment:
+    """The experiment ``vars.experiments.<name>``, every key checked against CONSTRAINTS."""
+    prefix = f"vars.experiments.{name}"
     if not isinstance(spec, dict):
-        raise ConfigError(f"pipeline.toml: key 'vars.experiments.{name}' must be a table")
+        raise ParameterError(prefix, "must be a table")
     for key in spec:
         if key not in DEFAULTS:
             hint = difflib.get_close_matches(key, list(DEFAULTS), n=1)
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise _fail(name, key, f"is not a known key{suggestion}")
+            raise ParameterError(f"{prefix}.{key}", f"is not a known key{suggestion}")
     values = {**DEFAULTS, **spec}
+    segments = _segments(f"{prefix}.segments", values.pop("segments"))
+    check_values(values, CONSTRAINTS, prefix)
     metric = values["metric"]
-    if metric not in (CONVERSION, AMOUNT):
-        raise _fail(name, "metric", f"must be '{CONVERSION}' or '{AMOUNT}', got {metric!r}")
-    segments = values["segments"]
-    if segments == "all":
-        chosen_segments = None
-    elif isinstance(segments, list) and all(isinstance(s, int) for s in segments) and segments:
-        chosen_segments = tuple(segments)
-    else:
-        raise _fail(name, "segments", f'must be "all" or a list of segment ids, got {segments!r}')
+    upper = 1.0 if metric == CONVERSION else float("inf")
     baseline = values["baseline"]
     if baseline is None:
         baseline = 0.2 if metric == CONVERSION else 50.0
-    upper = 1.0 if metric == CONVERSION else float("inf")
-    baseline = _number(name, "baseline", baseline, 0.0, upper)
-    effects = values["effects"]
-    if not isinstance(effects, dict):
-        raise _fail(name, "effects", "must be a table of segment id (or default) = effect")
-    for key, effect in effects.items():
-        if key != "default" and not str(key).isdigit():
-            raise _fail(name, f"effects.{key}", "must be a segment id or 'default'")
-        _number(name, f"effects.{key}", effect, -upper, upper)
-    sd = _number(name, "baseline_sd", values["baseline_sd"], 0.0, float("inf"))
+    check_value(f"{prefix}.baseline", baseline, {"type": "number", "max": upper}, {})
     expected = values["expected_effect"]
     if expected is None:
-        expected = 0.05 if metric == CONVERSION else 0.2 * sd
-    population = values["population"]
-    if isinstance(population, bool) or not isinstance(population, int) or population < 0:
-        raise _fail(name, "population", f"must be a whole number >= 0, got {population!r}")
-    seed = values["seed"]
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise _fail(name, "seed", f"must be an integer, got {seed!r}")
-    if not isinstance(values["simulate"], bool):
-        raise _fail(name, "simulate", f"must be true or false, got {values['simulate']!r}")
+        expected = 0.05 if metric == CONVERSION else 0.2 * values["baseline_sd"]
+    check_value(
+        f"{prefix}.expected_effect", expected, {"type": "number", "min": -upper, "max": upper}, {}
+    )
     return Experiment(
         name=name,
         metric=metric,
-        segments=chosen_segments,
-        treatment_share=_number(name, "treatment_share", values["treatment_share"], 0.01, 0.99),
-        alpha=_number(name, "alpha", values["alpha"], 1e-6, 0.5),
-        power=_number(name, "power", values["power"], 0.05, 0.999),
-        expected_effect=_number(name, "expected_effect", expected, -upper, upper),
+        segments=segments,
+        treatment_share=float(values["treatment_share"]),
+        alpha=float(values["alpha"]),
+        power=float(values["power"]),
+        expected_effect=float(expected),
         simulate=values["simulate"],
-        baseline=baseline,
-        baseline_sd=sd,
-        effects={str(k): float(v) for k, v in effects.items()},
-        pre_period_correlation=_number(
-            name, "pre_period_correlation", values["pre_period_correlation"], -1.0, 1.0
-        ),
-        population=population,
-        seed=seed,
+        baseline=float(baseline),
+        baseline_sd=float(values["baseline_sd"]),
+        effects=_effects(f"{prefix}.effects", values["effects"], upper),
+        pre_period_correlation=float(values["pre_period_correlation"]),
+        population=values["population"],
+        seed=values["seed"],
     )
 
 
 def configured(variables: dict[str, Any]) -> dict[str, Experiment]:
     unknown = set(variables) - {"experiments"}
     if unknown:
-        raise ConfigError(f"pipeline.toml: unknown key 'vars.{sorted(unknown)[0]}'")
+        raise ParameterError(f"vars.{sorted(unknown)[0]}", "is not a known key")
     experiments = variables.get("experiments", {})
     if not isinstance(experiments, dict):
-        raise ConfigError("pipeline.toml: key 'vars.experiments' must be a table of experiments")
+        raise ParameterError("vars.experiments", "must be a table of experiments")
     return {name: parse(name, spec) for name, spec in sorted(experiments.items())}
 
 

@@ -14,9 +14,11 @@ import duckdb
 import pandas as pd
 from sqlglot import exp
 
+from engine.statements import DIALECT
+
 
 def _names(columns: Sequence[str]) -> str:
-    return ", ".join(exp.column(c, quoted=True).sql("duckdb") for c in columns)
+    return ", ".join(exp.column(c, quoted=True).sql(DIALECT) for c in columns)
 
 
 def frame(
@@ -46,4 +48,4 @@ def where(relation: duckdb.DuckDBPyRelation, **equal: str | int) -> duckdb.DuckD
     condition = exp.and_(
         *(exp.column(c, quoted=True).eq(literal[type(v)](v)) for c, v in equal.items())
     )
-    return relation.filter(condition.sql("duckdb"))
+    return relation.filter(condition.sql(DIALECT))

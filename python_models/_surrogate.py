@@ -58,6 +58,7 @@ class Leaf:
     node: int
     segment_id: int
     conditions: list[tuple[str, str, float]]  # (feature, "<=" or ">", threshold), merged
+    path: list[tuple[int, str, str, float]]  # the splits from the root: (node, feature, op, t)
 
 
 def _predicted(tree: DecisionTreeClassifier, node: int) -> int:
@@ -82,7 +83,7 @@ def leaves(tree: DecisionTreeClassifier, features: list[str]) -> list[Leaf]:
     structure = tree.tree_
     found: list[Leaf] = []
 
-    def walk(node: int, upper: dict[int, float], lower: dict[int, float]) -> None:
+    def walk(node: int, upper: dict[int, float], lower: dict[int, float], path: list) -> None:
         segment = _uniform(tree, node)
         if segment is not None:
             conditions = []
@@ -91,19 +92,23 @@ def leaves(tree: DecisionTreeClassifier, features: list[str]) -> list[Leaf]:
                     conditions.append((features[f], ">", lower[f]))
                 if f in upper:
                     conditions.append((features[f], "<=", upper[f]))
-            found.append(Leaf(node, segment, conditions))
+            found.append(Leaf(node, segment, conditions, path))
             return
         f, threshold = int(structure.feature[node]), float(structure.threshold[node])
         walk(
-            structure.children_left[node], {**upper, f: min(threshold, upper.get(f, np.inf))}, lower
+            structure.children_left[node],
+            {**upper, f: min(threshold, upper.get(f, np.inf))},
+            lower,
+            [*path, (node, features[f], "<=", threshold)],
         )
         walk(
             structure.children_right[node],
             upper,
             {**lower, f: max(threshold, lower.get(f, -np.inf))},
+            [*path, (node, features[f], ">", threshold)],
         )
 
-    walk(0, {}, {})
+    walk(0, {}, {}, [])
     return found
 
 

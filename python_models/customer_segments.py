@@ -21,6 +21,7 @@ import pyarrow as pa
 from sklearn.metrics import silhouette_samples
 from sqlglot import exp
 
+from engine.statements import DIALECT
 from python_models._segmentation import (
     SCALED_SUFFIX,
     feature_names,
@@ -34,6 +35,10 @@ PARAMETERS = {
     # Above silhouette_exact_max_rows, customers are scored in blocks of this many.
     "chunk_rows": 500_000,
 }
+PARAMETER_CONSTRAINTS = {
+    "silhouette_exact_max_rows": {"type": "integer", "min": 0},
+    "chunk_rows": {"type": "integer", "min": 1},
+}
 
 
 def _sql_assignment(
@@ -46,7 +51,7 @@ def _sql_assignment(
         call.as_("segment_id"),
         *[exp.column(f"{f}{SCALED_SUFFIX}") for f in features],
     ]
-    projection = ", ".join(c.sql("duckdb") for c in columns)
+    projection = ", ".join(c.sql(DIALECT) for c in columns)
     return int_customer_features.select(projection).order("customer_id")
 
 

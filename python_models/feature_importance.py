@@ -11,7 +11,7 @@ a scope, so methods can be compared side by side.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,6 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import make_scorer
 from sklearn.model_selection import train_test_split
 
-from python_models._parallel import parallel_map
 from python_models._surrogate import training_data
 
 PARAMETERS = {
@@ -32,10 +31,12 @@ PARAMETERS = {
     "permutation_repeats": 10,
     # Importances settle long before this many customers; above it, a seeded sample is used.
     "fit_sample_size": 10_000,
-    # The forests are fitted this many at a time: in threads once the training set has
-    # parallel_min_rows rows, in forked processes below that (small fits hold the GIL).
-    "workers": 2,
-    "parallel_min_rows": 5_000,
+}
+PARAMETER_CONSTRAINTS = {
+    "n_estimators": {"type": "integer", "min": 1},
+    "test_share": {"type": "number", "above": 0, "below": 1},
+    "permutation_repeats": {"type": "integer", "min": 1},
+    "fit_sample_size": {"type": "integer", "min": 2},
 }
 
 
@@ -89,7 +90,7 @@ def _impurity(forest: RandomForestClassifier) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class Forests:
-    """One forest per scope, each fitted on its own: picklable, so a forked worker can fit one.
+    """One forest per scope, each fitted on its own: picklable, so a fit worker can fit one.
 
     Scope None is every segment (with held-out permutation importance for all scopes at once);
     an integer is that segment versus the rest.
@@ -146,6 +147,7 @@ def model(
     segment_centroids: pd.DataFrame,
     config: dict[str, Any],
     seed: int,
+    parallel: Callable[[Callable[[int | None], dict[str, Any]], Iterable[int | None]], Iterator],
 ) -> pd.DataFrame:
     data = training_data(
         int_customer_features,
@@ -173,14 +175,7 @@ def model(
         seed,
     )
     scopes: list[int | None] = [None, *segments]
-    fitted = list(
-        parallel_map(
-            forests.fit,
-            scopes,
-            config["workers"],
-            processes=len(x_train) < config["parallel_min_rows"],
-        )
-    )
+    fitted = list(parallel(forests.fit, scopes))
     everything = fitted[0]
     predicted = everything["predicted"]
     results = [

@@ -17,7 +17,6 @@ from scipy.optimize import linear_sum_assignment
 
 from engine.model_api import ModelResult
 from python_models import _sql_scoring as sql
-from python_models._parallel import one_thread
 from python_models._segmentation import feature_matrix, feature_names, fit_kmeans, fit_rows
 
 PARAMETERS = {
@@ -33,6 +32,12 @@ PARAMETERS = {
         "annual_income_k": ["Low income", "High income"],
         "spending_score": ["Low spending", "High spending"],
     },
+}
+PARAMETER_CONSTRAINTS = {
+    "match_max_distance": {"type": "number", "min": 0},
+    "name_threshold_sd": {"type": "number", "min": 0},
+    "names": {"type": "table"},
+    "feature_words": {"type": "table"},
 }
 SCORER_NAME = "assign_segment"
 
@@ -115,9 +120,7 @@ def model(
     k, n_init, sample_size = int(chosen["k"]), int(chosen["n_init"]), int(chosen["fit_rows"])
     _, matrix = feature_matrix(int_customer_features, features)
     fitted = matrix[fit_rows(matrix.shape[0], sample_size, seed)]
-    # At most fit_sample_size rows: a second OpenMP thread would save milliseconds at best.
-    with one_thread():
-        estimator = fit_kmeans(fitted, k, n_init, seed)
+    estimator = fit_kmeans(fitted, k, n_init, seed)
     centroids = estimator.cluster_centers_
 
     # First run: ids follow the centroids' order in original units, so they never depend on

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from engine.errors import ConfigError
 from python_models._surrogate import fit_tree, training_data
 
 PARAMETERS = {
@@ -26,6 +25,14 @@ PARAMETERS = {
     # Fidelity below this is flagged by a warning expectation.
     "warn_fidelity": 0.8,
     "fit_sample_size": 200_000,
+}
+PARAMETER_CONSTRAINTS = {
+    "target_fidelity": {"type": "number", "above": 0, "max": 1},
+    "max_depth": {"type": "integer", "min": 1},
+    "cv_folds": {"type": "integer", "min": 2},
+    "min_samples_leaf": {"type": "integer", "min": 1},
+    "warn_fidelity": {"type": "number", "min": 0, "max": 1},
+    "fit_sample_size": {"type": "integer", "min": 2},
 }
 
 
@@ -42,11 +49,6 @@ def model(
     config: dict[str, Any],
     seed: int,
 ) -> pd.DataFrame:
-    if not 0 < config["target_fidelity"] <= 1 or config["max_depth"] < 1:
-        raise ConfigError(
-            "pipeline.toml: keys 'models.surrogate_fidelity.target_fidelity' must be in (0, 1] "
-            "and 'max_depth' at least 1"
-        )
     data = training_data(
         int_customer_features,
         int_feature_scaling,

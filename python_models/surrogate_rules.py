@@ -31,6 +31,7 @@ PARAMETERS = {
         "spending_score": ["Spending score", ""],
     },
 }
+PARAMETER_CONSTRAINTS = {"feature_labels": {"type": "table"}}
 SCORER_NAME = "surrogate_segment"
 
 
@@ -95,6 +96,10 @@ def model(
                 "segment_coverage": correct / int(segment_sizes.get(leaf.segment_id, 1)),
                 "depth": depth,
                 "tree_node": leaf.node,
+                "path": [
+                    {"node": int(n), "feature": f, "operator": op, "threshold": float(t)}
+                    for n, f, op, t in leaf.path
+                ],
             }
         )
     table = pd.DataFrame(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 
 import matplotlib
 
@@ -74,20 +75,90 @@ def segment_scatter(customers: pd.DataFrame, x: str, y: str) -> bytes:
     return _png(figure)
 
 
-def surrogate_tree(tree: object, features: list[str], class_names: list[str]) -> bytes:
-    from sklearn.tree import plot_tree
+@dataclass
+class _TreeNode:
+    text: str
+    children: list[int] = field(default_factory=list)  # left (<=) first, then right (>)
+    leaf: bool = False
 
-    figure, axis = plt.subplots(figsize=(16, 7))
-    plot_tree(
-        tree,
-        feature_names=[label(f) for f in features],
-        class_names=class_names,
-        filled=True,
-        impurity=False,
-        proportion=False,
-        fontsize=6,
-        ax=axis,
-    )
+
+def _tree_nodes(rules: pd.DataFrame, names: dict[int, str]) -> tuple[dict[int, _TreeNode], int]:
+    """The tree as published in ml.surrogate_rules (every leaf's path of splits), and its root."""
+    nodes: dict[int, _TreeNode] = {}
+    sides: dict[int, dict[str, int]] = {}
+    for rule in rules.itertuples():
+        path = list(rule.path)
+        ends = [step["node"] for step in path[1:]] + [int(rule.tree_node)]
+        for step, child in zip(path, ends, strict=True):
+            threshold = f"{step['threshold']:.4g}"
+            nodes.setdefault(step["node"], _TreeNode(f"{label(step['feature'])} ≤ {threshold}"))
+            sides.setdefault(step["node"], {})[step["operator"]] = child
+        nodes[int(rule.tree_node)] = _TreeNode(
+            # One word group a line: names such as "Younger · Low income · High spending".
+            str(names.get(int(rule.segment_id), rule.segment_id)).replace(" · ", "\n") + "\n"
+            f"{int(rule.support)} customers · {rule.purity:.0%} pure",
+            leaf=True,
+        )
+    for node, children in sides.items():
+        nodes[node].children = [children["<="], children[">"]]
+    first_path = list(rules["path"].iloc[0])
+    return nodes, first_path[0]["node"] if first_path else int(rules["tree_node"].iloc[0])
+
+
+def _layout(nodes: dict[int, _TreeNode], root: int) -> dict[int, tuple[float, int]]:
+    """x by leaf order (a parent centred over its children), y by depth."""
+    where: dict[int, tuple[float, int]] = {}
+    next_leaf = [0.0]
+
+    def place(node: int, depth: int) -> float:
+        if nodes[node].leaf:
+            x, next_leaf[0] = next_leaf[0], next_leaf[0] + 1
+        else:
+            x = float(np.mean([place(child, depth + 1) for child in nodes[node].children]))
+        where[node] = (x, depth)
+        return x
+
+    place(root, 0)
+    return where
+
+
+def surrogate_tree(rules: pd.DataFrame, names: dict[int, str]) -> bytes:
+    """The surrogate tree drawn from its published rules: splits in words, leaves by segment."""
+    nodes, root = _tree_nodes(rules, names)
+    where = _layout(nodes, root)
+    leaves = sum(n.leaf for n in nodes.values())
+    depth = max(d for _, d in where.values())
+    figure, axis = plt.subplots(figsize=(max(8.0, 2.0 * leaves), 1.5 * (depth + 1)))
+    for node, (x, y) in where.items():
+        for side, child in zip(("yes", "no"), nodes[node].children, strict=False):
+            cx, cy = where[child]
+            axis.plot([x, cx], [-y, -cy], color="#999999", linewidth=1, zorder=1)
+            axis.text(
+                (x + cx) / 2,
+                -(y + cy) / 2,
+                side,
+                fontsize=9,
+                color="#555555",
+                ha="center",
+                va="center",
+                backgroundcolor="white",
+                zorder=2,
+            )
+    for node, (x, y) in where.items():
+        colour = "#DCE8F5" if nodes[node].leaf else "#F2F2F2"
+        axis.text(
+            x,
+            -y,
+            nodes[node].text,
+            fontsize=10,
+            ha="center",
+            va="center",
+            zorder=3,
+            bbox={"boxstyle": "round,pad=0.4", "facecolor": colour, "edgecolor": "#888888"},
+        )
+    axis.set_xlim(-0.7, leaves - 0.3)
+    axis.set_ylim(-depth - 0.5, 0.5)
+    axis.axis("off")
     return _png(figure)
 
 

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pandas as pd
 
+from engine.atomic_files import write_text_atomically
 from reporting import figures
-
-if TYPE_CHECKING:
-    from python_models._surrogate import TrainingData
 
 PLOTTED_CUSTOMERS = 50_000
 TABLES = {
@@ -57,30 +54,13 @@ class Headline:
     text: str  # with {value} where the figure goes
 
 
-def read_tables(warehouse: Path, seed: int) -> dict[str, Any]:
+def read_tables(warehouse: Path) -> dict[str, Any]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         tables: dict[str, Any] = {
             name: con.sql(sql).to_arrow_table().to_pandas() for name, sql in TABLES.items()
         }
         tables["expectations"] = con.sql(LATEST_EXPECTATIONS).to_arrow_table().to_pandas()
-        tables["surrogate_training"] = _surrogate_training(con, tables, seed)
     return tables
-
-
-def _surrogate_training(
-    con: duckdb.DuckDBPyConnection, t: dict[str, Any], seed: int
-) -> TrainingData:
-    """The sample the published surrogate was trained on, read the way the model read it."""
-    from python_models._surrogate import training_data
-
-    chosen = t["fidelity"][(t["fidelity"]["scope"] == "all") & t["fidelity"]["is_chosen"]].iloc[0]
-    return training_data(
-        con.table("intermediate.int_customer_features"),
-        t["scaling"],
-        con.table("ml.customer_segments"),
-        int(chosen["customers"]),
-        seed,
-    )
 
 
 def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
@@ -144,14 +124,9 @@ def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
     return found
 
 
-def _surrogate_png(t: dict[str, Any], seed: int) -> bytes:
-    from python_models._surrogate import fit_tree
-
-    chosen = t["fidelity"][(t["fidelity"]["scope"] == "all") & t["fidelity"]["is_chosen"]].iloc[0]
-    data = t["surrogate_training"]
-    tree = fit_tree(data, int(chosen["depth"]), int(chosen["min_samples_leaf"]), seed)
-    names = t["segments"].set_index("segment_id")["segment_name"]
-    return figures.surrogate_tree(tree, data.features, [names[c] for c in tree.classes_])
+def _surrogate_png(t: dict[str, Any]) -> bytes:
+    names = t["segments"].set_index("segment_id")["segment_name"].to_dict()
+    return figures.surrogate_tree(t["rules"], names)
 
 
 def _headline_html(headline: Headline) -> str:
@@ -169,7 +144,7 @@ def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
     return shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="")
 
 
-def render(t: dict[str, Any], seed: int) -> str:
+def render(t: dict[str, Any]) -> str:
     features = t["scaling"]["feature"].tolist()
     sections: list[tuple[str, str]] = []
     items = "".join(f"<li>{_headline_html(h)}</li>" for h in headlines(t))
@@ -232,7 +207,7 @@ def render(t: dict[str, Any], seed: int) -> str:
     sections.append(
         (
             "Why: the surrogate tree",
-            _image(_surrogate_png(t, seed), "surrogate decision tree")
+            _image(_surrogate_png(t), "surrogate decision tree")
             + _table(
                 t["fidelity"],
                 [
@@ -323,11 +298,7 @@ def render(t: dict[str, Any], seed: int) -> str:
     )
 
 
-def write_report(warehouse: Path, destination: Path, seed: int) -> Path:
+def write_report(warehouse: Path, destination: Path) -> Path:
     """Render the report from the published warehouse and write it atomically."""
-    page = render(read_tables(warehouse, seed), seed)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
-    partial.write_text(page, encoding="utf-8")
-    os.replace(partial, destination)
-    return destination
+    page = render(read_tables(warehouse))
+    return write_text_atomically(destination, page)

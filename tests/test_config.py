@@ -89,15 +89,20 @@ MISTAKES = {
         'memory_limit = "lots"',
         r"'warehouse\.memory_limit' = 'lots' is not a size",
     ),
-    "a negative row threshold": (
-        "concurrent_max_rows = 100000",
-        "concurrent_max_rows = -1",
-        r"'warehouse\.concurrent_max_rows' must be 0 or more, got -1",
+    "a negative number of fit workers": (
+        "fit_workers = 2",
+        "fit_workers = -1",
+        r"'warehouse\.fit_workers' must be 0 or more, got -1",
     ),
     "a negative validation threshold": (
-        "concurrent_max_rows = 100000",
-        "concurrent_max_rows = 100000\nserial_validation_rows = -5",
+        "fit_workers = 2",
+        "fit_workers = 2\nserial_validation_rows = -5",
         r"'warehouse\.serial_validation_rows' must be 0 or more, got -5",
+    ),
+    "a key this version no longer takes": (
+        "fit_workers = 2",
+        "concurrent_max_rows = 100000",
+        r"key 'warehouse\.concurrent_max_rows' is no longer used: models now build one at a time",
     ),
     "a negative history length": (
         "history_runs = 1000",

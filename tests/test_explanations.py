@@ -216,3 +216,41 @@ def test_lower_target_stops_earlier_and_low_fidelity_warns(project: ProjectCopy)
     assert chosen["cv_fidelity"] >= 0.6
     assert (fidelity[fidelity["depth"] < chosen["depth"]]["cv_fidelity"] < 0.6).all()
     assert fidelity["depth"].max() == chosen["depth"]
+
+
+def test_each_rule_publishes_its_path_through_the_tree(built_sample: ProjectCopy) -> None:
+    """The path column is the tree itself: its splits are the fitted tree's, node by node."""
+    tree = _surrogate(built_sample).tree_
+    rules = built_sample.frame("select * from ml.surrogate_rules")
+    for row in rules.itertuples():
+        node = 0
+        for step in row.path:
+            assert step["node"] == node
+            assert step["feature"] == FEATURES[tree.feature[node]]
+            assert step["threshold"] == pytest.approx(tree.threshold[node])
+            below = step["operator"] == "<="
+            node = tree.children_left[node] if below else tree.children_right[node]
+        assert node == row.tree_node
+
+
+def test_the_report_draws_the_tree_it_is_given_without_a_model(built_sample: ProjectCopy) -> None:
+    """The report reads the published rules; it neither refits nor imports a model."""
+    import ast
+    from pathlib import Path
+
+    from reporting.figures import _tree_nodes
+
+    for path in (Path(__file__).parent.parent / "reporting").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in imported if m.startswith(("python_models", "sklearn"))], path
+    rules = built_sample.frame("select * from ml.surrogate_rules")
+    nodes, root = _tree_nodes(rules, {})
+    fitted = _surrogate(built_sample).tree_
+    assert root == 0
+    leaves = {int(n) for n in rules["tree_node"]}
+    assert {n for n, node in nodes.items() if node.leaf} == leaves
+    for number, node in nodes.items():
+        if not node.leaf:
+            assert node.children == [fitted.children_left[number], fitted.children_right[number]]

@@ -1,10 +1,12 @@
-"""Freezing objects out of garbage collection: nested users never thaw each other's freeze."""
+"""Freezing objects out of garbage collection: nested users never thaw each other's freeze,
+and forked fit workers start with the builder's objects frozen."""
 
 from __future__ import annotations
 
 import gc
 import threading
 
+from engine.fit_workers import FitWorkers
 from engine.memory import objects_frozen
 
 
@@ -41,4 +43,20 @@ def test_freezes_from_two_threads_end_when_both_are_done() -> None:
         thread.join()
     # The first thread out must not have thawed the second's freeze.
     assert all(count > 0 for count in counts)
+    assert gc.get_freeze_count() == 0
+
+
+def _frozen_here(_: int) -> int:
+    return gc.get_freeze_count()
+
+
+def test_fit_workers_inherit_a_freeze_the_builder_has_left() -> None:
+    pool = FitWorkers(2)
+    try:
+        counts = list(pool.map(_frozen_here, range(4)))
+    finally:
+        pool.close()
+    # The workers never walk (so never copy) what they share with the builder...
+    assert all(count > 0 for count in counts)
+    # ...while the builder's own collector is back to normal once they have forked.
     assert gc.get_freeze_count() == 0

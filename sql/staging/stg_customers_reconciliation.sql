@@ -1,4 +1,5 @@
 -- Proves nothing was lost: every raw row is staged, rejected, or collapsed as an exact duplicate.
+-- role: reconciliation
 with
 
 raw_count as (

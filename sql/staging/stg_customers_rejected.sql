@@ -1,4 +1,5 @@
 -- One row per raw row that could not be staged, with every reason and the text it held.
+-- role: rejected_rows
 with
 
 checked as (

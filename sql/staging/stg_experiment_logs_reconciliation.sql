@@ -1,4 +1,5 @@
 -- Every raw exposure is either staged or rejected with a reason: none is lost.
+-- role: reconciliation
 with
 
 raw_count as (

@@ -1,4 +1,5 @@
 -- One row per experiment log row that cannot be analysed, with every reason.
+-- role: rejected_rows
 with
 
 checked as (
