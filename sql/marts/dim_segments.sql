@@ -18,7 +18,6 @@ selection as (
 
 members as (
     select
-        assignments.customer_id,
         assignments.segment_id,
         assignments.segment_name,
         assignments.silhouette,
@@ -34,14 +33,12 @@ members as (
 population as (
     select
         count(*) as population_customers,
-        avg(age order by customer_id) as population_age,
-        avg(annual_income_k order by customer_id) as population_income,
-        avg(spending_score order by customer_id) as population_score
+        avg(age) as population_age,
+        avg(annual_income_k) as population_income,
+        avg(spending_score) as population_score
     from members
 ),
 
--- Means are summed in customer order: DuckDB's parallel aggregation would otherwise change
--- their last digits from one run to the next on large tables.
 -- One list-valued quantile per column: each quantile aggregate keeps every value of its
 -- group, so three separate ones per column would hold the column three times.
 segment_summaries as (
@@ -49,12 +46,12 @@ segment_summaries as (
         segment_id,
         any_value(segment_name) as segment_name,
         count(*) as customers,
-        avg(silhouette order by customer_id) as mean_silhouette,
-        avg(age order by customer_id) as age_mean,
+        avg(silhouette) as mean_silhouette,
+        avg(age) as age_mean,
         quantile_cont(age, [0.25, 0.5, 0.75]) as age_quartiles,
-        avg(annual_income_k order by customer_id) as annual_income_k_mean,
+        avg(annual_income_k) as annual_income_k_mean,
         quantile_cont(annual_income_k, [0.25, 0.5, 0.75]) as annual_income_k_quartiles,
-        avg(spending_score order by customer_id) as spending_score_mean,
+        avg(spending_score) as spending_score_mean,
         quantile_cont(spending_score, [0.25, 0.5, 0.75]) as spending_score_quartiles,
         count(*) filter (where gender = 'Female') as female_customers,
         count(*) filter (where gender = 'Male') as male_customers

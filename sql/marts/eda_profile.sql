@@ -14,7 +14,6 @@ rejected as (
 long_values as (
     unpivot (
         select
-            customer_id,
             cast(age as double) as age,
             cast(annual_income_k as double) as annual_income_k,
             cast(spending_score as double) as spending_score
@@ -24,14 +23,13 @@ long_values as (
     into name feature value feature_value
 ),
 
--- One list-valued quantile: separate quantile aggregates would each hold every value. Sums in
--- customer order: DuckDB's parallel aggregation would change their last digits run to run.
+-- One list-valued quantile: separate quantile aggregates would each hold every value.
 feature_summaries as (
     select
         feature,
         count(feature_value) as n,
-        avg(feature_value order by customer_id) as mean_value,
-        stddev_samp(feature_value order by customer_id) as std_value,
+        avg(feature_value) as mean_value,
+        stddev_samp(feature_value) as std_value,
         min(feature_value) as min_value,
         quantile_cont(feature_value, [0.25, 0.5, 0.75]) as quartiles,
         max(feature_value) as max_value
@@ -82,13 +80,13 @@ gender_rows as (
 ),
 
 correlation_rows as (
-    select 'age ~ annual_income_k' as subject, corr(age, annual_income_k order by customer_id) as value
+    select 'age ~ annual_income_k' as subject, corr(age, annual_income_k) as value
     from customers
     union all
-    select 'age ~ spending_score', corr(age, spending_score order by customer_id)
+    select 'age ~ spending_score', corr(age, spending_score)
     from customers
     union all
-    select 'annual_income_k ~ spending_score', corr(annual_income_k, spending_score order by customer_id)
+    select 'annual_income_k ~ spending_score', corr(annual_income_k, spending_score)
     from customers
 ),
 
