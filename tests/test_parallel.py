@@ -177,3 +177,16 @@ def test_blas_and_openmp_run_on_one_thread_unless_the_user_says_otherwise(
         [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True
     )
     assert shown.stdout.strip() == str([expected])
+
+
+def test_a_builder_too_big_to_fork_runs_the_pieces_itself(monkeypatch) -> None:
+    from engine import fit_workers
+
+    monkeypatch.setattr(fit_workers, "FORK_BELOW_BYTES", 1)  # any builder is bigger
+    pool = FitWorkers(2)
+    try:
+        results = list(pool.map(_square_after_a_pause, range(4)))
+    finally:
+        pool.close()
+    assert [square for square, _ in results] == [0, 1, 4, 9]
+    assert {pid for _, pid in results} == {os.getpid()}
