@@ -304,7 +304,7 @@ def _exit(code: int, exit_handlers: bool = True) -> NoReturn:
 def _main_for_shell() -> int:
     try:
         return main()
-    except (KeyboardInterrupt, RuntimeError) as exc:
+    except (KeyboardInterrupt, Exception) as exc:
         if not is_interrupt(exc):
             raise
         # Exit now: a model building in a worker thread is not waited for (nothing it writes

@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from engine import seeds, statements
 from engine.config import Config
-from engine.errors import ConfigError, ModelError, PipelineError
+from engine.errors import ConfigError, ModelError, PipelineError, is_interrupt
 from engine.loader import load_source
 from engine.model_api import ModelResult
 from engine.parameters import ParameterError
@@ -166,7 +166,11 @@ def _write_table(con: duckdb.DuckDBPyConnection, model: Model, data: Any) -> Non
             finally:
                 con.unregister(_OUTPUT)
             written += 1
-    except (PipelineError, ParameterError, duckdb.Error):
+    except (PipelineError, ParameterError):
+        raise
+    except duckdb.Error as exc:
+        if is_interrupt(exc):  # Ctrl-C while DuckDB was reading the model's frame
+            raise KeyboardInterrupt from exc
         raise
     except Exception as exc:  # a generator model fails while it is being consumed
         raise model_failure(model, exc) from exc
@@ -218,6 +222,8 @@ def _load_python_model(model: Model) -> Callable[..., Any]:
 
 
 def model_failure(model: Model, exc: BaseException) -> ModelError:
+    if is_interrupt(exc):  # Ctrl-C that surfaced as DuckDB's error: still Ctrl-C
+        raise KeyboardInterrupt from exc
     where = model.path.name if model.path else model.table
     frames = [
         f
@@ -249,6 +255,8 @@ def build_model(context: BuildContext, model: Model, progress: Progress) -> None
         try:
             con.execute(statements.create_table_as(model.layer, model.name, model.query))
         except duckdb.Error as exc:
+            if is_interrupt(exc):
+                raise KeyboardInterrupt from exc
             raise ModelError(f"{model.path}: {exc}") from exc
     else:
         try:

@@ -50,8 +50,14 @@ def is_interrupt(exc: BaseException) -> bool:
 
     Python raises KeyboardInterrupt in the main thread; but when the main thread is inside a
     DuckDB query, DuckDB takes the signal, cancels the query and raises RuntimeError("Query
-    interrupted") instead (it has no exception type of its own for it).
+    interrupted") instead (it has no exception type of its own for it). And when Ctrl-C lands in
+    Python code DuckDB is calling back (while it scans a pandas frame, say), DuckDB re-raises
+    the KeyboardInterrupt as a duckdb.Error whose message ends with that traceback.
     """
-    return isinstance(exc, KeyboardInterrupt) or (
-        isinstance(exc, RuntimeError) and str(exc) == "Query interrupted"
-    )
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    text = str(exc).strip()
+    if isinstance(exc, RuntimeError) and text == "Query interrupted":
+        return True
+    from_duckdb = type(exc).__module__.lstrip("_").startswith("duckdb")
+    return from_duckdb and text.endswith("KeyboardInterrupt:")

@@ -11,6 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 # An at-fork hook that presses Ctrl-C while it runs, as a signal landing during a fork would.
@@ -127,3 +129,27 @@ def test_ctrl_c_while_the_command_starts_exits_130_without_a_traceback() -> None
     assert done.returncode == 130
     assert done.stderr == "Interrupted.\n"
     assert done.stdout == ""
+
+
+def test_ctrl_c_inside_a_python_callback_of_duckdb_is_still_ctrl_c() -> None:
+    """DuckDB re-raises a KeyboardInterrupt from Python code it calls back as its own error."""
+    import duckdb
+
+    from engine.errors import is_interrupt
+
+    con = duckdb.connect()
+
+    def interrupted(_: int) -> int:
+        raise KeyboardInterrupt
+
+    def broken(_: int) -> int:
+        raise ValueError("not an interrupt")
+
+    con.create_function("interrupted", interrupted, [int], int)
+    con.create_function("broken", broken, [int], int)
+    with pytest.raises(duckdb.Error) as caught:
+        con.execute("select interrupted(1)").fetchall()
+    assert is_interrupt(caught.value)
+    with pytest.raises(duckdb.Error) as caught:
+        con.execute("select broken(1)").fetchall()
+    assert not is_interrupt(caught.value)
