@@ -21,6 +21,8 @@ from statsmodels.stats.proportion import proportion_effectsize, proportions_ztes
 CONVERSION, AMOUNT = "conversion", "amount"
 SRM_THRESHOLD = 0.001
 EXACT_BELOW = 5  # Fisher's exact test when any cell of the 2x2 table is below this
+FISHER, TWO_PROPORTION_Z = "fisher_exact", "two_proportion_z"
+POWER_DRAWS = 4_000  # simulated experiments for the power of Fisher's exact test
 UINT64 = np.uint64
 
 
@@ -129,38 +131,85 @@ def welch_interval(
     return diff, se, diff - half, diff + half, p_value
 
 
+def _two_by_two_p(
+    successes_a: int, size_a: int, successes_b: int, size_b: int
+) -> tuple[float, str]:
+    """The p-value of the test proportion_test uses for this table, and the test's name."""
+    cells = [successes_b, size_b - successes_b, successes_a, size_a - successes_a]
+    if min(cells) < EXACT_BELOW:
+        table = [[cells[0], cells[1]], [cells[2], cells[3]]]
+        return float(stats.fisher_exact(table).pvalue), FISHER
+    if successes_a + successes_b in (0, size_a + size_b):
+        return 1.0, TWO_PROPORTION_Z
+    z_test = proportions_ztest([successes_b, successes_a], [size_b, size_a])
+    return float(z_test[1]), TWO_PROPORTION_Z
+
+
 def proportion_test(
     a: np.ndarray, b: np.ndarray, alpha: float
 ) -> tuple[float, float, float, float, float, str]:
     """Rate difference b - a, Wald interval; z-test p-value, exact when a cell is small."""
-    successes = np.array([b.sum(), a.sum()])
-    sizes = np.array([len(b), len(a)])
     rate_a, rate_b = a.mean(), b.mean()
     diff = float(rate_b - rate_a)
     se = float(np.sqrt(rate_a * (1 - rate_a) / len(a) + rate_b * (1 - rate_b) / len(b)))
     half = float(stats.norm.ppf(1 - alpha / 2) * se)
-    cells = [successes[0], sizes[0] - successes[0], successes[1], sizes[1] - successes[1]]
-    if min(cells) < EXACT_BELOW:
-        table = [[cells[0], cells[1]], [cells[2], cells[3]]]
-        p_value, test = float(stats.fisher_exact(table).pvalue), "fisher_exact"
-    elif successes.sum() in (0, sizes.sum()):
-        p_value, test = 1.0, "two_proportion_z"
-    else:
-        p_value, test = float(proportions_ztest(successes, sizes)[1]), "two_proportion_z"
+    p_value, test = _two_by_two_p(int(a.sum()), len(a), int(b.sum()), len(b))
     return diff, se, diff - half, diff + half, p_value, test
 
 
 def relative_interval(
-    diff: float, se_diff: float, mean_control: float, se_control: float, alpha: float
+    mean_treatment: float, se_treatment: float, mean_control: float, se_control: float, alpha: float
 ) -> tuple[float, float, float]:
-    """Relative lift diff / control mean with a delta-method interval (control as the base)."""
+    """Relative lift t/c - 1 with the delta method's interval.
+
+    The two arms' means are independent, but the lift's numerator and its base share the
+    control mean: Var(t/c) ~ Var(t)/c^2 + t^2 Var(c)/c^4.
+    """
     if mean_control == 0:
         return float("nan"), float("nan"), float("nan")
-    relative = diff / mean_control
-    # Var(diff/c) ~ se_diff^2 / c^2 + diff^2 se_c^2 / c^4 (diff and c treated as independent).
-    se = np.sqrt(se_diff**2 / mean_control**2 + diff**2 * se_control**2 / mean_control**4)
+    relative = mean_treatment / mean_control - 1
+    se = np.sqrt(
+        se_treatment**2 / mean_control**2 + mean_treatment**2 * se_control**2 / mean_control**4
+    )
     half = float(stats.norm.ppf(1 - alpha / 2) * se)
     return float(relative), float(relative - half), float(relative + half)
+
+
+def simulated_power(
+    n_control: int,
+    n_treatment: int,
+    rate_control: float,
+    rate_treatment: float,
+    alpha: float,
+    draws: int,
+    seed: int,
+) -> float:
+    """Power of proportion_test's own test (exact where a cell is small), by simulation.
+
+    Fisher's exact test has no closed-form power. The draws are binomial counts per arm; each
+    distinct table is tested once.
+    """
+    rng = np.random.default_rng(seed)
+    a = rng.binomial(n_control, rate_control, draws)
+    b = rng.binomial(n_treatment, rate_treatment, draws)
+    tables, counts = np.unique(np.stack([a, b], axis=1), axis=0, return_counts=True)
+    significant = 0
+    for (successes_a, successes_b), count in zip(tables, counts, strict=True):
+        p_value, _ = _two_by_two_p(int(successes_a), n_control, int(successes_b), n_treatment)
+        significant += count * (p_value < alpha)
+    return float(significant / draws)
+
+
+@dataclass(frozen=True)
+class PowerPlan:
+    """What the power figures are computed for: the test used and the alpha it is judged at."""
+
+    test: str
+    alpha: float
+    alpha_note: str  # how that alpha came about, e.g. "alpha/6 (Holm's first step, 6 segments)"
+    expected_effect: float
+    power: float
+    seed: int
 
 
 def power_figures(
@@ -169,38 +218,52 @@ def power_figures(
     n_treatment: int,
     control_mean: float,
     control_sd: float,
-    expected_effect: float,
-    alpha: float,
-    power: float,
-) -> dict[str, float]:
-    """Achieved power for the planned effect, the MDE at this size, and the size needed."""
+    plan: PowerPlan,
+) -> dict[str, Any]:
+    """Achieved power for the planned effect, the MDE at this size, and the size needed, for
+    the test used at the alpha it is judged at; ``power_method`` says which."""
     if n_control < 2 or n_treatment < 2:
-        return {"achieved_power": float("nan"), "mde": float("nan"), "users_needed": float("nan")}
+        return {"achieved_power": float("nan"), "mde": float("nan"), "users_needed": None}
     ratio = n_treatment / n_control
+    alpha = plan.alpha
     if metric == CONVERSION:
         base = min(max(control_mean, 1e-6), 1 - 1e-6)
-        target = min(max(base + expected_effect, 1e-6), 1 - 1e-6)
+        target = min(max(base + plan.expected_effect, 1e-6), 1 - 1e-6)
         effect_size = abs(proportion_effectsize(target, base))
         solver = NormalIndPower()
-        achieved = solver.power(effect_size, n_control, alpha, ratio=ratio)
-        mde_h = _scalar(solver.solve_power(None, n_control, alpha, power, ratio=ratio))
+        achieved = _scalar(solver.power(effect_size, n_control, alpha, ratio=ratio))
+        method = f"two-proportion z-test at {plan.alpha_note}, closed form"
+        if plan.test == FISHER:
+            achieved = simulated_power(
+                n_control, n_treatment, base, target, alpha, POWER_DRAWS, plan.seed
+            )
+            method = (
+                f"the test used (Fisher's exact where a cell is below {EXACT_BELOW}) at "
+                f"{plan.alpha_note}, simulated with {POWER_DRAWS:,} draws"
+            )
+        mde_h = _scalar(solver.solve_power(None, n_control, alpha, plan.power, ratio=ratio))
         # Back from Cohen's h to a rate difference above the control rate.
         mde = float(np.sin(np.arcsin(np.sqrt(base)) + mde_h / 2) ** 2 - base)
-        needed_control = solver.solve_power(effect_size, None, alpha, power, ratio=ratio)
+        needed_control = solver.solve_power(effect_size, None, alpha, plan.power, ratio=ratio)
     else:
         sd = control_sd if control_sd > 0 else 1.0
-        effect_size = abs(expected_effect) / sd
+        effect_size = abs(plan.expected_effect) / sd
         solver = TTestIndPower()
-        achieved = solver.power(effect_size, n_control, alpha, ratio=ratio)
-        if not np.isfinite(_scalar(achieved)):
+        achieved = _scalar(solver.power(effect_size, n_control, alpha, ratio=ratio))
+        if not np.isfinite(achieved):
             # statsmodels' noncentral t returns NaN at large sizes; there t is normal anyway.
-            achieved = NormalIndPower().power(effect_size, n_control, alpha, ratio=ratio)
-        mde = _scalar(solver.solve_power(None, n_control, alpha, power, ratio=ratio)) * sd
-        needed_control = solver.solve_power(effect_size, None, alpha, power, ratio=ratio)
+            achieved = _scalar(NormalIndPower().power(effect_size, n_control, alpha, ratio=ratio))
+        method = f"Welch t-test at {plan.alpha_note}, closed form"
+        mde = _scalar(solver.solve_power(None, n_control, alpha, plan.power, ratio=ratio)) * sd
+        needed_control = solver.solve_power(effect_size, None, alpha, plan.power, ratio=ratio)
+    per_arm = _scalar(needed_control)
     return {
-        "achieved_power": _scalar(achieved),
+        "achieved_power": float(achieved),
+        "power_alpha": alpha,
+        "power_method": method,
         "mde": float(mde),
-        "users_needed": float(np.ceil(_scalar(needed_control)) * (1 + ratio)),
+        # Whole users in each arm, in the experiment's split.
+        "users_needed": int(np.ceil(per_arm) + np.ceil(per_arm * ratio)),
     }
 
 
@@ -226,8 +289,14 @@ def adjust(p_values: np.ndarray, method: str) -> np.ndarray:
     return multipletests(p_values, method=method)[1]
 
 
-def decide(row: dict[str, Any], p_value: float, alpha: float, power: float) -> tuple[str, str]:
-    """ship / don't ship / inconclusive / invalid, with the reason in words."""
+def decide(row: dict[str, Any], p_value: float, alpha: float) -> tuple[str, str]:
+    """ship / don't ship / inconclusive / invalid, with the reason in words.
+
+    Pre-registered: ship when the treatment is significantly better; don't ship when it is
+    significantly worse, or when the interval at the alpha the row is judged at
+    (``decision_ci_high``) lies wholly below the planned effect, which it then rules out;
+    inconclusive otherwise. Power after the fact decides nothing.
+    """
     if row["srm_p_value"] < SRM_THRESHOLD:
         return "invalid", (
             f"sample-ratio mismatch (p = {row['srm_p_value']:.2g}): the split is broken, "
@@ -237,12 +306,15 @@ def decide(row: dict[str, Any], p_value: float, alpha: float, power: float) -> t
         return "ship", f"treatment is better (p = {p_value:.3g} < {alpha:g})"
     if p_value < alpha:
         return "don't ship", f"treatment is worse (p = {p_value:.3g} < {alpha:g})"
-    if row["achieved_power"] >= power:
+    planned, upper = row["planned_effect"], row["decision_ci_high"]
+    if upper < planned:
         return "don't ship", (
-            f"no significant effect (p = {p_value:.3g}) with {row['achieved_power']:.0%} power "
-            "to detect the planned effect"
+            f"no significant effect (p = {p_value:.3g}), and the interval's upper bound "
+            f"{upper:.3g} is below the planned effect {planned:g}: that effect is ruled out"
         )
+    needed = row.get("users_needed")
     return "inconclusive", (
-        f"not significant (p = {p_value:.3g}) and underpowered "
-        f"({row['achieved_power']:.0%} power; about {row['users_needed']:.0f} users needed)"
+        f"not significant (p = {p_value:.3g}) and the planned effect {planned:g} is not ruled "
+        f"out (upper bound {upper:.3g}; {row['achieved_power']:.0%} power"
+        + (f"; about {needed:,} users needed)" if needed else ")")
     )

@@ -22,8 +22,14 @@ from python_models._relations import distinct, frame, where
 ALL = "all"
 
 
-def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
-    """Every figure of one group (a segment, or all) of one experiment."""
+def analyse(
+    frame: pd.DataFrame, experiment: Experiment, family: int = 1, seed: int = 0
+) -> dict[str, Any]:
+    """Every figure of one group (a segment, or all) of one experiment.
+
+    ``family``: how many segments are judged together (Holm); the row's power, its decision
+    interval and its users needed are for the alpha its strictest step uses, alpha / family.
+    """
     # Arrays, not sub-frames: an experiment over every customer is millions of rows.
     # Compared as Arrow strings: arm.to_numpy() would make a Python string per customer.
     in_control = (frame["arm"] == "control").to_numpy(dtype=bool)
@@ -48,9 +54,15 @@ def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
         diff, se, low, high, p_value = ab.welch_interval(y_c, y_t, alpha)
         test = "welch_t"
     se_control = float(np.std(y_c, ddof=1) / np.sqrt(len(y_c)))
+    se_treatment = float(np.std(y_t, ddof=1) / np.sqrt(len(y_t)))
     relative, relative_low, relative_high = ab.relative_interval(
-        diff, se, float(y_c.mean()), se_control, alpha
+        float(y_t.mean()), se_treatment, float(y_c.mean()), se_control, alpha
     )
+    judged_at = alpha / family
+    if experiment.metric == ab.CONVERSION:
+        decision_high = ab.proportion_test(y_c, y_t, judged_at)[3]
+    else:
+        decision_high = ab.welch_interval(y_c, y_t, judged_at)[3]
     row.update(
         test=test,
         absolute_lift=diff,
@@ -61,6 +73,8 @@ def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
         relative_ci_low=relative_low,
         relative_ci_high=relative_high,
         p_value=p_value,
+        decision_alpha=judged_at,
+        decision_ci_high=decision_high,
     )
     pre_period = frame["pre_period_value"].to_numpy(dtype=np.float64)
     x_c, x_t = pre_period[in_control], pre_period[in_treatment]
@@ -76,6 +90,12 @@ def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
             cuped_p_value=cuped_p,
             variance_reduction=reduction,
         )
+    note = (
+        f"alpha {alpha:g}"
+        if family == 1
+        else (f"alpha/{family} = {judged_at:.3g} (Holm's strictest step, {family} segments)")
+    )
+    plan = ab.PowerPlan(test, judged_at, note, experiment.expected_effect, experiment.power, seed)
     row.update(
         ab.power_figures(
             experiment.metric,
@@ -83,9 +103,7 @@ def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
             len(y_t),
             float(y_c.mean()),
             float(np.std(y_c, ddof=1)),
-            experiment.expected_effect,
-            alpha,
-            experiment.power,
+            plan,
         )
     )
     return row
@@ -94,6 +112,9 @@ def analyse(frame: pd.DataFrame, experiment: Experiment) -> dict[str, Any]:
 # The whole experiment is analysed from these; each segment also needs its true effect.
 OUTCOME_COLUMNS = ["arm", "outcome", "pre_period_value"]
 SEGMENT_COLUMNS = [*OUTCOME_COLUMNS, "true_effect"]
+# Means and variances are sums whose last bits depend on the order of the rows, and DuckDB's
+# parallel scans vary it from run to run: read in one fixed order.
+IN_KEY_ORDER = ["customer_key"]
 
 
 def model(
@@ -101,6 +122,7 @@ def model(
     ab_assignments: duckdb.DuckDBPyRelation,
     segment_centroids: pd.DataFrame,
     variables: dict[str, Any],
+    seed: int,
 ) -> pd.DataFrame:
     experiments = configured(variables)
     names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
@@ -114,13 +136,16 @@ def model(
     # One experiment's outcomes at a time: each may hold every customer.
     for name in distinct(ab_outcomes, "experiment"):
         in_experiment = where(ab_outcomes, experiment=name)
-        outcomes = frame(in_experiment, OUTCOME_COLUMNS)
+        outcomes = frame(in_experiment, OUTCOME_COLUMNS, IN_KEY_ORDER)
         experiment = experiments.get(name) or for_logged(name, outcomes["outcome"])
         source = "log" if distinct(in_experiment, "source") == ["log"] else "simulation"
         group_rows = []
-        for segment_id in distinct(in_experiment, "segment_id"):
-            members = frame(where(in_experiment, segment_id=int(segment_id)), SEGMENT_COLUMNS)
-            row = analyse(members, experiment)
+        segments = distinct(in_experiment, "segment_id")
+        for segment_id in segments:
+            members = frame(
+                where(in_experiment, segment_id=int(segment_id)), SEGMENT_COLUMNS, IN_KEY_ORDER
+            )
+            row = analyse(members, experiment, len(segments), seed + int(segment_id))
             row.update(
                 scope="segment",
                 segment_id=int(segment_id),
@@ -129,7 +154,7 @@ def model(
                 true_effect=float(members["true_effect"].iloc[0]),
             )
             group_rows.append(row)
-        overall = analyse(outcomes, experiment)
+        overall = analyse(outcomes, experiment, 1, seed)
         del outcomes
         ((truth_mean, truth_complete),) = in_experiment.aggregate(
             "avg(true_effect), count(true_effect) = count(*)"
@@ -167,9 +192,7 @@ def model(
             )
             if np.isfinite(row.get("p_value", np.nan)):
                 # Segments are judged on the Holm-adjusted p-value: several segments, one family.
-                decision, reason = ab.decide(
-                    row, row["p_value_holm"], experiment.alpha, experiment.power
-                )
+                decision, reason = ab.decide(row, row["p_value_holm"], experiment.alpha)
             else:
                 decision, reason = "inconclusive", "too few users in an arm to test"
             row.update(decision=decision, decision_reason=reason)
@@ -186,6 +209,8 @@ def model(
         & (table["absolute_lift"] <= table["lift_ci_high"])
     ) | table["absolute_lift"].isna()
     table["users_total"] = table["users_control"] + table["users_treatment"]
+    if "users_needed" in table:
+        table["users_needed"] = table["users_needed"].astype("Int64")
     table["segment_id"] = table["segment_id"].astype("Int64")
     first = ["experiment", "scope", "segment_id", "segment_name", "metric", "source"]
     return table[first + [c for c in table.columns if c not in first]]

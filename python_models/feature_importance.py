@@ -160,7 +160,8 @@ def model(
         data.matrix,
         data.labels,
         test_size=config["test_share"],
-        stratify=data.labels,
+        # A segment of one customer cannot be split in two: stratify only when every one can.
+        stratify=data.labels if np.unique(data.labels, return_counts=True)[1].min() >= 2 else None,
         random_state=seed,
     )
     segments = [int(s) for s in np.unique(data.labels)]

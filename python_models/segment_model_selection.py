@@ -47,6 +47,10 @@ PARAMETERS = {
     "silhouette_sample_size": 4_000,
     # Bootstrap stability refits k-means many times: above this many rows, on a seeded sample.
     "stability_sample_size": 5_000,
+    # A k is eligible only if its smallest segment has at least this many customers and this
+    # share of them (in the fit sample): a segment of one outlier explains nothing.
+    "min_segment_customers": 5,
+    "min_segment_share": 0.01,
 }
 PARAMETER_CONSTRAINTS = {
     "k_min": {"type": "integer", "min": 2},
@@ -59,6 +63,8 @@ PARAMETER_CONSTRAINTS = {
     "fit_sample_size": {"type": "integer", "min": 1},
     "silhouette_sample_size": {"type": "integer", "min": 2},
     "stability_sample_size": {"type": "integer", "min": 2},
+    "min_segment_customers": {"type": "integer", "min": 1},
+    "min_segment_share": {"type": "number", "min": 0, "below": 1},
 }
 
 
@@ -126,6 +132,7 @@ class Candidates:
             )
         return {
             "k": k,
+            "smallest_segment": int(np.bincount(labels, minlength=k).min()),
             "inertia": float(estimator.inertia_),
             "silhouette": float(silhouette),
             "calinski_harabasz": float(calinski_harabasz_score(fitted, labels)),
@@ -164,6 +171,33 @@ def knee(ks: list[int], inertias: list[float]) -> int | None:
     return int(found) if found is not None else None
 
 
+def _auto_choice(table: pd.DataFrame, threshold: float, minimum: int) -> tuple[int, str]:
+    """The best silhouette among the eligible, stable k; a condition no k meets is dropped, and
+    the rule says so."""
+    eligible = table[table["eligible"]]
+    excluded = table.loc[~table["eligible"], "k"].tolist()
+    pool = eligible if len(eligible) else table
+    stable = pool[pool["stability_ari_mean"] >= threshold]
+    notes = []
+    if not len(stable):
+        some_eligible = bool(excluded) and len(eligible) > 0
+        notes.append(
+            "no eligible k cleared it, so every eligible k"
+            if some_eligible
+            else "no k cleared it, so all k"
+        )
+    if excluded:
+        notes.append(
+            f"k = {', '.join(map(str, excluded))} not eligible: a segment below {minimum} "
+            "customers" + ("" if len(eligible) else " in every k, so all k")
+        )
+    best = (stable if len(stable) else pool).sort_values(
+        ["silhouette", "k"], ascending=[False, True]
+    )
+    rule = f"auto: highest silhouette among k with bootstrap stability (mean ARI) >= {threshold:g}"
+    return int(best["k"].iloc[0]), rule + "".join(f"; {note}" for note in notes)
+
+
 def model(
     int_customer_features: duckdb.DuckDBPyRelation,
     int_feature_scaling: pd.DataFrame,
@@ -200,19 +234,23 @@ def model(
     elbow = knee(table["k"].tolist(), table["inertia"].tolist())
     table["is_elbow"] = table["k"] == elbow if elbow is not None else False
 
+    minimum = max(
+        config["min_segment_customers"], int(np.ceil(config["min_segment_share"] * len(fitted)))
+    )
+    table["eligible"] = table["smallest_segment"] >= minimum
+    table["ineligible_reason"] = table["smallest_segment"].map(
+        lambda smallest: (
+            None
+            if smallest >= minimum
+            else f"smallest segment has {smallest} customer(s), below the minimum of {minimum} "
+            "(models.segment_model_selection.min_segment_customers / min_segment_share)"
+        )
+    )
     if config["selection"] == "fixed":
         chosen = config["fixed_k"]
         rule = f"fixed: k = {chosen} set in models.segment_model_selection.fixed_k"
     else:
-        threshold = config["min_stability"]
-        stable = table[table["stability_ari_mean"] >= threshold]
-        pool, note = (stable, "") if len(stable) else (table, "; no k cleared it, so all k")
-        best = pool.sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]
-        chosen = int(best["k"])
-        rule = (
-            f"auto: highest silhouette among k with bootstrap stability (mean ARI) >= "
-            f"{threshold:g}{note}"
-        )
+        chosen, rule = _auto_choice(table, config["min_stability"], minimum)
     rule += "; elbow at k = " + (str(elbow) if elbow is not None else "none (no knee found)")
     if k_max < config["k_max"]:
         rule += f"; k capped at {k_max}: only {distinct} distinct customers"

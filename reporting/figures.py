@@ -205,7 +205,8 @@ def forest_plot(results: pd.DataFrame, experiment: str) -> bytes:
     axis.set_yticks(positions)
     axis.set_yticklabels(labels, fontsize=8)
     axis.set_xlabel("absolute lift (95% CI)")
-    axis.set_title(experiment)
+    simulated = (rows["source"] == "simulation").all()
+    axis.set_title(f"{experiment} (simulated data)" if simulated else experiment)
     return _png(figure)
 
 

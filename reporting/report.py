@@ -97,17 +97,20 @@ def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
     found.append(
         Headline(
             "surrogate_fidelity",
-            f"{tree['cv_fidelity']:.1%}",
+            f"{tree['nested_cv_fidelity']:.1%}",
             f"A decision tree of depth {int(tree['depth'])} ({int(tree['leaves'])} leaves) "
-            "reproduces the segment of {value} of customers on held-out folds.",
+            "reproduces the segment of {value} of customers on held-out folds that took no part "
+            "in choosing its depth (nested cross-validation).",
         )
     )
     for row in t["ab_summary"].itertuples():
+        kind = "simulated experiment" if row.source == "simulation" else "experiment"
         found.append(
             Headline(
                 f"ab_decision_{row.experiment}",
                 str(row.decision),
-                f"Experiment {row.experiment} ({row.metric}, {int(row.users)} users): "
+                f"{kind.capitalize()} {row.experiment} ({row.metric}, {int(row.users)} "
+                f"{'simulated ' if row.source == 'simulation' else ''}users): "
                 f"{{value}} — {row.decision_reason}.",
             )
         )
@@ -127,6 +130,12 @@ def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
 def _surrogate_png(t: dict[str, Any]) -> bytes:
     names = t["segments"].set_index("segment_id")["segment_name"].to_dict()
     return figures.surrogate_tree(t["rules"], names)
+
+
+def _with_data_kind(results: pd.DataFrame) -> pd.DataFrame:
+    """Says in every row whether its outcomes were simulated or logged."""
+    kind = results["source"].map({"simulation": "simulated", "log": "logged"})
+    return results.assign(data=kind)
 
 
 def _headline_html(headline: Headline) -> str:
@@ -242,9 +251,10 @@ def render(t: dict[str, Any]) -> str:
                 _image(figures.forest_plot(t["ab"], e), f"forest plot {e}") for e in experiments
             )
             + _table(
-                t["ab"],
+                _with_data_kind(t["ab"]),
                 [
                     "experiment",
+                    "data",
                     "segment_name",
                     "users_control",
                     "users_treatment",
@@ -254,6 +264,7 @@ def render(t: dict[str, Any]) -> str:
                     "p_value",
                     "p_value_holm",
                     "achieved_power",
+                    "power_alpha",
                     "mde",
                     "users_needed",
                     "srm_p_value",

@@ -8,7 +8,12 @@ import pytest
 from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+from statsmodels.stats.power import NormalIndPower, TTestIndPower
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_effectsize,
+    proportions_ztest,
+)
 
 from python_models import _ab_stats as ab
 from python_models._experiments import parse
@@ -92,7 +97,7 @@ def test_a_55_45_split_trips_the_srm_flag_and_invalidates() -> None:
     row = analyse(frame, experiment(metric="amount", treatment_share=0.5))
     assert row["srm_p_value"] == pytest.approx(stats.chisquare([900, 1100]).pvalue)
     assert row["srm_flag"]
-    decision, reason = ab.decide(row, row["p_value"], 0.05, 0.8)
+    decision, reason = ab.decide({**row, "planned_effect": 3.0}, row["p_value"], 0.05)
     assert decision == "invalid" and "sample-ratio mismatch" in reason
     balanced = simulated_frame("amount", 2000, 0.0, 0.5, seed=6)
     assert not analyse(balanced, experiment(metric="amount"))["srm_flag"]
@@ -134,21 +139,103 @@ def test_assignment_is_stable_balanced_and_independent_across_experiments() -> N
     assert stats.chi2_contingency(table).pvalue > 0.001
 
 
+def _plan(effect: float, alpha: float = 0.05, test: str = "welch_t") -> ab.PowerPlan:
+    return ab.PowerPlan(test, alpha, f"alpha {alpha:g}", effect, 0.8, seed=11)
+
+
 def test_power_figures_agree_with_each_other() -> None:
-    figures = ab.power_figures("amount", 500, 500, 50.0, 20.0, 3.0, 0.05, 0.8)
-    bigger = ab.power_figures(
-        "amount",
-        int(figures["users_needed"] / 2),
-        int(figures["users_needed"] / 2),
-        50.0,
-        20.0,
-        3.0,
-        0.05,
-        0.8,
-    )
+    figures = ab.power_figures("amount", 500, 500, 50.0, 20.0, _plan(3.0))
+    half = figures["users_needed"] // 2
+    assert isinstance(figures["users_needed"], int)
+    bigger = ab.power_figures("amount", half, half, 50.0, 20.0, _plan(3.0))
     assert figures["achieved_power"] < 0.8 <= bigger["achieved_power"]
-    at_mde = ab.power_figures("amount", 500, 500, 50.0, 20.0, figures["mde"], 0.05, 0.8)
+    at_mde = ab.power_figures("amount", 500, 500, 50.0, 20.0, _plan(figures["mde"]))
     assert at_mde["achieved_power"] == pytest.approx(0.8, abs=1e-6)
+
+
+def test_users_needed_is_whole_users_in_the_experiments_split() -> None:
+    figures = ab.power_figures("amount", 300, 700, 50.0, 20.0, _plan(3.0))
+    needed = figures["users_needed"]
+    assert isinstance(needed, int)
+    # The smallest whole arms in a 30/70 split whose closed-form power reaches the target.
+    control = int(np.ceil(needed * 0.3))
+    reached = TTestIndPower().power(3.0 / 20.0, control, 0.05, ratio=0.7 / 0.3)
+    assert reached >= 0.8 - 1e-3
+
+
+def _simulated_rejections(n: int, rate_a: float, rate_b: float, alpha: float, seed: int) -> float:
+    """The share of simulated experiments that proportion_test's own choice of test rejects."""
+    rng = np.random.default_rng(seed)
+    rejected = 0
+    for _ in range(2000):
+        a = (rng.random(n) < rate_a).astype(float)
+        b = (rng.random(n) < rate_b).astype(float)
+        rejected += ab.proportion_test(a, b, alpha)[4] < alpha
+    return rejected / 2000
+
+
+def test_stated_power_is_the_power_of_the_test_used_on_small_segments() -> None:
+    """25 per arm, 0.1 -> 0.4: Fisher's exact test is used, and its power is what is stated."""
+    plan = _plan(0.3, test=ab.FISHER)
+    stated = ab.power_figures("conversion", 25, 25, 0.1, 0.3, plan)
+    simulated = _simulated_rejections(25, 0.1, 0.4, 0.05, seed=21)
+    assert stated["achieved_power"] == pytest.approx(simulated, abs=0.04)
+    assert "Fisher's exact" in stated["power_method"] and "simulated" in stated["power_method"]
+    z_power = NormalIndPower().power(abs(proportion_effectsize(0.4, 0.1)), 25, 0.05)
+    assert z_power - stated["achieved_power"] > 0.05  # the z-test's figure would overstate it
+
+
+def test_segment_power_is_at_the_alpha_holm_judges_them_at() -> None:
+    frame = simulated_frame("amount", 1200, effect=3.0, correlation=0.5, seed=9)
+    row = analyse(frame, experiment(metric="amount", expected_effect=3.0), family=6)
+    assert row["power_alpha"] == pytest.approx(0.05 / 6)
+    n_c, n_t = row["users_control"], row["users_treatment"]
+    sd = frame.loc[frame["arm"] == "control", "outcome"].std(ddof=1)
+    expected = TTestIndPower().power(3.0 / sd, n_c, 0.05 / 6, ratio=n_t / n_c)
+    assert row["achieved_power"] == pytest.approx(expected)
+    assert "Holm" in row["power_method"]
+
+
+def test_relative_lift_interval_covers_the_true_lift_at_its_nominal_rate() -> None:
+    """A true +16% lift on amounts, 4,000 simulated experiments: 95% intervals cover it 95%
+    of the time, within three binomial standard errors."""
+    rng = np.random.default_rng(16)
+    runs, n, covered = 4000, 400, 0
+    for _ in range(runs):
+        control = rng.normal(50.0, 20.0, n)
+        treatment = rng.normal(58.0, 20.0, n)
+        _, low, high = ab.relative_interval(
+            treatment.mean(),
+            treatment.std(ddof=1) / np.sqrt(n),
+            control.mean(),
+            control.std(ddof=1) / np.sqrt(n),
+            0.05,
+        )
+        covered += low <= 0.16 <= high
+    tolerance = 3 * np.sqrt(0.95 * 0.05 / runs)
+    assert abs(covered / runs - 0.95) < tolerance, covered / runs
+
+
+def test_at_the_planned_effect_dont_ship_is_rare() -> None:
+    """Pre-registered rule: don't ship only when the interval rules the planned effect out, which
+    at the planned effect happens in at most alpha/2 of runs (plus binomial noise)."""
+    runs, dont_ship, inconclusive = 600, 0, 0
+    for seed in range(runs):
+        frame = simulated_frame("amount", 300, effect=2.0, correlation=0.0, seed=1000 + seed)
+        row = analyse(frame, experiment(metric="amount", expected_effect=2.0))
+        decision, _ = ab.decide({**row, "planned_effect": 2.0}, row["p_value"], 0.05)
+        dont_ship += decision == "don't ship"
+        inconclusive += decision == "inconclusive"
+    assert stats.binomtest(dont_ship, runs, 0.025, alternative="greater").pvalue > 0.001
+    assert inconclusive > runs / 2  # 300 users are not enough to decide at this effect
+
+
+def test_a_null_effect_with_enough_users_rules_the_planned_effect_out() -> None:
+    frame = simulated_frame("amount", 20_000, effect=0.0, correlation=0.0, seed=31)
+    row = analyse(frame, experiment(metric="amount", expected_effect=3.0))
+    decision, reason = ab.decide({**row, "planned_effect": 3.0}, row["p_value"], 0.05)
+    assert row["decision_ci_high"] < 3.0
+    assert decision == "don't ship" and "ruled out" in reason
 
 
 def _results(project: ProjectCopy) -> pd.DataFrame:

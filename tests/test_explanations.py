@@ -8,7 +8,7 @@ import pytest
 import sqlglot
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.inspection import permutation_importance
-from sklearn.metrics import make_scorer
+from sklearn.metrics import make_scorer, precision_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
@@ -60,6 +60,35 @@ def test_per_segment_fidelity_is_held_out_recall(built_sample: ProjectCopy) -> N
         members = y == row.segment_id
         assert row.cv_fidelity == pytest.approx(np.mean(held_out[members] == row.segment_id))
         assert row.customers == members.sum()
+        precision = precision_score(y, held_out, labels=[row.segment_id], average="micro")
+        assert row.cv_precision == pytest.approx(precision)
+
+
+def _depth_by_the_rule(x: np.ndarray, y: np.ndarray) -> int:
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
+    for depth in range(1, 7):
+        tree = DecisionTreeClassifier(max_depth=depth, random_state=SEED)
+        if np.mean(cross_val_predict(tree, x, y, cv=folds) == y) >= 0.9:
+            return depth
+    return 6
+
+
+def test_the_chosen_depths_fidelity_is_also_measured_on_folds_that_chose_nothing(
+    built_sample: ProjectCopy,
+) -> None:
+    x, y = labelled(built_sample)
+    outer = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
+    hits = 0
+    for train, test in outer.split(x, y):
+        depth = _depth_by_the_rule(x[train], y[train])
+        tree = DecisionTreeClassifier(max_depth=depth, random_state=SEED).fit(x[train], y[train])
+        hits += int(np.sum(tree.predict(x[test]) == y[test]))
+    chosen = built_sample.frame(
+        "select * from ml.surrogate_fidelity where scope = 'all' and is_chosen"
+    ).iloc[0]
+    assert chosen["nested_cv_fidelity"] == pytest.approx(hits / len(y))
+    others = built_sample.frame("select nested_cv_fidelity from ml.surrogate_fidelity")
+    assert others["nested_cv_fidelity"].notna().sum() == 1
 
 
 def _surrogate(project: ProjectCopy) -> DecisionTreeClassifier:

@@ -77,7 +77,7 @@ def test_headline_numbers_equal_the_warehouse(
     )[0]
     assert float(_headline(page, "top_feature_importance")) == pytest.approx(importance, abs=0.005)
     (fidelity,) = built_sample.query(
-        "select cv_fidelity from ml.surrogate_fidelity where is_chosen and scope = 'all'"
+        "select nested_cv_fidelity from ml.surrogate_fidelity where is_chosen and scope = 'all'"
     )[0]
     assert float(_headline(page, "surrogate_fidelity").rstrip("%")) == pytest.approx(
         100 * fidelity, abs=0.05

@@ -20,8 +20,17 @@ from conftest import REPO, SAMPLE
 
 # The last commit before the engine was split and its tuning machinery removed (issue 16).
 BASELINE = "cd4a342"
-# Columns added since BASELINE, on purpose: the report draws the surrogate tree from them.
-ADDED_COLUMNS = {"ml.surrogate_rules": {"path"}}
+# Columns added since BASELINE, on purpose: the path the report draws the surrogate tree from;
+# segment-size eligibility, held-out precision and nested fidelity (issue 21).
+ADDED_COLUMNS = {
+    "ml.surrogate_rules": {"path"},
+    "ml.segment_model_selection": {"smallest_segment", "eligible", "ineligible_reason"},
+    "ml.surrogate_fidelity": {"cv_precision", "nested_cv_fidelity"},
+}
+# Tables whose figures changed on purpose since BASELINE (issue 21: the relative-lift interval,
+# power of the test used, the pre-registered decision rule, whole users needed, rows read in
+# customer order).
+CHANGED_ON_PURPOSE = frozenset({"ml.ab_segment_results", "marts.ab_experiment_summary"})
 # Summary statistics in these marts are summed by DuckDB's parallel aggregation, whose order
 # changes their last bits from run to run above about 100k rows (summing them in customer order
 # ran out of memory at 10M). Every other table, and every figure of the sample, is exact.
@@ -73,7 +82,9 @@ def test_every_published_table_is_what_the_baseline_built(tmp_path: Path, custom
     _build(old_code, write_config(old_code / "pipeline.toml", old))
     _build(REPO, write_config(REPO / "pipeline.toml", new))
     noise = PARALLEL_SUMS if customers > 200 else {}
-    found = differences(old / "segments.duckdb", new / "segments.duckdb", ADDED_COLUMNS, noise)
+    found = differences(
+        old / "segments.duckdb", new / "segments.duckdb", ADDED_COLUMNS, noise, CHANGED_ON_PURPOSE
+    )
     assert found == []
 
 

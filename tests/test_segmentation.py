@@ -18,7 +18,7 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
-from conftest import ProjectCopy
+from conftest import SAMPLE, ProjectCopy
 
 SEED = 42
 FEATURES = ["age", "annual_income_k", "spending_score"]
@@ -376,3 +376,38 @@ def test_too_few_distinct_customers_is_a_clear_input_error(empty_project: Projec
     assert done.returncode == 2
     assert "only 2 distinct combination(s) of age, annual_income_k, spending_score" in done.stderr
     assert not empty_project.warehouse.exists()
+
+
+def test_a_one_customer_segment_makes_its_k_ineligible_and_crashes_nothing(
+    project: ProjectCopy,
+) -> None:
+    """An in-range outlier (income 999) would be a segment of its own at every k."""
+    with SAMPLE.open(encoding="utf-8") as source:
+        text = source.read().rstrip("\n")
+    (project.raw / SAMPLE.name).write_text(text + "\n201,Male,30,999,50\n", encoding="utf-8")
+    done = project.run("run", "-q", "--no-report")
+    assert done.returncode == 0, done.stderr
+    selection = project.frame("select * from ml.segment_model_selection order by k")
+    segments = project.frame("select segment_id from ml.customer_segments")
+    sizes = segments["segment_id"].value_counts()
+    chosen = selection[selection["is_chosen"]].iloc[0]
+    assert int(sizes.min()) == int(chosen["smallest_segment"])
+    assert (selection["eligible"] == (selection["smallest_segment"] >= 5)).all()
+    for row in selection[~selection["eligible"]].itertuples():
+        assert f"smallest segment has {row.smallest_segment} customer(s)" in row.ineligible_reason
+    assert selection["ineligible_reason"][selection["eligible"]].isna().all()
+    if not selection["eligible"].any():
+        assert "not eligible" in chosen["selection_rule"] and "so all k" in chosen["selection_rule"]
+    else:
+        assert bool(chosen["eligible"])
+    # Even a k forced onto a one-customer segment builds every model.
+    ineligible = int(selection.loc[~selection["eligible"], "k"].iloc[0])
+    project.config.write_text(
+        project.config.read_text()
+        + f'\n[models.segment_model_selection]\nselection = "fixed"\nfixed_k = {ineligible}\n'
+    )
+    done = project.run("run", "-q", "--no-report")
+    assert done.returncode == 0, done.stderr
+    forced = project.frame("select segment_id from ml.customer_segments")["segment_id"]
+    assert forced.value_counts().min() < 5
+    assert len(project.frame("select * from ml.feature_importance")) > 0
