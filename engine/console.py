@@ -76,7 +76,7 @@ class Console:
     quiet: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
-    # Models may build two at a time: one of them has the live line, and prints blank it first.
+    # A long step's live line is redrawn by a thread of its own; every print blanks it first.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _live: _LiveLine | None = field(default=None, repr=False)
 
