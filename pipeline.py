@@ -8,7 +8,7 @@
     python pipeline.py docs                lineage docs and manifest in warehouse/docs
     python pipeline.py export --format csv the marts as files in warehouse/exports/csv
 
-Exit codes: 0 success, 1 a blocking expectation failed, 2 bad config or input file,
+Exit codes: 0 success, 1 a blocking expectation failed, 2 bad config, input file or command line,
 3 another refresh is running, 4 a model or the project is broken, 130 interrupted (Ctrl-C).
 """
 
@@ -42,6 +42,17 @@ REPORT_NAME = "report.html"
 # before anything loads numpy; a value already in the environment wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _row_limit(text: str) -> int:
+    """--limit's value: a whole number of rows, 0 or more (argparse exits 2 otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of rows") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} rows: the limit must be 0 or more")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="print rows of a published table")
     show.add_argument("table", help="layer.table, e.g. marts.eda_profile")
-    show.add_argument("--limit", type=int, default=20)
+    show.add_argument("--limit", type=_row_limit, default=20, help="rows to print (0 or more)")
     return parser
 
 

@@ -21,6 +21,12 @@ class InputError(PipelineError):
     exit_code = 2
 
 
+class UsageError(PipelineError):
+    """The command line asks for something that does not exist (a --select naming no model)."""
+
+    exit_code = 2
+
+
 class ProjectError(PipelineError):
     """The models do not form a valid project: a cycle, an unknown table, two writers."""
 

@@ -19,7 +19,7 @@ import sqlglot
 from sqlglot import exp
 
 from engine.config import Config, model_parameters
-from engine.errors import ConfigError, ProjectError
+from engine.errors import ConfigError, ProjectError, UsageError
 from engine.parameters import constraint_problems
 from engine.seeds import SEED_BUILDERS
 from engine.statements import DIALECT
@@ -369,7 +369,7 @@ def select(project: Project, selectors: list[str] | None) -> list[str]:
             candidates = list(by_name) + list(LAYER_ORDER)
             hint = difflib.get_close_matches(name, candidates, n=1)
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise ProjectError(f"--select '{raw}': no model or layer named '{name}'{suggestion}")
+            raise UsageError(f"--select '{raw}': no model or layer named '{name}'{suggestion}")
         chosen.add(table)
         if with_parents:
             chosen |= project.upstream(table)

@@ -374,3 +374,19 @@ def test_unknown_expectation_type_is_an_error_naming_the_suite(project: ProjectC
     assert done.returncode == 4
     assert "staging.stg_customers.json: expectation 13: GX has no expectation type" in done.stderr
     assert not project.warehouse.exists()
+
+
+def test_command_line_mistakes_are_usage_errors(
+    built_sample: ProjectCopy, project: ProjectCopy
+) -> None:
+    """Exit 2 with a message, never a traceback or "project is broken" (exit 4)."""
+    typo = project.run("run", "--select", "stg_customer", "--no-report")
+    assert typo.returncode == 2, typo.stderr
+    assert "no model or layer named 'stg_customer'" in typo.stderr
+    assert "did you mean 'stg_customers'" in typo.stderr
+    negative = built_sample.run("show", "marts.dim_segments", "--limit", "-1")
+    assert negative.returncode == 2
+    assert "--limit: -1 rows: the limit must be 0 or more" in negative.stderr
+    assert "Traceback" not in negative.stderr
+    shown = built_sample.run("show", "marts.dim_segments", "--limit", "2")
+    assert shown.returncode == 0 and len(shown.stdout.strip().splitlines()) == 3  # header + 2

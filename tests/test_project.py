@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import Config, load_config
-from engine.errors import ProjectError
+from engine.errors import ProjectError, UsageError
 from engine.project import Project, discover, select
 
 REPO = Path(__file__).resolve().parent.parent
@@ -146,8 +146,11 @@ def test_select_a_layer_and_union(base_project: Project) -> None:
 
 
 def test_select_unknown_name_suggests(base_project: Project) -> None:
-    with pytest.raises(ProjectError, match=r"no model or layer named 'int_c'.*did you mean"):
+    with pytest.raises(
+        UsageError, match=r"no model or layer named 'int_c'.*did you mean"
+    ) as caught:
         select(base_project, ["int_c+"])
+    assert caught.value.exit_code == 2  # a usage error, not a broken project
 
 
 def test_no_selector_means_everything(base_project: Project) -> None:
