@@ -139,7 +139,7 @@ def model(
         outcomes = frame(in_experiment, OUTCOME_COLUMNS, IN_KEY_ORDER)
         experiment = experiments.get(name) or for_logged(name, outcomes["outcome"])
         source = "log" if distinct(in_experiment, "source") == ["log"] else "simulation"
-        group_rows = []
+        group_rows, sizes = [], []
         segments = distinct(in_experiment, "segment_id")
         for segment_id in segments:
             members = frame(
@@ -154,11 +154,13 @@ def model(
                 true_effect=float(members["true_effect"].iloc[0]),
             )
             group_rows.append(row)
+            sizes.append(len(members))
         overall = analyse(outcomes, experiment, 1, seed)
         del outcomes
-        ((truth_mean, truth_complete),) = in_experiment.aggregate(
-            "avg(true_effect), count(true_effect) = count(*)"
-        ).fetchall()
+        ((truth_complete,),) = in_experiment.aggregate("count(true_effect) = count(*)").fetchall()
+        # Weighted here, not averaged by DuckDB, whose parallel sum moves the last bits.
+        truth_mean = sum(r["true_effect"] * n for r, n in zip(group_rows, sizes, strict=True))
+        truth_mean /= max(sum(sizes), 1)
         overall.update(
             scope=ALL,
             segment_id=None,
