@@ -1,11 +1,13 @@
-"""Compare every published table of two warehouses, exactly.
+"""Compare every published table of two warehouses, exactly unless told otherwise.
 
     python -m benchmarks.compare_warehouses A.duckdb B.duckdb
 
 For checking that a change to the engine leaves the results as they were: the same tables, the
 same columns and types, the same rows (as multisets; floats by exact value) and the same SQL
 functions. The ``meta`` schema (timings, run ids) and ``run_id`` columns differ by construction
-and are left out. Exit code 0 when the two are identical, 1 otherwise.
+and are left out. ``differences`` can also allow columns new in the second warehouse, a
+relative tolerance for a table's DOUBLE columns, and tables expected to change. Exit code 0
+when the two are identical, 1 otherwise.
 """
 
 from __future__ import annotations

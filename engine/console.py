@@ -104,10 +104,7 @@ class Console:
 
     @contextmanager
     def step(self, index: int, total: int, table: str) -> Iterator[Progress]:
-        """Around a model's build: on a terminal, a line that shows it is still running.
-
-        With two models building at once, the one that started first keeps the line.
-        """
+        """Around a model's build: on a terminal, a line that shows it is still running."""
         progress = Progress()
         head = f"{index:>3} of {total} {'RUN':<5} {table}"
         line = None

@@ -3,7 +3,9 @@
 Every test is the library's: Welch's t-test (scipy) for amounts, the two-proportion z-test
 (statsmodels) for conversions with Fisher's exact test (scipy) when a cell is small, Holm and
 Benjamini-Hochberg (statsmodels), chi-square for sample-ratio mismatch (scipy), power from
-statsmodels. What is computed here is only the glue: CUPED's adjustment and Cochran's Q.
+statsmodels. What is computed here is only the glue: CUPED's adjustment, Cochran's Q, the
+relative lift's delta-method interval, and the simulated power of Fisher's exact test, which has
+no closed form.
 """
 
 from __future__ import annotations

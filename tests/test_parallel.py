@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
@@ -64,14 +65,19 @@ def _fails_on_three(value: int) -> int:
     return value
 
 
-def test_a_failing_piece_of_work_raises_its_own_error_and_the_workers_go_on() -> None:
+@pytest.fixture
+def two_workers() -> Iterator[FitWorkers]:
     pool = FitWorkers(2)
-    try:
-        with pytest.raises(ValueError, match="three"):
-            list(pool.map(_fails_on_three, range(6)))
-        assert list(pool.map(_fails_on_three, [1, 2])) == [1, 2]
-    finally:
-        pool.close()
+    yield pool
+    pool.close()
+
+
+def test_a_failing_piece_of_work_raises_its_own_error_and_the_workers_go_on(
+    two_workers: FitWorkers,
+) -> None:
+    with pytest.raises(ValueError, match="three"):
+        list(two_workers.map(_fails_on_three, range(6)))
+    assert list(two_workers.map(_fails_on_three, [1, 2])) == [1, 2]
 
 
 def _killed_on_three(value: int) -> int:
@@ -81,14 +87,12 @@ def _killed_on_three(value: int) -> int:
     return value
 
 
-def test_a_killed_worker_is_reported_and_the_next_model_gets_fresh_workers() -> None:
-    pool = FitWorkers(2)
-    try:
-        with pytest.raises(BrokenProcessPool, match="fit worker stopped abruptly"):
-            list(pool.map(_killed_on_three, range(6)))
-        assert list(pool.map(_fails_on_three, [1, 2])) == [1, 2]
-    finally:
-        pool.close()
+def test_a_killed_worker_is_reported_and_the_next_model_gets_fresh_workers(
+    two_workers: FitWorkers,
+) -> None:
+    with pytest.raises(BrokenProcessPool, match="fit worker stopped abruptly"):
+        list(two_workers.map(_killed_on_three, range(6)))
+    assert list(two_workers.map(_fails_on_three, [1, 2])) == [1, 2]
 
 
 def _tables(project: ProjectCopy) -> dict[str, pd.DataFrame]:

@@ -140,7 +140,7 @@ def _sigint_as_in_a_terminal() -> None:
 def test_ctrl_c_at_any_moment_stops_promptly_and_leaves_the_warehouse_as_it_was(
     project: ProjectCopy,
 ) -> None:
-    """Whatever is running (imports, SQL, two model threads, forked fit workers, GX).
+    """Whatever is running (imports, SQL, a Python model, forked fit workers, GX).
 
     The signal goes to the whole process group, as a terminal sends it.
     """
