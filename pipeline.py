@@ -26,7 +26,7 @@ from typing import NoReturn
 try:
     from engine.config import DEFAULT_CONFIG_NAME, Config, load_config
     from engine.console import Console
-    from engine.errors import InputError, PipelineError, is_interrupt
+    from engine.errors import InputError, PipelineError, UsageError, is_interrupt
     from engine.interrupts import held_back
 except KeyboardInterrupt:  # Ctrl-C as the command starts: nothing has begun, so no traceback
     print("Interrupted.", file=sys.stderr, flush=True)
@@ -88,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list the models in build order")
     listing.add_argument("--select", "-s", nargs="+", metavar="SELECTOR")
+
+    compile_ = commands.add_parser(
+        "compile", help="print a SQL model as it runs, its column-set macros written out"
+    )
+    compile_.add_argument("model", help="a SQL model, e.g. stg_customers_checked")
 
     docs = commands.add_parser("docs", help="write lineage docs and a manifest of every model")
     docs.add_argument("--output", type=Path, help="folder (default: warehouse/docs)")
@@ -191,6 +196,7 @@ def _published(config_path: Path) -> Config:
 
 def _docs(args: argparse.Namespace, console: Console) -> int:
     with held_back():
+        from engine.columns import column_sets
         from engine.docs import write_docs
         from engine.project import discover
         from engine.quality import load_suites
@@ -199,7 +205,11 @@ def _docs(args: argparse.Namespace, console: Console) -> int:
     project = discover(ROOT, config)
     directory = args.output or config.warehouse_path.with_name("docs")
     page = write_docs(
-        project, load_suites(ROOT / "expectations"), config.warehouse_path, ROOT, directory
+        project,
+        load_suites(ROOT / "expectations", column_sets(config)),
+        config.warehouse_path,
+        ROOT,
+        directory,
     )
     console.summary(f"Docs: {page} (manifest: {page.with_name('manifest.json')})")
     return 0
@@ -248,6 +258,22 @@ def _list(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _compile(args: argparse.Namespace, console: Console) -> int:
+    from engine.project import discover, select
+    from engine.statements import DIALECT
+
+    config = load_config(args.config)
+    project = discover(ROOT, config)
+    tables = select(project, [args.model])
+    if len(tables) != 1:
+        raise UsageError(f"compile '{args.model}': name one model, e.g. stg_customers_checked")
+    model = project.models[tables[0]]
+    if model.query is None:
+        raise UsageError(f"'{args.model}' is a {model.kind} model: only SQL models compile")
+    console.info(model.query.sql(DIALECT, pretty=True))
+    return 0
+
+
 def _show(args: argparse.Namespace, console: Console) -> int:
     with held_back():
         import duckdb
@@ -284,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "run": _run,
         "list": _list,
+        "compile": _compile,
         "show": _show,
         "report": _report,
         "docs": _docs,

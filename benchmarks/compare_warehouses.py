@@ -88,25 +88,30 @@ def differences(
     new_columns: dict[str, set[str]] | None = None,
     float_tolerance: dict[str, float] | None = None,
     changed: frozenset[str] = frozenset(),
+    dropped_columns: dict[str, set[str]] | None = None,
 ) -> list[str]:
     """What differs between the two warehouses, one line each; empty when they are identical.
 
     ``new_columns``: columns (by table) that only the second is expected to have.
     ``float_tolerance``: tables whose DOUBLE columns may differ by this relative amount.
-    ``changed``: tables whose content is expected to differ; only their presence is compared.
+    ``changed``: tables (or SQL functions) expected to differ, be added or be removed.
+    ``dropped_columns``: columns (by table) that only the first is expected to have.
     """
     new_columns, float_tolerance = new_columns or {}, float_tolerance or {}
+    dropped_columns = dropped_columns or {}
     con = duckdb.connect()
     try:
         con.execute("attach ? as a (read_only)", [str(first)])
         con.execute("attach ? as b (read_only)", [str(second)])
         found: list[str] = []
         tables_a, tables_b = _tables(con, "a"), _tables(con, "b")
-        for table in sorted(set(tables_a) ^ set(tables_b)):
+        for table in sorted((set(tables_a) ^ set(tables_b)) - changed):
             found.append(f"{table}: only in {'A' if table in tables_a else 'B'}")
         for table in sorted((set(tables_a) & set(tables_b)) - changed):
             added = new_columns.get(table, set())
             tables_b[table] = [(c, t) for c, t in tables_b[table] if c not in added]
+            dropped = dropped_columns.get(table, set())
+            tables_a[table] = [(c, t) for c, t in tables_a[table] if c not in dropped]
             if tables_a[table] != tables_b[table]:
                 found.append(f"{table}: columns differ: {tables_a[table]} vs {tables_b[table]}")
                 continue
@@ -121,7 +126,7 @@ def differences(
             if only_a or only_b:
                 found.append(f"{table}: {only_a} row(s) only in A, {only_b} only in B")
         functions_a, functions_b = _functions(con, "a"), _functions(con, "b")
-        for function in sorted(set(functions_a) | set(functions_b)):
+        for function in sorted((set(functions_a) | set(functions_b)) - changed):
             if functions_a.get(function) != functions_b.get(function):
                 found.append(f"{function}: SQL function differs")
         return found

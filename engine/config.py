@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.columns import KINDS, NUMERIC_KINDS, TRANSFORMS
 from engine.errors import ConfigError
 from engine.parameters import ParameterError, check_values
 
@@ -62,6 +63,12 @@ class Config:
     aliases: dict[str, dict[str, str]]
     feature_columns: tuple[str, ...]
     scaling: str
+    # sources.<name>.kinds: a column's kind where its rule does not say (engine/columns.py).
+    kinds: dict[str, dict[str, str]] = field(default_factory=dict)
+    # features.transforms: applied before scaling ("log1p"); a feature not listed: "none".
+    transforms: dict[str, str] = field(default_factory=dict)
+    # features.labels: how the report and segment names call a feature; default its name.
+    labels: dict[str, str] = field(default_factory=dict)
     # DuckDB's memory_limit for builds ("2GB"); beyond it DuckDB spills to disk. None: DuckDB's.
     memory_limit: str | None = None
     # Tables with at least this many rows are validated before the next model starts, so the
@@ -143,6 +150,7 @@ SCHEMA: dict[str, Any] = {
             "required": _ListOf(str),
             "optional": bool,
             "columns": _Table(_ListOf(str), "a canonical column name"),
+            "kinds": _Table(str, "a canonical column name"),
         },
         "a source name",
     ),
@@ -152,7 +160,12 @@ SCHEMA: dict[str, Any] = {
             {"values": _ListOf(str), "aliases": _Table(str, "a spelling")}, "a column name"
         ),
     },
-    "features": {"columns": _ListOf(str), "scaling": str},
+    "features": {
+        "columns": _ListOf(str),
+        "scaling": str,
+        "transforms": _Table(str, "a feature"),
+        "labels": _Table(str, "a feature"),
+    },
     "models": _Table(dict, "a model name"),
     # Free-form values for Python models (as dbt's vars), checked by the models that read them.
     "vars": dict,
@@ -362,9 +375,110 @@ def _features(
             f"{where}: key 'features.columns' lists {unknown}; features must be numeric columns "
             f"with a range in 'rules.ranges' ({sorted(ranges)})"
         )
+    if len(feature_columns) < 2:
+        raise ConfigError(
+            f"{where}: key 'features.columns' lists {list(feature_columns)}; segmenting needs "
+            "at least 2 features"
+        )
     if len(set(feature_columns)) != len(feature_columns):
         raise ConfigError(f"{where}: key 'features.columns' lists a column twice")
     return feature_columns, scaling
+
+
+def _kinds(
+    sources: dict[str, SourceConfig],
+    document: dict[str, Any],
+    rules: tuple[dict[str, tuple[float, float]], dict[str, tuple[str, ...]]],
+    where: str,
+) -> dict[str, dict[str, str]]:
+    """sources.<name>.kinds, checked against the column's mapping and rule."""
+    ranges, accepted = rules
+    kinds: dict[str, dict[str, str]] = {}
+    for name, spec in document["sources"].items():
+        kinds[name] = dict(spec.get("kinds", {}))
+        for column, kind in kinds[name].items():
+            key = f"sources.{name}.kinds.{column}"
+            if column not in sources[name].columns:
+                raise ConfigError(
+                    f"{where}: key '{key}': '{column}' has no entry in 'sources.{name}.columns'"
+                )
+            if kind not in KINDS:
+                raise ConfigError(
+                    f"{where}: key '{key}' must be one of {list(KINDS)}, got {kind!r}"
+                )
+            if column in ranges and kind not in NUMERIC_KINDS:
+                raise ConfigError(
+                    f"{where}: key '{key}' = {kind!r}, but 'rules.ranges.{column}' needs a "
+                    f"numeric kind ({' or '.join(NUMERIC_KINDS)})"
+                )
+            if column in accepted and kind != "category":
+                raise ConfigError(
+                    f"{where}: key '{key}' = {kind!r}, but 'rules.accepted.{column}' makes it "
+                    "a category"
+                )
+    return kinds
+
+
+def _rules_take_effect(sources: dict[str, SourceConfig], rules: dict[str, Any], where: str) -> None:
+    """A rule for a column no source maps would be silently ignored: refuse it."""
+    mapped = {c for s in sources.values() for c in s.columns}
+    for section in ("ranges", "accepted"):
+        for column in rules.get(section, {}):
+            if column not in mapped:
+                raise ConfigError(
+                    f"{where}: key 'rules.{section}.{column}': no source maps a column "
+                    f"'{column}' (add it to a 'sources.<name>.columns')"
+                )
+
+
+def _feature_options(
+    features: dict[str, Any],
+    feature_columns: tuple[str, ...],
+    ranges: dict[str, tuple[float, float]],
+    where: str,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """features.transforms and features.labels, for configured features only."""
+    transforms = dict(features.get("transforms", {}))
+    labels = dict(features.get("labels", {}))
+    for section, values in (("transforms", transforms), ("labels", labels)):
+        unknown = [c for c in values if c not in feature_columns]
+        if unknown:
+            raise ConfigError(
+                f"{where}: key 'features.{section}' names {unknown}, which are not in "
+                f"'features.columns' {list(feature_columns)}"
+            )
+    for column, transform in transforms.items():
+        if transform not in TRANSFORMS:
+            raise ConfigError(
+                f"{where}: key 'features.transforms.{column}' must be one of "
+                f"{list(TRANSFORMS)}, got {transform!r}"
+            )
+        if transform == "log1p" and ranges[column][0] <= -1:
+            raise ConfigError(
+                f"{where}: key 'features.transforms.{column}' = 'log1p' needs values above -1, "
+                f"but 'rules.ranges.{column}.min' is {ranges[column][0]}"
+            )
+    return transforms, labels
+
+
+def _features_are_mapped(
+    feature_columns: tuple[str, ...],
+    sources: dict[str, SourceConfig],
+    kinds: dict[str, dict[str, str]],
+    where: str,
+) -> None:
+    for column in feature_columns:
+        owners = [s for s in sources.values() if column in s.columns]
+        if not owners:
+            raise ConfigError(
+                f"{where}: key 'features.columns' lists '{column}', which no source maps "
+                "(add it to a 'sources.<name>.columns')"
+            )
+        declared = [kinds[s.name].get(column) for s in owners]
+        if any(k is not None and k not in NUMERIC_KINDS for k in declared):
+            raise ConfigError(
+                f"{where}: key 'features.columns' lists '{column}', whose kind is not numeric"
+            )
 
 
 def _build(document: dict[str, Any], path: Path, where: str) -> Config:
@@ -374,6 +488,11 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
     ranges = _ranges(rules, where)
     accepted, aliases = _accepted(rules, where)
     feature_columns, scaling = _features(document["features"], ranges, where)
+    sources = _sources(document, where)
+    kinds = _kinds(sources, document, (ranges, accepted), where)
+    _features_are_mapped(feature_columns, sources, kinds, where)
+    _rules_take_effect(sources, rules, where)
+    transforms, labels = _feature_options(document["features"], feature_columns, ranges, where)
 
     def at_least_zero(key: str) -> int:
         return _at_least_zero(warehouse, key, getattr(Config, key), where)
@@ -391,12 +510,15 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         serial_validation_rows=at_least_zero("serial_validation_rows"),
         fit_workers=at_least_zero("fit_workers"),
         history_runs=at_least_zero("history_runs"),
-        sources=_sources(document, where),
+        sources=sources,
         ranges=ranges,
         accepted=accepted,
         aliases=aliases,
         feature_columns=feature_columns,
         scaling=scaling,
+        kinds=kinds,
+        transforms=transforms,
+        labels=labels,
         models=dict(document.get("models", {})),
         variables=dict(document.get("vars", {})),
         document=document,

@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from engine.config import Config, model_parameters
 from engine.errors import ConfigError, ProjectError, UsageError
+from engine.macros import MacroContext, expand
 from engine.parameters import constraint_problems
 from engine.seeds import SEED_BUILDERS
 from engine.statements import DIALECT
@@ -95,7 +96,8 @@ def _closure(start: str, edges: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-def _parse_sql_model(path: Path) -> exp.Query:
+def _parse_sql_model(path: Path, macros: MacroContext) -> exp.Query:
+    """The model's one SELECT, its column-set macros expanded (engine/macros.py)."""
     text = path.read_text(encoding="utf-8")
     try:
         statements = [s for s in sqlglot.parse(text, dialect=DIALECT) if s is not None]
@@ -103,7 +105,7 @@ def _parse_sql_model(path: Path) -> exp.Query:
         raise ProjectError(f"{path}: SQL does not parse: {exc}") from exc
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise ProjectError(f"{path}: a SQL model must be exactly one SELECT statement")
-    return statements[0]
+    return expand(statements[0], macros, str(path))
 
 
 def _leading_comment(text: str) -> tuple[str, str | None]:
@@ -304,8 +306,9 @@ def _python_model(path: Path, signature: PythonSignature, tables: _Tables) -> Mo
 def discover(root: Path, config: Config) -> Project:
     """Every model under ``root`` (seeds from config, raw sources, SQL, Python) as a DAG."""
     found = _config_models(config)
+    macros = MacroContext.from_config(config)
     sql_files = [
-        (path, layer, _parse_sql_model(path))
+        (path, layer, _parse_sql_model(path, macros))
         for layer in SQL_LAYERS
         for path in sorted((root / "sql" / layer).glob("*.sql"))
     ]

@@ -109,8 +109,49 @@ class Suite:
         return [i for i in range(len(self.document["expectations"])) if i not in schema]
 
 
-def load_suites(directory: Path) -> dict[str, Suite]:
-    """Every suite file, keyed by the table it guards; a malformed file is an error naming it."""
+PLACEHOLDER = "_"
+
+
+def _for_column(value: Any, column: str) -> Any:
+    """An ``each`` expectation's kwargs for one column: ``"_"`` is the column, and a parameter
+    named ``_min`` is ``<column>_min``."""
+    if value == PLACEHOLDER:
+        return column
+    if isinstance(value, dict):
+        if set(value) == {"$PARAMETER"} and str(value["$PARAMETER"]).startswith(PLACEHOLDER):
+            return {"$PARAMETER": column + value["$PARAMETER"]}
+        return {k: _for_column(v, column) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_for_column(v, column) for v in value]
+    return value
+
+
+def _expanded(
+    expectations: list[dict[str, Any]], sets: dict[str, tuple[str, ...]], path: Path
+) -> list[dict[str, Any]]:
+    """Expectations with ``"each": "<column set>"`` (engine/columns.py) once per column."""
+    out: list[dict[str, Any]] = []
+    for position, expectation in enumerate(expectations, start=1):
+        if "each" not in expectation:
+            out.append(expectation)
+            continue
+        name = expectation["each"]
+        if name not in sets:
+            raise ProjectError(
+                f"{path}: expectation {position}: 'each' names no column set: {name!r}; "
+                f"known: {', '.join(sorted(sets))}"
+            )
+        template = {k: v for k, v in expectation.items() if k != "each"}
+        out += [_for_column(template, column) for column in sets[name]]
+    return out
+
+
+def load_suites(
+    directory: Path, sets: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, Suite]:
+    """Every suite file, keyed by the table it guards; a malformed file is an error naming it.
+
+    ``sets`` are the config's column sets, which ``each`` expectations repeat over."""
     suites: dict[str, Suite] = {}
     for path in sorted(directory.glob("*.json")):
         table = path.stem
@@ -123,6 +164,8 @@ def load_suites(directory: Path) -> dict[str, Suite]:
         expectations = document.get("expectations") if isinstance(document, dict) else None
         if not isinstance(expectations, list):
             raise ProjectError(f"{path}: expected a GX suite with an 'expectations' list")
+        expectations = _expanded(expectations, sets or {}, path)
+        document = {**document, "expectations": expectations}
         for position, expectation in enumerate(expectations, start=1):
             severity = expectation.get("severity", BLOCKING_SEVERITY)
             if severity not in SEVERITIES or "type" not in expectation:

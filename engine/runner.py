@@ -24,6 +24,7 @@ from engine.building import (
     fetch_arrow,
     row_count,
 )
+from engine.columns import column_sets
 from engine.config import Config
 from engine.console import Console
 from engine.errors import ExpectationsFailed, ModelError, PipelineError, ProjectError, is_interrupt
@@ -86,7 +87,7 @@ class Runner:
 
     def _plan(self) -> Plan:
         project = discover(self.root, self.config)
-        suites = quality.load_suites(self.root / "expectations")
+        suites = quality.load_suites(self.root / "expectations", column_sets(self.config))
         for table, suite in suites.items():
             if table not in project.models:
                 raise ProjectError(f"{suite.path}: guards '{table}', which no model builds")

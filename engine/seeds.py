@@ -1,6 +1,7 @@
 """The ``config`` layer: the value rules and feature list of pipeline.toml as tables.
 
-SQL models stay static files: what varies with the config reaches them as rows they join to.
+Values that vary with the config reach SQL models as rows they join to; which columns exist is
+expanded into the SQL itself (engine/macros.py).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def features(config: Config) -> pa.Table:
             "feature": pa.array(names, pa.string()),
             "position": pa.array(range(1, len(names) + 1), pa.int32()),
             "scaling": pa.array([config.scaling] * len(names), pa.string()),
+            "transform": pa.array([config.transforms.get(n, "none") for n in names], pa.string()),
+            "label": pa.array([config.labels.get(n, n) for n in names], pa.string()),
         }
     )
 

@@ -32,6 +32,22 @@ def silhouette_blocks() -> Iterator[None]:
         yield
 
 
+def to_original(values: np.ndarray, transforms: list[str]) -> np.ndarray:
+    """Columns in transformed units (features.transforms) back in the data's own units."""
+    columns = [
+        np.expm1(v) if t == "log1p" else v for v, t in zip(values.T, transforms, strict=True)
+    ]
+    return np.column_stack(columns) if columns else values
+
+
+def from_original(values: np.ndarray, transforms: list[str]) -> np.ndarray:
+    """Columns in the data's units, transformed as the features are before scaling."""
+    columns = [
+        np.log1p(v) if t == "log1p" else v for v, t in zip(values.T, transforms, strict=True)
+    ]
+    return np.column_stack(columns) if columns else values
+
+
 def feature_names(int_feature_scaling: pd.DataFrame) -> list[str]:
     """The configured modelling features, in their configured order."""
     return int_feature_scaling.sort_values("position")["feature"].tolist()

@@ -10,30 +10,39 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
+from engine.columns import transformed
+
 
 def double(value: float) -> exp.Expression:
     return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.build("double"))
 
 
-def scaled(feature: str, center: float, scale: float) -> exp.Expression:
-    """(feature - center) / scale, with the feature as a macro parameter."""
+def scaled(feature: str, transform: str, center: float, scale: float) -> exp.Expression:
+    """(transformed feature - center) / scale, with the feature as a macro parameter: the same
+    expression int_customer_features applies (engine.columns.transformed)."""
+    value = transformed(exp.column(feature, quoted=True), transform)
     return exp.Div(
-        this=exp.Paren(this=exp.Sub(this=exp.column(feature), expression=double(center))),
+        this=exp.Paren(this=exp.Sub(this=value, expression=double(center))),
         expression=double(scale),
     )
 
 
 def squared_distance(
     features: Sequence[str],
+    transforms: Sequence[str],
     centers: Sequence[float],
     scales: Sequence[float],
     centroid: Sequence[float],
 ) -> exp.Expression:
     """Sum over features, left to right, of (scaled value - centroid)^2 as a product."""
     total: exp.Expression | None = None
-    for feature, center, scale, coordinate in zip(features, centers, scales, centroid, strict=True):
+    for feature, transform, center, scale, coordinate in zip(
+        features, transforms, centers, scales, centroid, strict=True
+    ):
         difference = exp.Paren(
-            this=exp.Sub(this=scaled(feature, center, scale), expression=double(coordinate))
+            this=exp.Sub(
+                this=scaled(feature, transform, center, scale), expression=double(coordinate)
+            )
         )
         term = exp.Mul(this=difference, expression=difference.copy())
         total = term if total is None else exp.Add(this=total, expression=term)

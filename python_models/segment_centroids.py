@@ -17,7 +17,14 @@ from scipy.optimize import linear_sum_assignment
 
 from engine.model_api import ModelResult
 from python_models import _sql_scoring as sql
-from python_models._segmentation import feature_matrix, feature_names, fit_kmeans, fit_rows
+from python_models._segmentation import (
+    feature_matrix,
+    feature_names,
+    fit_kmeans,
+    fit_rows,
+    from_original,
+    to_original,
+)
 
 PARAMETERS = {
     # A new centroid keeps a previous id only if it lies within this distance (in scaled units).
@@ -26,12 +33,9 @@ PARAMETERS = {
     "name_threshold_sd": 0.5,
     # Override names by segment id, e.g. { 3 = "Big spenders" }.
     "names": {},
-    # Words used in names: feature = [low word, high word].
-    "feature_words": {
-        "age": ["Younger", "Older"],
-        "annual_income_k": ["Low income", "High income"],
-        "spending_score": ["Low spending", "High spending"],
-    },
+    # Words used in names: feature = [low word, high word]. A feature not listed reads
+    # "Low <label>" / "High <label>" (features.labels). The sample's words are in pipeline.toml.
+    "feature_words": {},
 }
 PARAMETER_CONSTRAINTS = {
     "match_max_distance": {"type": "number", "min": 0},
@@ -64,32 +68,47 @@ def _match_ids(
 
 
 def _previous_centroids(
-    previous: pd.DataFrame | None, features: list[str], centers: np.ndarray, scales: np.ndarray
+    previous: pd.DataFrame | None,
+    features: list[str],
+    scaling: pd.DataFrame,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The previous run's centroids, re-expressed in this run's scaling (original units first)."""
+    centers, scales, transforms = _scaling_arrays(scaling)
     if previous is None or previous.empty or set(previous["feature"]) != set(features):
         return np.empty((0, len(features))), np.empty(0, dtype=np.int64)
     wide = previous.pivot(index="segment_id", columns="feature", values="centroid_original")
     original = wide[features].to_numpy(dtype=np.float64)
-    return (original - centers) / scales, wide.index.to_numpy(dtype=np.int64)
+    return (from_original(original, transforms) - centers) / scales, wide.index.to_numpy(
+        dtype=np.int64
+    )
+
+
+def _scaling_arrays(scaling: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    return (
+        scaling["center"].to_numpy(dtype=np.float64),
+        scaling["scale"].to_numpy(dtype=np.float64),
+        scaling["transform"].tolist(),
+    )
 
 
 def _names(
-    original: np.ndarray,
-    features: list[str],
+    transformed: np.ndarray,
+    labels: list[tuple[str, str]],
     population_mean: np.ndarray,
     population_sd: np.ndarray,
     ids: np.ndarray,
     config: dict[str, Any],
 ) -> list[str]:
+    """Names from where each centroid lies against the population, feature by feature, in the
+    units the features are scaled in (after any transform)."""
     threshold = config["name_threshold_sd"]
     words = config["feature_words"]
     names = []
-    for centroid in original:
+    for centroid in transformed:
         z = (centroid - population_mean) / np.where(population_sd > 0, population_sd, 1.0)
         parts = []
-        for feature, score in zip(features, z, strict=True):
-            low, high = words.get(feature, [f"Low {feature}", f"High {feature}"])
+        for (feature, label), score in zip(labels, z, strict=True):
+            low, high = words.get(feature, [f"Low {label}", f"High {label}"])
             if score >= threshold:
                 parts.append(high)
             elif score <= -threshold:
@@ -113,8 +132,7 @@ def model(
 ) -> ModelResult:
     features = feature_names(int_feature_scaling)
     scaling = int_feature_scaling.set_index("feature").loc[features]
-    centers = scaling["center"].to_numpy(dtype=np.float64)
-    scales = scaling["scale"].to_numpy(dtype=np.float64)
+    centers, scales, transforms = _scaling_arrays(scaling)
 
     chosen = segment_model_selection[segment_model_selection["is_chosen"]].iloc[0]
     k, n_init, sample_size = int(chosen["k"]), int(chosen["n_init"]), int(chosen["fit_rows"])
@@ -125,13 +143,13 @@ def model(
 
     # First run: ids follow the centroids' order in original units, so they never depend on
     # k-means' internal label numbering.
-    original = centroids * scales + centers
-    order = np.lexsort(original.T[::-1])
-    centroids, original = centroids[order], original[order]
+    # (A transform is monotone, so this order is the order in transformed units too.)
+    transformed = centroids * scales + centers
+    order = np.lexsort(transformed.T[::-1])
+    centroids, transformed = centroids[order], transformed[order]
+    original = to_original(transformed, transforms)
 
-    previous, previous_ids = _previous_centroids(
-        previous_segment_centroids, features, centers, scales
-    )
+    previous, previous_ids = _previous_centroids(previous_segment_centroids, features, scaling)
     used = [previous_ids]
     if previous_segment_history is not None and not previous_segment_history.empty:
         used.append(previous_segment_history["segment_id"].to_numpy(dtype=np.int64))
@@ -139,7 +157,10 @@ def model(
     ids = _match_ids(centroids, previous, previous_ids, config["match_max_distance"], next_id)
 
     population = matrix * scales + centers
-    names = _names(original, features, population.mean(axis=0), population.std(axis=0), ids, config)
+    labels = list(zip(features, scaling["label"], strict=True))
+    names = _names(
+        transformed, labels, population.mean(axis=0), population.std(axis=0), ids, config
+    )
 
     by_id = np.argsort(ids)
     ids, names = ids[by_id], [names[i] for i in by_id]
@@ -154,6 +175,6 @@ def model(
             "centroid_original": original.reshape(-1),
         }
     )
-    distances = [sql.squared_distance(features, centers, scales, c) for c in centroids]
+    distances = [sql.squared_distance(features, transforms, centers, scales, c) for c in centroids]
     scorer = sql.create_macro("ml", SCORER_NAME, features, sql.nearest(distances, ids.tolist()))
     return ModelResult(table=table, functions=(scorer,))

@@ -24,12 +24,9 @@ from python_models._surrogate import (
 )
 
 PARAMETERS = {
-    # How features read in a rule: feature = [label, unit].
-    "feature_labels": {
-        "age": ["Age", ""],
-        "annual_income_k": ["Annual income", " k$"],
-        "spending_score": ["Spending score", ""],
-    },
+    # How features read in a rule: feature = [label, unit]; a feature not listed reads as its
+    # name. The sample's labels are in pipeline.toml.
+    "feature_labels": {},
 }
 PARAMETER_CONSTRAINTS = {"feature_labels": {"type": "table"}}
 SCORER_NAME = "surrogate_segment"

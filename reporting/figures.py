@@ -14,11 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-FEATURE_LABELS = {
-    "age": "Age (years)",
-    "annual_income_k": "Annual income (k$)",
-    "spending_score": "Spending score (1-100)",
-}
+# How each feature is called on the page: intermediate.int_feature_scaling's label column.
+Labels = dict[str, str]
 
 
 def _png(figure: Figure) -> bytes:
@@ -29,15 +26,22 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def label(feature: str) -> str:
-    return FEATURE_LABELS.get(feature, feature)
+def label(feature: str, labels: Labels) -> str:
+    return labels.get(feature, feature)
 
 
-def distributions(customers: pd.DataFrame, features: list[str]) -> bytes:
-    figure, axes = plt.subplots(1, len(features), figsize=(4 * len(features), 3.2))
-    for axis, feature in zip(np.atleast_1d(axes), features, strict=True):
+DISTRIBUTIONS_PER_ROW = 4
+
+
+def distributions(customers: pd.DataFrame, features: list[str], labels: Labels) -> bytes:
+    columns = min(len(features), DISTRIBUTIONS_PER_ROW)
+    rows = -(-len(features) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
+    for axis in axes.flat[len(features) :]:
+        axis.set_visible(False)
+    for axis, feature in zip(axes.flat, features, strict=False):
         axis.hist(customers[feature], bins=20, color="#4C72B0", edgecolor="white")
-        axis.set_xlabel(label(feature))
+        axis.set_xlabel(label(feature, labels))
         axis.set_ylabel("customers")
     return _png(figure)
 
@@ -65,12 +69,12 @@ def k_selection(selection: pd.DataFrame) -> bytes:
     return _png(figure)
 
 
-def segment_scatter(customers: pd.DataFrame, x: str, y: str) -> bytes:
+def segment_scatter(customers: pd.DataFrame, x: str, y: str, labels: Labels) -> bytes:
     figure, axis = plt.subplots(figsize=(8, 5))
     for name, members in customers.groupby("segment_name", sort=True):
         axis.scatter(members[x], members[y], s=18, label=name, alpha=0.8)
-    axis.set_xlabel(label(x))
-    axis.set_ylabel(label(y))
+    axis.set_xlabel(label(x, labels))
+    axis.set_ylabel(label(y, labels))
     axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     return _png(figure)
 
@@ -82,7 +86,9 @@ class _TreeNode:
     leaf: bool = False
 
 
-def _tree_nodes(rules: pd.DataFrame, names: dict[int, str]) -> tuple[dict[int, _TreeNode], int]:
+def _tree_nodes(
+    rules: pd.DataFrame, names: dict[int, str], labels: Labels
+) -> tuple[dict[int, _TreeNode], int]:
     """The tree as published in ml.surrogate_rules (every leaf's path of splits), and its root."""
     nodes: dict[int, _TreeNode] = {}
     sides: dict[int, dict[str, int]] = {}
@@ -91,7 +97,9 @@ def _tree_nodes(rules: pd.DataFrame, names: dict[int, str]) -> tuple[dict[int, _
         ends = [step["node"] for step in path[1:]] + [int(rule.tree_node)]
         for step, child in zip(path, ends, strict=True):
             threshold = f"{step['threshold']:.4g}"
-            nodes.setdefault(step["node"], _TreeNode(f"{label(step['feature'])} ≤ {threshold}"))
+            nodes.setdefault(
+                step["node"], _TreeNode(f"{label(step['feature'], labels)} ≤ {threshold}")
+            )
             sides.setdefault(step["node"], {})[step["operator"]] = child
         nodes[int(rule.tree_node)] = _TreeNode(
             # One word group a line: names such as "Younger · Low income · High spending".
@@ -122,9 +130,9 @@ def _layout(nodes: dict[int, _TreeNode], root: int) -> dict[int, tuple[float, in
     return where
 
 
-def surrogate_tree(rules: pd.DataFrame, names: dict[int, str]) -> bytes:
+def surrogate_tree(rules: pd.DataFrame, names: dict[int, str], labels: Labels) -> bytes:
     """The surrogate tree drawn from its published rules: splits in words, leaves by segment."""
-    nodes, root = _tree_nodes(rules, names)
+    nodes, root = _tree_nodes(rules, names, labels)
     where = _layout(nodes, root)
     leaves = sum(n.leaf for n in nodes.values())
     depth = max(d for _, d in where.values())
@@ -162,7 +170,7 @@ def surrogate_tree(rules: pd.DataFrame, names: dict[int, str]) -> bytes:
     return _png(figure)
 
 
-def importances(importance: pd.DataFrame) -> bytes:
+def importances(importance: pd.DataFrame, labels: Labels) -> bytes:
     overall = importance[importance["scope"] == "all"]
     methods = sorted(overall["method"].unique())
     features = sorted(overall["feature"].unique())
@@ -180,7 +188,7 @@ def importances(importance: pd.DataFrame) -> bytes:
             label=method,
         )
     axis.set_xticks(np.arange(len(features)) + width * (len(methods) - 1) / 2)
-    axis.set_xticklabels([label(f) for f in features], fontsize=8)
+    axis.set_xticklabels([label(f, labels) for f in features], fontsize=8)
     axis.set_ylabel("importance (± SD)")
     axis.legend()
     return _png(figure)

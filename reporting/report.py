@@ -27,6 +27,9 @@ TABLES = {
         f"using sample reservoir({PLOTTED_CUSTOMERS} rows) repeatable (42) order by customer_id"
     ),
     "segments": "select * from marts.dim_segments order by segment_id",
+    "attributes": (
+        "select * from marts.dim_segment_attributes order by segment_id, attribute, value"
+    ),
     "reconciliation": "select * from staging.stg_customers_reconciliation",
     "eda": "select * from marts.eda_profile order by section_order, subject, statistic_order",
     "selection": "select * from ml.segment_model_selection order by k",
@@ -88,7 +91,8 @@ def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
         Headline(
             "top_feature_importance",
             f"{permutation['importance']:.2f}",
-            f"{figures.label(permutation['feature'])} separates the segments most: "
+            f"{figures.label(permutation['feature'], feature_labels(t))} separates the segments "
+            "most: "
             f"permutation importance {{value}} ± {permutation['importance_std']:.2f}; "
             f"{permutation['top_feature_note']}.",
         )
@@ -129,7 +133,26 @@ def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
 
 def _surrogate_png(t: dict[str, Any]) -> bytes:
     names = t["segments"].set_index("segment_id")["segment_name"].to_dict()
-    return figures.surrogate_tree(t["rules"], names)
+    return figures.surrogate_tree(t["rules"], names, feature_labels(t))
+
+
+def _attribute_shares(attributes: pd.DataFrame) -> str:
+    if attributes.empty:
+        return ""
+    columns = ["segment_name", "attribute", "value", "customers", "share", "share_index"]
+    return "<h3>Attributes by segment</h3>" + _table(attributes, columns)
+
+
+def feature_labels(t: dict[str, Any]) -> figures.Labels:
+    return dict(zip(t["scaling"]["feature"], t["scaling"]["label"], strict=True))
+
+
+def most_separating(t: dict[str, Any], count: int) -> list[str]:
+    """The features that separate the segments most, by published permutation importance."""
+    importance = t["importance"]
+    overall = importance[(importance["scope"] == "all") & (importance["method"] == "permutation")]
+    ranked = overall.sort_values(["rank", "feature"])["feature"].tolist()
+    return ranked[:count]
 
 
 def _with_data_kind(results: pd.DataFrame) -> pd.DataFrame:
@@ -162,7 +185,10 @@ def render(t: dict[str, Any]) -> str:
     sections.append(
         (
             "The data",
-            _image(figures.distributions(t["customers"], features), "feature distributions")
+            _image(
+                figures.distributions(t["customers"], features, feature_labels(t)),
+                "feature distributions",
+            )
             + "<h3>Rejected rows by reason</h3>"
             + (_table(rejected, ["subject", "value"]) if len(rejected) else "<p>None.</p>"),
         )
@@ -191,7 +217,7 @@ def render(t: dict[str, Any]) -> str:
         (
             "The segments",
             _image(
-                figures.segment_scatter(t["customers"], "annual_income_k", "spending_score"),
+                figures.segment_scatter(t["customers"], *most_separating(t, 2), feature_labels(t)),
                 "segment scatter",
             )
             + _table(
@@ -201,16 +227,12 @@ def render(t: dict[str, Any]) -> str:
                     "segment_name",
                     "customers",
                     "share",
-                    "age_mean",
-                    "annual_income_k_mean",
-                    "spending_score_mean",
-                    "age_index",
-                    "annual_income_k_index",
-                    "spending_score_index",
-                    "female_share",
+                    *[f"{f}_mean" for f in features],
+                    *[f"{f}_index" for f in features],
                     "mean_silhouette",
                 ],
-            ),
+            )
+            + _attribute_shares(t["attributes"]),
         )
     )
     sections.append(
@@ -236,7 +258,7 @@ def render(t: dict[str, Any]) -> str:
     sections.append(
         (
             "What drives the segments",
-            _image(figures.importances(t["importance"]), "feature importances")
+            _image(figures.importances(t["importance"], feature_labels(t)), "feature importances")
             + _table(
                 t["importance"][t["importance"]["scope"] == "all"],
                 ["method", "feature", "importance", "importance_std", "rank", "oob_score"],

@@ -275,7 +275,7 @@ def test_the_report_draws_the_tree_it_is_given_without_a_model(built_sample: Pro
         imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         assert not [m for m in imported if m.startswith(("python_models", "sklearn"))], path
     rules = built_sample.frame("select * from ml.surrogate_rules")
-    nodes, root = _tree_nodes(rules, {})
+    nodes, root = _tree_nodes(rules, {}, {})
     fitted = _surrogate(built_sample).tree_
     assert root == 0
     leaves = {int(n) for n in rules["tree_node"]}

@@ -230,7 +230,7 @@ def test_big_tables_are_validated_before_the_next_model_starts(project: ProjectC
     _add_expectations(project, "staging.stg_customers", AT_MOST_TEN_ROWS)
     done = project.run("run")
     assert done.returncode == 1
-    assert re.search(r"SKIP\s+ml\.customers_per_gender", done.stdout), done.stdout
+    assert re.search(r"SKIP\s+intermediate\.int_customer_features", done.stdout), done.stdout
     assert re.search(r"SKIP\s+intermediate\.int_feature_scaling", done.stdout), done.stdout
 
 

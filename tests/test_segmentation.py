@@ -190,8 +190,17 @@ def test_profiles_match_pandas(built_sample: ProjectCopy) -> None:
     np.testing.assert_allclose(
         segments["spending_score_q3"], grouped["spending_score"].quantile(0.75)
     )
+    attributes = built_sample.frame(
+        "select * from marts.dim_segment_attributes where attribute = 'gender'"
+    )
+    female = attributes[attributes["value"] == "Female"].set_index("segment_id")["share"]
     np.testing.assert_allclose(
-        segments["female_share"], grouped["gender"].apply(lambda g: (g == "Female").mean())
+        female.reindex(segments.index, fill_value=0.0),
+        grouped["gender"].apply(lambda g: (g == "Female").mean()),
+    )
+    population = customers["gender"].value_counts(normalize=True)
+    np.testing.assert_allclose(
+        attributes["population_share"], population.loc[attributes["value"]].to_numpy()
     )
     np.testing.assert_allclose(
         segments["age_index"], 100 * grouped["age"].mean() / customers["age"].mean()

@@ -1,4 +1,4 @@
--- How each configured modelling feature is scaled: value_scaled = (value - center) / scale.
+-- How each configured modelling feature is scaled: value_scaled = (transformed value - center) / scale.
 -- Kept as a table so Python models and SQL scorers apply exactly the same transformation.
 with
 
@@ -6,21 +6,20 @@ customers as (
     select * from staging.stg_customers
 ),
 
+-- transformed(): the feature's configured transform (features.transforms), as a double.
 long_values as (
     unpivot (
         select
             customer_id,
-            cast(age as double) as age,
-            cast(annual_income_k as double) as annual_income_k,
-            cast(spending_score as double) as spending_score
+            each(features, transformed(_) as _)
         from customers
     )
-    on age, annual_income_k, spending_score
+    on each(features, _)
     into name feature value feature_value
 ),
 
 configured as (
-    select feature, position, scaling from config.features
+    select feature, position, scaling, transform, label from config.features
 ),
 
 -- Summed in customer order: DuckDB's parallel aggregation would otherwise change the last
@@ -51,7 +50,9 @@ select
         when configured.scaling = 'minmax' and stats.max_value > stats.min_value
             then stats.max_value - stats.min_value
         else 1.0
-    end as scale
+    end as scale,
+    configured.transform,  -- Applied before scaling: log1p (ln(1 + x)) or none
+    configured.label  -- How the report and segment names call the feature
 from configured
 inner join stats
     on configured.feature = stats.feature

@@ -1,4 +1,4 @@
--- One row per staged customer: the cleaned attributes and the segment they belong to.
+-- One row per staged customer: every declared column, cleaned, and the segment they belong to.
 with
 
 customers as (
@@ -11,10 +11,7 @@ assignments as (
 
 select
     customers.customer_id,  -- Customer id from the landing files
-    customers.gender,
-    customers.age,
-    customers.annual_income_k,
-    customers.spending_score,
+    each(customers, customers._),
     assignments.segment_id,  -- The customer's segment (nearest centroid)
     assignments.segment_name,  -- The segment's readable name
     assignments.distance_to_centroid,  -- Distance to the segment centroid in scaled units

@@ -1,5 +1,6 @@
 -- The shape of the data in one select: what pandas' describe() showed in the original notebook,
--- plus gender mix, pairwise correlations and why rows were rejected.
+-- plus each categorical attribute's mix (its name is the section), pairwise correlations of the
+-- features and why rows were rejected.
 -- Read it with: select * from marts.eda_profile order by section_order, subject, statistic_order
 with
 
@@ -13,13 +14,10 @@ rejected as (
 
 long_values as (
     unpivot (
-        select
-            cast(age as double) as age,
-            cast(annual_income_k as double) as annual_income_k,
-            cast(spending_score as double) as spending_score
+        select each(features, cast(_ as double) as _)
         from customers
     )
-    on age, annual_income_k, spending_score
+    on each(features, _)
     into name feature value feature_value
 ),
 
@@ -65,29 +63,42 @@ numeric_rows as (
     into name statistic value statistic_value
 ),
 
-gender_counts as (
-    select gender, count(*) as n
+-- One (attribute, value) pair per customer and categorical attribute (pipeline.toml).
+attribute_values as (
+    select
+        unnest(
+            cast(
+                [each(customers_categories, {'attribute': '_', 'value': cast(_ as varchar)})]
+                as struct(attribute varchar, value varchar)[]
+            )
+        ) as pair
     from customers
-    group by gender
 ),
 
-gender_rows as (
-    select gender as subject, 'count' as statistic, 1 as statistic_order, cast(n as double) as value
-    from gender_counts
+attribute_counts as (
+    select pair.attribute as attribute, pair.value as value, count(*) as n
+    from attribute_values
+    group by attribute, value
+),
+
+attribute_rows as (
+    select attribute, value as subject, 'count' as statistic, 1 as statistic_order,
+        cast(n as double) as value
+    from attribute_counts
     union all
-    select gender, 'share', 2, n / sum(n) over ()
-    from gender_counts
+    select attribute, value, 'share', 2, n / sum(n) over (partition by attribute)
+    from attribute_counts
+),
+
+correlations as (
+    select each(feature_pairs, corr(_1, _2) as "_")
+    from customers
 ),
 
 correlation_rows as (
-    select 'age ~ annual_income_k' as subject, corr(age, annual_income_k) as value
-    from customers
-    union all
-    select 'age ~ spending_score', corr(age, spending_score)
-    from customers
-    union all
-    select 'annual_income_k ~ spending_score', corr(annual_income_k, spending_score)
-    from customers
+    unpivot correlations
+    on each(feature_pairs, "_")
+    into name subject value value
 ),
 
 rejected_reasons as (
@@ -110,8 +121,8 @@ select
     statistic_value as value
 from numeric_rows
 union all
-select 2, 'gender', subject, statistic, statistic_order, value
-from gender_rows
+select 2, attribute, subject, statistic, statistic_order, value
+from attribute_rows
 union all
 select 3, 'correlation', subject, 'pearson', 1, value
 from correlation_rows

@@ -7,10 +7,7 @@ checked as (
 
 select
     customer_id,
-    gender,
-    age,
-    annual_income_k,
-    spending_score,
+    each(customers, _),
     source_file,
     line_number
 from checked

@@ -1,27 +1,12 @@
 -- Every raw customer row, typed, with every reason it cannot be staged.
 -- stg_customers, stg_customers_rejected and stg_customers_reconciliation all read this one model,
 -- so the three can never disagree about which row went where.
+-- The declared columns (pipeline.toml) are typed by their kind and checked by their rule;
+-- `python pipeline.py compile stg_customers_checked` shows the SQL with them written out.
 with
 
 raw_rows as (
     select * from raw.customers
-),
-
-ranges as (
-    select
-        max(case when column_name = 'age' then min_value end) as age_min,
-        max(case when column_name = 'age' then max_value end) as age_max,
-        max(case when column_name = 'annual_income_k' then min_value end) as income_min,
-        max(case when column_name = 'annual_income_k' then max_value end) as income_max,
-        max(case when column_name = 'spending_score' then min_value end) as score_min,
-        max(case when column_name = 'spending_score' then max_value end) as score_max
-    from config.value_ranges
-),
-
-genders as (
-    select spelling, value
-    from config.accepted_values
-    where column_name = 'gender'
 ),
 
 typed as (
@@ -30,18 +15,14 @@ typed as (
         raw_rows._line_number as line_number,
         raw_rows._parse_error as parse_error,
         nullif(trim(raw_rows.customer_id), '') as customer_id_text,
-        nullif(trim(raw_rows.gender), '') as gender_text,
-        nullif(trim(raw_rows.age), '') as age_text,
-        nullif(trim(raw_rows.annual_income_k), '') as annual_income_k_text,
-        nullif(trim(raw_rows.spending_score), '') as spending_score_text,
-        try_cast(nullif(trim(raw_rows.customer_id), '') as bigint) as customer_id,
-        genders.value as gender,
-        try_cast(nullif(trim(raw_rows.age), '') as integer) as age,
-        try_cast(nullif(trim(raw_rows.annual_income_k), '') as double) as annual_income_k,
-        try_cast(nullif(trim(raw_rows.spending_score), '') as integer) as spending_score
+        each(customers, nullif(trim(raw_rows._), '') as _text),
+        -- Digits only: TRY_CAST alone would round '31.5' and read '1e1' or '1_00'.
+        case
+            when regexp_full_match(nullif(trim(raw_rows.customer_id), ''), '[+-]?[0-9]+')
+                then try_cast(nullif(trim(raw_rows.customer_id), '') as bigint)
+        end as customer_id,
+        typed_values(customers, raw_rows)
     from raw_rows
-    left join genders
-        on lower(trim(raw_rows.gender)) = genders.spelling
 ),
 
 row_checks as (
@@ -55,39 +36,11 @@ row_checks as (
                     when customer_id is null
                         then 'customer_id ''' || customer_id_text || ''' is not an integer'
                 end,
-                case
-                    when gender_text is null then 'gender is missing'
-                    when gender is null
-                        then 'gender ''' || gender_text || ''' is not an accepted value'
-                end,
-                case
-                    when age_text is null then 'age is missing'
-                    when age is null then 'age ''' || age_text || ''' is not a whole number'
-                    when age < ranges.age_min or age > ranges.age_max
-                        then 'age ' || age || ' is outside ['
-                            || ranges.age_min || ', ' || ranges.age_max || ']'
-                end,
-                case
-                    when annual_income_k_text is null then 'annual_income_k is missing'
-                    when annual_income_k is null or not isfinite(annual_income_k)
-                        then 'annual_income_k ''' || annual_income_k_text || ''' is not a number'
-                    when annual_income_k < ranges.income_min or annual_income_k > ranges.income_max
-                        then 'annual_income_k ' || annual_income_k || ' is outside ['
-                            || ranges.income_min || ', ' || ranges.income_max || ']'
-                end,
-                case
-                    when spending_score_text is null then 'spending_score is missing'
-                    when spending_score is null
-                        then 'spending_score ''' || spending_score_text || ''' is not a whole number'
-                    when spending_score < ranges.score_min or spending_score > ranges.score_max
-                        then 'spending_score ' || spending_score || ' is outside ['
-                            || ranges.score_min || ', ' || ranges.score_max || ']'
-                end
+                value_reasons(customers)
             ],
-            reason -> reason is not null
+            lambda reason: reason is not null
         ) as row_reasons
     from typed
-    cross join ranges
 ),
 
 -- Among rows that pass the row checks, one customer id must carry one set of values, and the
@@ -95,7 +48,7 @@ row_checks as (
 -- rule, so only their rows are aggregated (a few percent of the rows at most) and joined back:
 -- cheaper than windows sorting every row by id, or an aggregate state for every id.
 valid_rows as (
-    select customer_id, source_file, line_number, gender, age, annual_income_k, spending_score
+    select customer_id, source_file, line_number, row(each(customers, _)) as staged_values
     from row_checks
     where len(row_reasons) = 0
 ),
@@ -110,10 +63,7 @@ repeated_ids as (
 valid_ids as (
     select
         valid_rows.customer_id,
-        min({'g': gender, 'a': age, 'i': annual_income_k, 's': spending_score})
-            is distinct from
-            max({'g': gender, 'a': age, 'i': annual_income_k, 's': spending_score})
-            as has_conflict,
+        min(staged_values) is distinct from max(staged_values) as has_conflict,
         min({'f': source_file, 'l': line_number}) as first_copy
     from valid_rows
     inner join repeated_ids
@@ -142,15 +92,9 @@ select
     source_file,
     line_number,
     customer_id,
-    gender,
-    age,
-    annual_income_k,
-    spending_score,
+    each(customers, _),
     customer_id_text,
-    gender_text,
-    age_text,
-    annual_income_k_text,
-    spending_score_text,
+    each(customers, _text),
     case
         when has_conflict
             then list_append(

@@ -12,10 +12,7 @@ select
     array_to_string(reasons, '; ') as reason_text,
     reasons,
     customer_id_text,
-    gender_text,
-    age_text,
-    annual_income_k_text,
-    spending_score_text
+    each(customers, _text)
 from checked
 where len(reasons) > 0
 order by source_file, line_number

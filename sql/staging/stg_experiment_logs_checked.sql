@@ -70,7 +70,7 @@ row_checks as (
                         then 'exposed_at ''' || exposed_at_text || ''' is not a timestamp'
                 end
             ],
-            reason -> reason is not null
+            lambda reason: reason is not null
         ) as row_reasons
     from typed
 ),

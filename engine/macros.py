@@ -1,0 +1,222 @@
+"""Expand a SQL model's column-set macros into plain SQL, as sqlglot expressions.
+
+A model names no customer column; it names a column set (engine/columns.py) and says what to do
+with each member:
+
+- ``each(<set>, <template>, …)`` repeats the templates once per column, in place, wherever a list
+  is (select items, function arguments, list elements, UNPIVOT's ON). In the template, a name
+  that starts with ``_`` stands for the column: ``_`` is the column, ``_mean`` becomes
+  ``<column>_mean``, ``q._`` keeps its qualifier, the string ``'_'`` is the column's name and
+  ``transformed(x)`` applies the feature's configured transform. Over ``feature_pairs``, ``_1`` and
+  ``_2`` are the pair's columns and ``'_'`` reads ``a ~ b``.
+- ``typed_values(<source>, <qualifier>)``: each declared column, trimmed and typed by its kind.
+- ``value_reasons(<source>)``: per declared column, the reason its value cannot be staged.
+
+``python pipeline.py compile <model>`` prints a model after expansion: the SQL that runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from engine.columns import (
+    Column,
+    column_sets,
+    declared_columns,
+    feature_pairs,
+    transformed,
+)
+from engine.errors import ProjectError
+
+if TYPE_CHECKING:
+    from engine.config import Config
+
+PLACEHOLDER = "_"
+PAIRS = "feature_pairs"
+MACROS = ("each", "typed_values", "value_reasons")
+
+
+@dataclass(frozen=True)
+class MacroContext:
+    sets: dict[str, tuple[str, ...]]
+    pairs: tuple[tuple[str, str], ...]
+    sources: dict[str, tuple[Column, ...]]
+    transforms: dict[str, str]
+
+    @classmethod
+    def from_config(cls, config: Config) -> MacroContext:
+        return cls(
+            sets=column_sets(config),
+            pairs=feature_pairs(config),
+            sources={s: declared_columns(config, s) for s in config.sources},
+            transforms=config.transforms,
+        )
+
+
+def expand(query: exp.Query, context: MacroContext, where: str) -> exp.Query:
+    """The query with every macro call replaced by what it stands for (innermost first)."""
+    calls = [
+        node
+        for node in query.find_all(exp.Anonymous)
+        if node.name.lower() in MACROS and not _inside_each(node)
+    ]
+    for call in calls:
+        _splice(call, _expansion(call, context, where), where)
+    return query
+
+
+def _inside_each(node: exp.Expression) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Anonymous) and parent.name.lower() == "each":
+            return True
+        parent = parent.parent
+    return False
+
+
+def _expansion(call: exp.Anonymous, context: MacroContext, where: str) -> list[exp.Expression]:
+    name, arguments = call.name.lower(), call.expressions
+    if not arguments or not isinstance(arguments[0], exp.Column) or arguments[0].table:
+        raise ProjectError(
+            f"{where}: {name}() takes a column set's name first, as in {name}(features, …)"
+        )
+    set_name = arguments[0].name
+    if name == "each":
+        if len(arguments) < 2:
+            raise ProjectError(f"{where}: each() takes a column set and at least one template")
+        return _each(set_name, arguments[1:], context, where)
+    columns = _source(set_name, context, where)
+    if name == "typed_values":
+        qualifier = arguments[1].name if len(arguments) > 1 else ""
+        return [exp.alias_(_typed(c, qualifier), c.name, quoted=True) for c in columns]
+    return [reason for c in columns if (reason := _reason(c)) is not None]
+
+
+def _source(name: str, context: MacroContext, where: str) -> tuple[Column, ...]:
+    if name not in context.sources:
+        raise ProjectError(f"{where}: no source named '{name}' in the config")
+    return context.sources[name]
+
+
+def _each(
+    set_name: str, templates: list[exp.Expression], context: MacroContext, where: str
+) -> list[exp.Expression]:
+    if set_name == PAIRS:
+        return [
+            _instantiate(t, {"_1": a, "_2": b}, f"{a} ~ {b}", context)
+            for a, b in context.pairs
+            for t in templates
+        ]
+    if set_name not in context.sets:
+        known = ", ".join(sorted([*context.sets, PAIRS]))
+        raise ProjectError(
+            f"{where}: each({set_name}, …): no column set of that name; known: {known}"
+        )
+    return [_instantiate(t, {}, c, context) for c in context.sets[set_name] for t in templates]
+
+
+def _instantiate(
+    template: exp.Expression, names: dict[str, str], column: str, context: MacroContext
+) -> exp.Expression:
+    def rename(text: str) -> str:
+        if text in names:
+            return names[text]
+        return column if text == PLACEHOLDER else column + text
+
+    def substitute(node: exp.Expression) -> exp.Expression:
+        if _is_placeholder_name(node):
+            return exp.to_identifier(rename(node.name), quoted=True)
+        if isinstance(node, exp.Literal) and node.is_string and node.name == PLACEHOLDER:
+            return exp.Literal.string(column)
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "transformed":
+            value = node.expressions[0].transform(substitute)
+            return transformed(value, context.transforms.get(column, "none"))
+        return node
+
+    return template.copy().transform(substitute)
+
+
+def _is_placeholder_name(node: exp.Expression) -> bool:
+    """A column's or an alias's own name that starts with the placeholder."""
+    return (
+        isinstance(node, exp.Identifier)
+        and node.name.startswith(PLACEHOLDER)
+        and isinstance(node.parent, exp.Column | exp.Alias)
+        and node.arg_key in ("this", "alias")
+    )
+
+
+def _splice(call: exp.Expression, items: list[exp.Expression], where: str) -> None:
+    parent, key = call.parent, call.arg_key
+    siblings = parent.args.get(key) if parent is not None else None
+    if not isinstance(siblings, list):
+        raise ProjectError(f"{where}: {call.sql()} must stand in a list (select items, arguments)")
+    position = next(i for i, s in enumerate(siblings) if s is call)
+    parent.set(key, siblings[:position] + items + siblings[position + 1 :])
+
+
+def _text(column: Column, qualifier: str) -> exp.Expression:
+    value = exp.column(column.name, table=qualifier or None, quoted=True)
+    return exp.func("nullif", exp.Trim(this=value), exp.Literal.string(""))
+
+
+def _typed(column: Column, qualifier: str) -> exp.Expression:
+    text = _text(column, qualifier)
+    if column.kind == "integer":
+        # TRY_CAST to an integer rounds '31.5' and reads '1e1' and '1_00': only digits pass.
+        digits = exp.func("regexp_full_match", text, exp.Literal.string("[+-]?[0-9]+"))
+        whole = exp.TryCast(this=text.copy(), to=exp.DataType.build("integer"))
+        return exp.case().when(digits, whole)
+    if column.kind == "number":
+        return exp.TryCast(this=text, to=exp.DataType.build("double"))
+    if column.kind == "date":
+        return exp.TryCast(this=text, to=exp.DataType.build("date"))
+    if column.spellings is not None:
+        lowered = exp.Lower(this=text)
+        case = exp.Case(this=lowered)
+        for spelling, value in (column.spellings or {}).items():
+            case = case.when(exp.Literal.string(spelling), exp.Literal.string(value))
+        return case
+    return text
+
+
+NOT_PARSED = {
+    "integer": "is not a whole number",
+    "number": "is not a number",
+    "date": "is not a date",
+    "category": "is not an accepted value",
+}
+
+
+def _reason(column: Column) -> exp.Expression | None:
+    """CASE: the first thing wrong with the column's value, or NULL."""
+    value = exp.column(column.name, quoted=True)
+    text = exp.column(f"{column.name}_text", quoted=True)
+    case = exp.Case()
+    if column.required:
+        case = case.when(text.is_(exp.null()), exp.Literal.string(f"{column.name} is missing"))
+    if column.kind in NOT_PARSED and (column.kind != "category" or column.spellings):
+        unparsed = exp.and_(text.copy().is_(exp.null()).not_(), value.is_(exp.null()))
+        if column.kind == "number":
+            unparsed = exp.or_(unparsed, exp.func("isfinite", value.copy()).not_())
+        message = _concat(f"{column.name} '", text.copy(), f"' {NOT_PARSED[column.kind]}")
+        case = case.when(unparsed, message)
+    if column.bounds is not None:
+        low, high = column.bounds
+        outside = exp.or_(
+            exp.LT(this=value.copy(), expression=exp.Literal.number(repr(low))),
+            exp.GT(this=value.copy(), expression=exp.Literal.number(repr(high))),
+        )
+        message = _concat(f"{column.name} ", value.copy(), f" is outside [{low!r}, {high!r}]")
+        case = case.when(outside, message)
+    return case if case.args.get("ifs") else None
+
+
+def _concat(before: str, value: exp.Expression, after: str) -> exp.Expression:
+    return exp.DPipe(
+        this=exp.DPipe(this=exp.Literal.string(before), expression=value),
+        expression=exp.Literal.string(after),
+    )
