@@ -20,11 +20,13 @@ import contextlib
 import gc
 import os
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
 try:
-    from engine.config import DEFAULT_CONFIG_NAME, Config, load_config
+    from engine.config import DEFAULT_CONFIG_NAME, Config, load_config, unmatched_warnings
     from engine.console import Console
     from engine.errors import InputError, PipelineError, UsageError, is_interrupt
     from engine.interrupts import held_back
@@ -34,6 +36,7 @@ except KeyboardInterrupt:  # Ctrl-C as the command starts: nothing has begun, so
 
 ROOT = Path(__file__).resolve().parent
 REPORT_NAME = "report.html"
+IMPORTED_AT = time.monotonic()
 
 # The models multiply matrices of a handful of feature columns, where BLAS's and OpenMP's own
 # threads never pay for themselves; yet after each call they spin, taking the other core from
@@ -74,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
         help="models to build: name, +name (with ancestors), name+ (with descendants), a layer",
     )
     run.add_argument("--quiet", "-q", action="store_true", help="print only errors and the summary")
+    run.add_argument(
+        "--reset-history",
+        action="store_true",
+        help="start a new segment lineage: ids from 1, no migrations, history from this run",
+    )
     run.add_argument(
         "--no-report", action="store_true", help="do not write the HTML report after publishing"
     )
@@ -119,12 +127,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     from engine.noop import inputs_fingerprint, try_noop
+    from engine.run_results import record_failed_start
 
-    config = load_config(args.config)
-    fingerprint = inputs_fingerprint(ROOT, config)
-    if not args.select and not args.full_refresh:
+    started = datetime.now(UTC)
+    try:
+        config = load_config(args.config)
+        fingerprint = inputs_fingerprint(ROOT, config)
+    except PipelineError as exc:
+        # Every run that starts leaves its result, so latest.json never says an older run.
+        problem = record_failed_start(Path(args.config), started, exc.exit_code, str(exc))
+        if problem:
+            console.error(problem)
+        raise
+    if not args.select and not args.full_refresh and not args.reset_history:
         noop = try_noop(ROOT, config, fingerprint)
         if noop is not None:
+            for warning in unmatched_warnings(config)[1]:
+                console.error(warning)
             console.summary(
                 f"Nothing changed since run {noop.built_by}: recorded no-op run {noop.run_id} "
                 f"in {noop.seconds:.2f}s (--full-refresh rebuilds anyway)."
@@ -146,7 +165,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         with held_back():
             from engine.runner import Runner
 
-        result = Runner(ROOT, config, console, validation, args.select, fingerprint).run()
+        result = Runner(
+            ROOT, config, console, validation, args.select, fingerprint, args.reset_history
+        ).run()
     passed, warned, failed = result.expectation_counts()
     counts = (
         f"{result.count('success')} models OK, "
@@ -161,22 +182,37 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         _write_report(config, None, console)
     if result.status == "success":
         console.summary(
-            f"Done in {result.seconds:.2f}s. {counts}. "
+            f"Done in {_wall_seconds():.2f}s (build {result.seconds:.2f}s). {counts}. "
             f"Published {config.warehouse_path} (run {result.run_id})."
         )
     else:
         console.error(f"Error: {result.message}")
-        console.error(f"Failed in {result.seconds:.2f}s. {counts}. Run {result.run_id}.")
+        console.error(
+            f"Failed in {_wall_seconds():.2f}s (build {result.seconds:.2f}s). {counts}. "
+            f"Run {result.run_id}."
+        )
     return result.exit_code
 
 
+def _wall_seconds() -> float:
+    """Seconds since this process started, interpreter start-up included (what a stopwatch
+    shows); where /proc is missing, since pipeline.py was imported."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - IMPORTED_AT
+
+
 def _write_report(config: Config, output: Path | None, console: Console) -> int:
+    started = time.perf_counter()
     with held_back():
         from reporting.report import write_report
 
     destination = output or config.warehouse_path.with_name(REPORT_NAME)
     written = write_report(config.warehouse_path, destination)
-    console.info(f"Report: {written}")
+    console.info(f"Report: {written} (written in {time.perf_counter() - started:.2f}s)")
     return 0
 
 

@@ -47,10 +47,13 @@ class BuildContext:
     reader: duckdb.DuckDBPyConnection
     # Runs a model's independent pieces of work side by side: the build's FitWorkers.map.
     parallel: Callable[[Callable[[Any], Any], Any], Iterator[Any]]
+    # --reset-history: models are given no previous table, as on a first build.
+    reset_history: bool = False
 
     def previous_table(self, table: str, as_relation: bool) -> Any:
-        """The table as last published (a relation or a DataFrame), or None when there is none."""
-        if not self.has_previous:
+        """The table as last published (a relation or a DataFrame), or None when there is none
+        (or the run resets history)."""
+        if not self.has_previous or self.reset_history:
             return None
         layer, name = table.split(".", 1)
         found = self.con.execute(

@@ -6,6 +6,7 @@ ignored key is worse than a failed run. Every error names the dotted key and wha
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import hashlib
 import json
@@ -30,12 +31,16 @@ class SourceConfig:
     required: tuple[str, ...]
     columns: dict[str, tuple[str, ...]]
     optional: bool = False  # no landing file is fine: the raw table is then empty
+    encoding: str = "utf-8"  # the files' text encoding (a UTF-8 byte-order mark is skipped)
+    delimiter: str = ","
 
     def landing_files(self, raw_dir: Path) -> list[Path]:
-        """The files this source reads, sorted so load order never depends on the file system."""
+        """The files this source reads, sorted so load order never depends on the file system.
+
+        Patterns ignore case, as exports name files: ``*.csv`` takes ``April_export.CSV``."""
         found: set[Path] = set()
         for pattern in self.files:
-            found.update(p for p in raw_dir.glob(pattern) if p.is_file())
+            found.update(p for p in raw_dir.glob(_any_case(pattern)) if p.is_file())
         return sorted(found)
 
     def canonical_for_header(self, header: str) -> str | None:
@@ -100,6 +105,42 @@ class Config:
         return params
 
 
+def _any_case(pattern: str) -> str:
+    """A glob pattern whose letters match either case ([cC][sS][vV]), classes left as written."""
+    out, in_class = [], False
+    for char in pattern:
+        if char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        out.append(f"[{char.lower()}{char.upper()}]" if char.isalpha() and not in_class else char)
+    return "".join(out)
+
+
+def unmatched_landing_files(config: Config) -> list[str]:
+    """Files in the landing folder that no source's patterns take (hidden files left out)."""
+    if not config.raw_dir.is_dir():
+        return []
+    taken = {p for s in config.sources.values() for p in s.landing_files(config.raw_dir)}
+    return sorted(
+        str(p.relative_to(config.raw_dir))
+        for p in config.raw_dir.rglob("*")
+        if p.is_file()
+        and p not in taken
+        and not any(part.startswith(".") for part in p.relative_to(config.raw_dir).parts)
+    )
+
+
+def unmatched_warnings(config: Config) -> tuple[list[str], list[str]]:
+    """The unmatched landing files, and the warning the run prints for each."""
+    names = unmatched_landing_files(config)
+    patterns = ", ".join(p for s in config.sources.values() for p in s.files)
+    return names, [
+        f"Warning: {config.raw_dir / n} matches no source's files ({patterns}); it is not loaded"
+        for n in names
+    ]
+
+
 def _normalise_header(text: str) -> str:
     return " ".join(text.strip().lower().split())
 
@@ -149,6 +190,8 @@ SCHEMA: dict[str, Any] = {
             "files": _ListOf(str),
             "required": _ListOf(str),
             "optional": bool,
+            "encoding": str,
+            "delimiter": str,
             "columns": _Table(_ListOf(str), "a canonical column name"),
             "kinds": _Table(str, "a canonical column name"),
         },
@@ -304,6 +347,8 @@ def _sources(document: dict[str, Any], where: str) -> dict[str, SourceConfig]:
             required=tuple(spec.get("required", [])),
             columns={k: tuple(v) for k, v in spec.get("columns", {}).items()},
             optional=spec.get("optional", False),
+            encoding=_encoding(spec.get("encoding", "utf-8"), f"sources.{name}.encoding", where),
+            delimiter=_delimiter(spec.get("delimiter", ","), f"sources.{name}.delimiter", where),
         )
         for name, spec in document["sources"].items()
     }
@@ -321,6 +366,25 @@ def _sources(document: dict[str, Any], where: str) -> dict[str, SourceConfig]:
                 f"which have no entry in 'sources.{source.name}.columns'"
             )
     return sources
+
+
+def _encoding(value: str, key: str, where: str) -> str:
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise ConfigError(
+            f"{where}: key '{key}' = {value!r} is not a text encoding Python knows "
+            '(e.g. "utf-8", "latin-1", "cp1252")'
+        ) from None
+    return value
+
+
+def _delimiter(value: str, key: str, where: str) -> str:
+    if len(value) != 1 or value in '\r\n"':
+        raise ConfigError(
+            f'{where}: key \'{key}\' = {value!r}: expected one character such as "," or ";"'
+        )
+    return value
 
 
 def _ranges(rules: dict[str, Any], where: str) -> dict[str, tuple[float, float]]:

@@ -11,6 +11,7 @@ Headers are mapped to canonical names here, so every model downstream sees one s
 
 from __future__ import annotations
 
+import codecs
 import csv
 import mmap
 from collections.abc import Callable, Iterator
@@ -54,14 +55,35 @@ def _map_header(header: list[str], source: SourceConfig, path: Path) -> list[str
             f"'{c}' (a header such as {', '.join(repr(s) for s in source.columns[c][:3])})"
             for c in missing
         )
-        raise InputError(f"{path}: missing required column {details}. Found headers: {header}")
+        raise InputError(
+            f"{path}: missing required column {details}. Found headers: {header}"
+            + _delimiter_hint(header, source)
+        )
     return names
 
 
-def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _delimiter_hint(header: list[str], source: SourceConfig) -> str:
+    """When one header field holds the names split by another character, say so."""
+    if len(header) != 1:
+        return ""
+    for candidate in (";", "\t", "|", ","):
+        if candidate != source.delimiter and candidate in header[0]:
+            return (
+                f". The header looks delimited by {candidate!r}, not {source.delimiter!r}: set "
+                f"sources.{source.name}.delimiter = {candidate!r}"
+            )
+    return ""
+
+
+def _text_encoding(source: SourceConfig) -> str:
+    """The codec to read with: UTF-8 skips a byte-order mark, as spreadsheets write one."""
+    return "utf-8-sig" if codecs.lookup(source.encoding).name == "utf-8" else source.encoding
+
+
+def _records(path: Path, source: SourceConfig) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) for every non-blank record of a CSV file."""
-    with path.open("r", encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, strict=True)
+    with path.open("r", encoding=_text_encoding(source), newline="") as handle:
+        reader = csv.reader(handle, strict=True, delimiter=source.delimiter)
         previous_end = 0
         try:
             for fields in reader:
@@ -73,15 +95,30 @@ def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
         except csv.Error as exc:
             raise InputError(f"{path}: line {reader.line_num}: malformed CSV: {exc}") from exc
         except UnicodeDecodeError as exc:
-            raise InputError(
-                f"{path}: near line {reader.line_num + 1}: not UTF-8 text ({exc.reason} at "
-                f"byte {exc.start} of the chunk being read); re-export the file as UTF-8"
-            ) from exc
+            raise InputError(_not_decodable(path, source)) from exc
 
 
-def _read_header(path: Path) -> list[str]:
+def _not_decodable(path: Path, source: SourceConfig) -> str:
+    """Where the first byte that is not ``source.encoding`` is: the text decoder reads ahead
+    in chunks, so its own position says nothing about the line."""
+    encoding = _text_encoding(source)
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode(encoding if number == 1 else source.encoding)
+            except UnicodeDecodeError as exc:
+                byte = line[exc.start : exc.start + 1].hex().upper()
+                return (
+                    f"{path}: line {number}, byte {exc.start + 1} of the line (0x{byte}): not "
+                    f"{source.encoding} text; re-export the file as {source.encoding}, or set "
+                    f'sources.{source.name}.encoding to its encoding (e.g. "latin-1")'
+                )
+    return f"{path}: not {source.encoding} text"
+
+
+def _read_header(path: Path, source: SourceConfig) -> list[str]:
     try:
-        _, header = next(_records(path))
+        _, header = next(_records(path, source))
     except StopIteration:
         raise InputError(f"{path}: the file is empty; expected a header line") from None
     return header
@@ -112,8 +149,10 @@ def _table(names: list[str], columns: dict[str, list], relative_name: str) -> pa
     return pa.table(arrays)
 
 
-def _read_with_csv_module(path: Path, names: list[str], relative_name: str) -> pa.Table:
-    records = _records(path)
+def _read_with_csv_module(
+    path: Path, source: SourceConfig, names: list[str], relative_name: str
+) -> pa.Table:
+    records = _records(path, source)
     next(records)  # the header, already mapped
     columns: dict[str, list] = {n: [] for n in (*LINEAGE_COLUMNS, *names)}
     width = len(names)
@@ -150,7 +189,9 @@ def _one_record_per_line(path: Path, width: int) -> bool:
         )
 
 
-def _read_with_arrow(path: Path, names: list[str], relative_name: str) -> pa.Table | None:
+def _read_with_arrow(
+    path: Path, source: SourceConfig, names: list[str], relative_name: str
+) -> pa.Table | None:
     """The file through Arrow's CSV reader, or None when Arrow will not read it."""
     wrong_width: list[tuple[int, str]] = []
 
@@ -162,8 +203,12 @@ def _read_with_arrow(path: Path, names: list[str], relative_name: str) -> pa.Tab
         table = pa_csv.read_csv(
             path,
             # One thread: Arrow knows a bad row's line number only when it reads serially.
-            read_options=pa_csv.ReadOptions(use_threads=False, column_names=names, skip_rows=1),
-            parse_options=pa_csv.ParseOptions(quote_char=False, invalid_row_handler=keep_aside),
+            read_options=pa_csv.ReadOptions(
+                use_threads=False, column_names=names, skip_rows=1, encoding=source.encoding
+            ),
+            parse_options=pa_csv.ParseOptions(
+                quote_char=False, invalid_row_handler=keep_aside, delimiter=source.delimiter
+            ),
             convert_options=pa_csv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
             ),
@@ -185,7 +230,7 @@ def _read_with_arrow(path: Path, names: list[str], relative_name: str) -> pa.Tab
     )
     columns: dict[str, list] = {n: [] for n in (*LINEAGE_COLUMNS, *names)}
     for number, text in wrong_width:
-        fields = next(csv.reader([text.rstrip("\r\n")]), [])
+        fields = next(csv.reader([text.rstrip("\r\n")], delimiter=source.delimiter), [])
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # a line of spaces, skipped as the csv module skips it
         values, message = _malformed(fields, len(names))
@@ -199,12 +244,12 @@ def _read_with_arrow(path: Path, names: list[str], relative_name: str) -> pa.Tab
 
 def read_source_file(path: Path, source: SourceConfig, relative_name: str) -> pa.Table:
     """One landing file as a table of canonical text columns plus its lineage columns."""
-    names = _map_header(_read_header(path), source, path)
+    names = _map_header(_read_header(path, source), source, path)
     table = None
     if _one_record_per_line(path, len(names)):
-        table = _read_with_arrow(path, names, relative_name)
+        table = _read_with_arrow(path, source, names, relative_name)
     if table is None:
-        table = _read_with_csv_module(path, names, relative_name)
+        table = _read_with_csv_module(path, source, names, relative_name)
     return table
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine import publish
-from engine.config import Config
+from engine.config import Config, unmatched_warnings
 from engine.interrupts import held_back
 from engine.run_results import new_run_id, write_run_result
 
@@ -125,5 +125,6 @@ def _write_result(
             "started_at": started.isoformat(),
             "seconds": round(seconds, 3),
             "message": f"nothing changed since run {built_by}",
+            "unmatched_files": unmatched_warnings(config)[0],
         },
     )

@@ -43,6 +43,8 @@ class RunResult:
     models: list[ModelRun] = field(default_factory=list)
     expectations: list[ExpectationResult] = field(default_factory=list)
     reconciliation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Landing files that no source's patterns take: never read, so the run says so.
+    unmatched_files: list[str] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -90,6 +92,7 @@ class RunResult:
             "config_fingerprint": self.config_fingerprint,
             "counts": self.counts(),
             "reconciliation": self.reconciliation,
+            "unmatched_files": self.unmatched_files,
             "models": [
                 {**asdict(m), "started_at": m.started_at.isoformat() if m.started_at else None}
                 for m in self.models

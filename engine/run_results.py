@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime
+import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +25,41 @@ def write_run_result(directory: Path, run_id: str, document: dict[str, Any]) -> 
     text = json.dumps(document, indent=2, default=str)
     (directory / f"{run_id}.json").write_text(text, encoding="utf-8")
     write_text_atomically(directory / "latest.json", text)
+
+
+DEFAULT_RESULTS_DIR = "warehouse/run_results"
+
+
+def results_dir_of(config_path: Path) -> Path:
+    """Where a config's run results go, read from the file as far as it can be read: a run that
+    stops on a bad config still leaves its result where the last one is."""
+    try:
+        document = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        folder = document["warehouse"]["run_results_dir"]
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        folder = DEFAULT_RESULTS_DIR
+    if not isinstance(folder, str):
+        folder = DEFAULT_RESULTS_DIR
+    return (config_path.resolve().parent / folder).resolve()
+
+
+def record_failed_start(
+    config_path: Path, started: datetime, exit_code: int, message: str
+) -> str | None:
+    """The result of a run that stopped before it could build; the reason it was not written."""
+    run_id = new_run_id(started)
+    document = {
+        "run_id": run_id,
+        "status": "error",
+        "exit_code": exit_code,
+        "message": message,
+        "published": False,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+    }
+    directory = results_dir_of(config_path)
+    try:
+        write_run_result(directory, run_id, document)
+    except OSError as exc:
+        return f"could not write the run result to {directory}: {exc}"
+    return None

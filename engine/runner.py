@@ -25,12 +25,21 @@ from engine.building import (
     row_count,
 )
 from engine.columns import column_sets
-from engine.config import Config
+from engine.config import Config, unmatched_warnings
 from engine.console import Console
 from engine.errors import ExpectationsFailed, ModelError, PipelineError, ProjectError, is_interrupt
 from engine.fit_workers import FitWorkers
 from engine.memory import release_unused
-from engine.project import RECONCILIATION_ROLE, Project, discover, model_configs, select
+from engine.project import (
+    RECONCILIATION_ROLE,
+    SOURCE_LAYER,
+    Model,
+    Project,
+    discover,
+    model_configs,
+    select,
+)
+from engine.reconciliation import nothing_staged
 from engine.recording import ModelRun, RunResult, record_in_meta, write_json
 from engine.run_results import new_run_id
 from engine.scheduler import apply_to_dag
@@ -63,6 +72,7 @@ class Runner:
     validation: ValidationService
     selectors: list[str] | None = None
     inputs_fingerprint: str | None = None
+    reset_history: bool = False
 
     def run(self) -> RunResult:
         started = datetime.now(UTC)
@@ -85,6 +95,11 @@ class Runner:
                 self.console.error(problem)
         return result
 
+    def _warn_unmatched(self, result: RunResult) -> None:
+        result.unmatched_files, warnings = unmatched_warnings(self.config)
+        for warning in warnings:
+            self.console.error(warning)
+
     def _plan(self) -> Plan:
         project = discover(self.root, self.config)
         suites = quality.load_suites(self.root / "expectations", column_sets(self.config))
@@ -96,6 +111,7 @@ class Runner:
         return Plan(project, select(project, self.selectors), suites, params)
 
     def _run(self, result: RunResult) -> None:
+        self._warn_unmatched(result)
         plan = self._plan()
         validating = any(t in plan.suites for t in plan.selected)
         paths = publish.WarehousePaths(self.config.warehouse_path)
@@ -205,6 +221,7 @@ class _Build:
             self.has_previous,
             con.cursor(),
             self.workers.map,
+            self.runner.reset_history,
         )
         self.expectation_parameters = _expectation_parameters(self.config, self.plan.params)
 
@@ -248,13 +265,32 @@ class _Build:
             raise
         run.rows, run.status = row_count(self.con, table), "success"
         run.seconds = time.perf_counter() - clock
+        if model.role == RECONCILIATION_ROLE:
+            self._reconcile(model, run)
         self.console.model_line(
             *self._position(table), "OK", table, f"{run.rows} rows", run.seconds
         )
-        if model.role == RECONCILIATION_ROLE:
-            rows = fetch_arrow(self.con, table).to_pylist()
-            self.result.reconciliation[table] = rows[0] if rows else {}
         self._validate(table, run.rows)
+
+    def _reconcile(self, model: Model, run: ModelRun) -> None:
+        """Record the reconciliation; stop what reads the staged tables if none was staged."""
+        rows = fetch_arrow(self.con, model.table).to_pylist()
+        self.result.reconciliation[model.table] = rows[0] if rows else {}
+        problem = nothing_staged(
+            self.con, self.plan.project, model, self.result.reconciliation[model.table], self.config
+        )
+        if problem is None:
+            return
+        run.status, run.message = "error", problem
+        models = self.plan.project.models
+        self.blocked.update(
+            t for t in (model.table, *model.inputs) if models[t].layer != SOURCE_LAYER
+        )
+        self.console.model_line(
+            *self._position(model.table), "ERROR", model.table, "failed", run.seconds
+        )
+        self.console.error(f"           {problem}")
+        raise ModelError(run.message)
 
     def _validate(self, table: str, rows: int) -> None:
         suite = self.plan.suites.get(table)

@@ -125,11 +125,15 @@ def model(
     int_customer_features: duckdb.DuckDBPyRelation,
     int_feature_scaling: pd.DataFrame,
     segment_model_selection: pd.DataFrame,
+    segment_lineage: pd.DataFrame,
     previous_segment_centroids: pd.DataFrame | None,
     previous_segment_history: pd.DataFrame | None,
     config: dict[str, Any],
     seed: int,
 ) -> ModelResult:
+    if segment_lineage["is_new_lineage"].iloc[-1]:
+        # A new lineage owes nothing to the previous segments: ids start again from 1.
+        previous_segment_centroids = previous_segment_history = None
     features = feature_names(int_feature_scaling)
     scaling = int_feature_scaling.set_index("feature").loc[features]
     centers, scales, transforms = _scaling_arrays(scaling)

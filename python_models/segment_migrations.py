@@ -1,7 +1,8 @@
 """How customers moved between segments since the last published refresh.
 
 One row per (previous segment, current segment) pair with its customer count. A customer new
-since the last refresh has no previous segment; one who left has no current segment.
+since the last refresh has no previous segment; one who left has no current segment. A refresh
+that starts a new lineage (ml.segment_lineage) has no previous segments at all.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ GROUPS = "from_segment_id, from_segment_name, to_segment_id, to_segment_name"
 
 def model(
     customer_segments: duckdb.DuckDBPyRelation,
+    segment_lineage: pd.DataFrame,
     previous_customer_segments: duckdb.DuckDBPyRelation | None,
 ) -> pd.DataFrame:
+    if segment_lineage["is_new_lineage"].iloc[-1]:
+        previous_customer_segments = None  # a new population: nobody moved, everyone is new
     # Joined and counted in DuckDB: two 10M-customer memberships would not fit pandas' merge.
     current = customer_segments.project(
         "customer_id, segment_id as to_segment_id, segment_name as to_segment_name"

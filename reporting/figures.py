@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # How each feature is called on the page: intermediate.int_feature_scaling's label column.
 Labels = dict[str, str]
@@ -225,4 +226,5 @@ def run_history(runs: pd.DataFrame) -> bytes:
     axis.set_xlabel("refresh")
     axis.set_ylabel("seconds")
     axis.set_ylim(bottom=0)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # refreshes are counted, not measured
     return _png(figure)

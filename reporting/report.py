@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from engine.atomic_files import write_text_atomically
@@ -45,7 +46,9 @@ LATEST_EXPECTATIONS = """
     select table_name, expectation_type, column_name, severity, success, observed_value,
            unexpected_count
     from meta.expectation_results
-    where run_id = (select run_id from meta.runs order by started_at desc limit 1)
+    where run_id = (
+        select run_id from meta.runs where status = 'success' order by started_at desc limit 1
+    )
     order by success, table_name, expectation_type
 """
 
@@ -171,9 +174,60 @@ def _image(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+# Column headings a reader understands; any other column reads as its name in words.
+HEADINGS = {
+    "k": "k",
+    "calinski_harabasz": "Calinski–Harabasz",
+    "davies_bouldin": "Davies–Bouldin",
+    "stability_ari_mean": "stability (ARI)",
+    "stability_ari_std": "± SD",
+    "is_elbow": "elbow",
+    "is_chosen": "chosen",
+    "cv_fidelity": "held-out fidelity",
+    "nested_cv_fidelity": "nested fidelity",
+    "users_control": "users (control)",
+    "users_treatment": "users (treatment)",
+    "lift_ci_low": "lift CI low",
+    "lift_ci_high": "lift CI high",
+    "p_value": "p",
+    "p_value_holm": "p (Holm)",
+    "achieved_power": "power",
+    "power_alpha": "at alpha",
+    "mde": "MDE",
+    "srm_p_value": "SRM p",
+    "share_index": "index",
+    "segment_name": "segment",
+}
+
+
+def heading(column: str) -> str:
+    return HEADINGS.get(column, column.replace("_", " "))
+
+
+def _cell(value: Any) -> Any:
+    """Booleans as a mark a reader scans (✓ or nothing), not True / False."""
+    if isinstance(value, bool | np.bool_):
+        return "✓" if value else ""
+    return value
+
+
 def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
-    shown = frame[columns] if columns else frame
+    shown = (frame[columns] if columns else frame).copy()
+    for column in shown.columns:
+        if shown[column].dtype == bool or shown[column].dtype == "boolean":
+            shown[column] = shown[column].map(_cell).astype(object)
+    shown.columns = [heading(c) for c in shown.columns]
     return shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="")
+
+
+def _run_line(runs: pd.DataFrame) -> str:
+    """Which run built the data on the page, and when."""
+    built = runs[runs["status"] == "success"].sort_values("started_at").iloc[-1]
+    finished = pd.Timestamp(built["finished_at"]).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"<p class='run'>Built by run <b data-key='run_id'>{html.escape(str(built['run_id']))}"
+        f"</b> on {finished}.</p>"
+    )
 
 
 def render(t: dict[str, Any]) -> str:
@@ -278,6 +332,7 @@ def render(t: dict[str, Any]) -> str:
                     "experiment",
                     "data",
                     "segment_name",
+                    "decision",
                     "users_control",
                     "users_treatment",
                     "absolute_lift",
@@ -285,17 +340,39 @@ def render(t: dict[str, Any]) -> str:
                     "lift_ci_high",
                     "p_value",
                     "p_value_holm",
+                ],
+            )
+            + "<h3>Power and sample ratio</h3>"
+            + _table(
+                t["ab"],
+                [
+                    "experiment",
+                    "segment_name",
                     "achieved_power",
                     "power_alpha",
                     "mde",
                     "users_needed",
                     "srm_p_value",
-                    "decision",
                 ],
             ),
         )
     )
-    sections.append(("Expectations (latest refresh)", _table(t["expectations"])))
+    sections.append(
+        (
+            "Expectations (latest refresh)",
+            _table(
+                t["expectations"],
+                [
+                    "table_name",
+                    "column_name",
+                    "expectation_type",
+                    "severity",
+                    "success",
+                    "observed_value",
+                ],
+            ),
+        )
+    )
     sections.append(
         (
             "Run history",
@@ -324,10 +401,11 @@ def render(t: dict[str, Any]) -> str:
         "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
         "img{max-width:100%;display:block;margin:1em 0}"
         "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
-        "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
-        ".headlines li{margin:.4em 0}"
+        "td,th{padding:3px 6px;border-bottom:1px solid #ddd;text-align:right}"
+        "th{font-weight:600;vertical-align:bottom}"
+        ".headlines li{margin:.4em 0}.run{color:#555}"
         "</style></head><body><h1>Customer segments</h1>"
-        f"{body}</body></html>"
+        f"{_run_line(t['runs'])}{body}</body></html>"
     )
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config, load_config
-from engine.errors import InputError
+from engine.config import Config, load_config, unmatched_warnings
+from engine.errors import ConfigError, InputError
 from engine.loader import load_source
 
 SHIPPED = Path(__file__).resolve().parent.parent / "pipeline.toml"
@@ -111,10 +111,74 @@ def test_empty_file_is_an_error(config: Config) -> None:
         rows(config)
 
 
-def test_not_utf8_is_an_error_naming_the_file(config: Config) -> None:
-    land(config, "a.csv", f"{HEADER}\n1,Mâle,19,15,39\n".encode("latin-1"))
-    with pytest.raises(InputError, match=r"a\.csv: near line \d+: not UTF-8"):
+def _clean_lines(count: int) -> str:
+    return "".join(f"{i},Male,{20 + i % 50},15,39\n" for i in range(1, count + 1))
+
+
+def test_not_utf8_names_the_real_line_and_the_key_that_fixes_it(config: Config) -> None:
+    # The decoder reads ahead in chunks: the bad byte is on line 151, far past the first chunk.
+    text = f"{HEADER}\n" + _clean_lines(149) + "150,Garçon,30,15,39\n" + _clean_lines(20)
+    land(config, "a.csv", text.encode("latin-1"))
+    with pytest.raises(InputError) as raised:
         rows(config)
+    message = str(raised.value)
+    assert "a.csv: line 151, byte 8 of the line (0xE7): not utf-8 text" in message
+    assert 'sources.customers.encoding to its encoding (e.g. "latin-1")' in message
+
+
+def _with_source_keys(config: Config, keys: str) -> Config:
+    text = config.path.read_text().replace(
+        'files = ["customers/*.csv"]\n', f'files = ["customers/*.csv"]\n{keys}\n', 1
+    )
+    config.path.write_text(text)
+    return load_config(config.path)
+
+
+def test_a_configured_encoding_and_delimiter_read_a_latin1_semicolon_export(
+    config: Config,
+) -> None:
+    config = _with_source_keys(config, 'encoding = "latin-1"\ndelimiter = ";"')
+    text = f"{HEADER.replace(',', ';')}\n1;Male;19;15;39\n2;Garçon;21;15;81\n"
+    land(config, "a.csv", text.encode("latin-1"))
+    loaded = rows(config)
+    assert [r["gender"] for r in loaded] == ["Male", "Garçon"]
+    assert [r["_line_number"] for r in loaded] == [2, 3]
+
+
+def test_a_semicolon_export_read_with_commas_says_the_delimiter_looks_wrong(
+    config: Config,
+) -> None:
+    land(config, "a.csv", f"{HEADER.replace(',', ';')}\n1;Male;19;15;39\n".encode())
+    with pytest.raises(
+        InputError,
+        match=r"looks delimited by ';', not ',': set "
+        r"sources\.customers\.delimiter = ';'",
+    ):
+        rows(config)
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ('encoding = "latin-9000"', r"'sources\.customers\.encoding' = 'latin-9000' is not"),
+        ('delimiter = ";;"', r"'sources\.customers\.delimiter' = ';;': expected one character"),
+    ],
+)
+def test_a_bad_encoding_or_delimiter_is_a_config_error(
+    config: Config, keys: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _with_source_keys(config, keys)
+
+
+def test_patterns_ignore_case_and_other_landing_files_are_reported(config: Config) -> None:
+    land(config, "April_export.CSV", f"{HEADER}\n1,Male,19,15,39\n".encode())
+    land(config, "notes.txt", b"not a customer file")
+    (config.raw_dir / "customers" / ".hidden").write_bytes(b"")
+    assert [r["_source_file"] for r in rows(config)] == ["customers/April_export.CSV"]
+    names, warnings = unmatched_warnings(config)
+    assert names == ["customers/notes.txt"]
+    assert "notes.txt matches no source's files (customers/*.csv, experiments/*.csv)" in warnings[0]
 
 
 def test_unterminated_quote_is_an_error_naming_the_line(config: Config) -> None:
@@ -161,11 +225,12 @@ def test_arrow_reader_agrees_with_the_csv_module_on_quote_free_files(
     from engine import loader
 
     path = land(config, "a.csv", _plain_file_with_every_kind_of_bad_line(seed).encode())
-    names = list(config.sources["customers"].columns)
+    source = config.sources["customers"]
+    names = list(source.columns)
     assert loader._one_record_per_line(path, len(names))
-    fast = loader._read_with_arrow(path, names, "customers/a.csv")
+    fast = loader._read_with_arrow(path, source, names, "customers/a.csv")
     assert fast is not None
-    slow = loader._read_with_csv_module(path, names, "customers/a.csv")
+    slow = loader._read_with_csv_module(path, source, names, "customers/a.csv")
 
     def in_line_order(table: object) -> list[dict]:
         return sorted(table.to_pylist(), key=lambda r: r["_line_number"])  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 
 import pytest
 import scipy.stats
@@ -15,11 +16,19 @@ HEADER = "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)"
 
 
 def test_sample_run_builds_every_layer_and_records_it(project: ProjectCopy) -> None:
+    started = time.perf_counter()
     done = project.run("run")
+    wall = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
     models = project.model_count()
     assert f"of {models} OK    staging.stg_customers " in done.stdout
-    assert "Done in" in done.stdout
+    # The summary's time is the command's own wall time (start-up and report included), not the
+    # build's alone; only the exit after the summary is left out.
+    said = float(re.search(r"Done in ([0-9.]+)s \(build ([0-9.]+)s\)", done.stdout)[1])
+    build = float(re.search(r"\(build ([0-9.]+)s\)", done.stdout)[1])
+    report = float(re.search(r"Report: .*report\.html \(written in ([0-9.]+)s\)", done.stdout)[1])
+    assert build + report <= said <= wall
+    assert said >= wall - 1.5
     assert project.query("select count(*) from staging.stg_customers") == [(200,)]
     assert project.query(
         "select raw_rows, staged_rows, rejected_rows, collapsed_rows, is_balanced "
@@ -390,3 +399,56 @@ def test_command_line_mistakes_are_usage_errors(
     assert "Traceback" not in negative.stderr
     shown = built_sample.run("show", "marts.dim_segments", "--limit", "2")
     assert shown.returncode == 0 and len(shown.stdout.strip().splitlines()) == 3  # header + 2
+
+
+def test_a_landing_file_no_source_takes_is_reported_not_skipped_in_silence(
+    project: ProjectCopy,
+) -> None:
+    (project.raw / "Mall_Customers.csv").rename(project.raw / "April_export.CSV")
+    (project.raw / "notes.xlsx").write_bytes(b"PK")
+    done = project.run("run", "-q")
+    assert done.returncode == 0, done.stderr
+    assert project.query("select count(*) from staging.stg_customers") == [(200,)]
+    assert "customers/notes.xlsx matches no source's files" in done.stderr
+    latest = json.loads((project.root / "warehouse/run_results/latest.json").read_text())
+    assert latest["unmatched_files"] == ["customers/notes.xlsx"]
+    again = project.run("run", "-q")  # nothing changed: a no-op run, which still says so
+    assert "Nothing changed" in again.stdout
+    assert "customers/notes.xlsx matches no source's files" in again.stderr
+    latest = json.loads((project.root / "warehouse/run_results/latest.json").read_text())
+    assert latest["status"] == "no-op" and latest["unmatched_files"] == ["customers/notes.xlsx"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("", r"no row was staged: raw\.customers is empty \(the landing files customers/\*\.csv"),
+        (
+            "1,Male,abc,15,39\n2,Robot,20,15,39\n3,Male,x1,15,39\n",
+            r"no row was staged: all 3 rows of raw\.customers were rejected; most common reasons: "
+            r"age 'abc' is not a whole number \(1 row\); age 'x1' is not a whole number \(1 row\); "
+            r"gender 'Robot' is not an accepted value \(1 row\)",
+        ),
+    ],
+    ids=["header only", "every row rejected"],
+)
+def test_no_staged_customer_is_the_error_not_a_model_parameter(
+    empty_project: ProjectCopy, rows: str, message: str
+) -> None:
+    empty_project.write_csv("a.csv", f"{HEADER}\n{rows}")
+    done = empty_project.run("run", "-q")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert re.search(message, done.stderr), done.stderr
+    assert "k_max" not in done.stderr  # nothing downstream runs to fail for a remote reason
+    assert re.search(r"\d+ skipped", done.stderr)
+
+
+def test_a_config_error_still_leaves_its_run_result(project: ProjectCopy) -> None:
+    assert project.run("run", "-q").returncode == 0
+    project.edit_config("[warehouse]\n", "[warehouse]\nhistory_rums = 3\n")
+    done = project.run("run", "-q")
+    assert done.returncode == 2
+    latest = json.loads((project.root / "warehouse/run_results/latest.json").read_text())
+    assert latest["status"] == "error" and latest["exit_code"] == 2
+    assert "unknown key 'warehouse.history_rums'" in latest["message"]
+    assert latest["published"] is False

@@ -98,3 +98,25 @@ def test_report_command_rewrites_the_report(built_sample: ProjectCopy, tmp_path)
     assert done.returncode == 0, done.stderr
     text = output.read_text()
     assert text.startswith("<!doctype html>") and "data:image/png;base64," in text
+
+
+def test_at_1400px_no_table_overflows_and_the_run_is_the_latest(
+    page: webdriver.Chrome, built_sample: ProjectCopy
+) -> None:
+    page.set_window_size(1400, 1000)
+    width, overflowing, headings = page.execute_script(
+        "const w = document.documentElement.clientWidth;"
+        "const tables = Array.from(document.querySelectorAll('table'));"
+        "return [w,"
+        " tables.filter(t => t.getBoundingClientRect().right > w)"
+        "  .map(t => t.outerHTML.slice(0, 80)),"
+        " Array.from(document.querySelectorAll('th')).map(th => th.textContent)];"
+    )
+    assert width > 1300
+    assert overflowing == []
+    assert page.execute_script("return document.documentElement.scrollWidth") <= width
+    assert headings and not [h for h in headings if "_" in h]  # words, not column names
+    (latest,) = built_sample.query(
+        "select run_id from meta.runs where status = 'success' order by started_at desc limit 1"
+    )[0]
+    assert _headline(page, "run_id") == latest

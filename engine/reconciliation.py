@@ -1,0 +1,65 @@
+"""A reconciliation that balances can still say the source gave nothing to build on.
+
+When a required source's reconciliation counts raw rows but stages none, every model downstream
+would fail for a reason far from the cause ("k_max needs more than 0 customers"). The run stops
+at the reconciliation instead, saying what the landing files held and why the rows were rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+from engine.config import Config
+from engine.project import REJECTED_ROLE, SOURCE_LAYER, Model, Project
+from engine.statements import DIALECT, table_ref
+
+REASONS_SHOWN = 3
+
+
+def nothing_staged(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    model: Model,
+    row: dict[str, Any],
+    config: Config,
+) -> str | None:
+    """Why no row of a required source was staged, or None when some were (or it is optional)."""
+    sources = [t for t in model.inputs if project.models[t].layer == SOURCE_LAYER]
+    if row.get("staged_rows") != 0 or len(sources) != 1:
+        return None
+    source = sources[0]
+    if config.sources[project.models[source].name].optional:
+        return None
+    raw_rows = row.get("raw_rows") or 0
+    if raw_rows == 0:
+        files = ", ".join(config.sources[project.models[source].name].files)
+        return f"no row was staged: {source} is empty (the landing files {files} hold no data rows)"
+    rejected = [t for t in model.inputs if project.models[t].role == REJECTED_ROLE]
+    reasons = _top_reasons(con, rejected[0]) if rejected else ""
+    return f"no row was staged: all {raw_rows} rows of {source} were rejected{reasons}"
+
+
+def _top_reasons(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    layer, name = table.split(".")
+    columns = {
+        c[0]
+        for c in con.sql(
+            exp.select("*").from_(table_ref(layer, name)).limit(0).sql(DIALECT)
+        ).description
+    }
+    if "reason_text" not in columns:
+        return ""
+    query = (
+        exp.select(exp.column("reason_text"), exp.func("count", exp.Star()).as_("n"))
+        .from_(table_ref(layer, name))
+        .group_by(exp.column("reason_text"))
+        .order_by(exp.column("n").desc(), exp.column("reason_text"))
+        .limit(REASONS_SHOWN)
+    )
+    found = con.sql(query.sql(DIALECT)).fetchall()
+    return "; most common reasons: " + "; ".join(
+        f"{text} ({n} row{'s' if n != 1 else ''})" for text, n in found
+    )
