@@ -193,21 +193,34 @@ def _install_functions(
             raise ModelError(f"{model.path}: installing a SQL function failed: {exc}") from exc
 
 
+COLUMN_COMMENTS = (
+    "select schema_name || '.' || table_name, column_name, comment from duckdb_columns() "
+    "where database_name = current_database()"
+)
+
+
 def describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    """COMMENT ON the table and its described columns, so BI tools show the descriptions."""
+    """COMMENT ON the table and its columns, so BI tools show the descriptions.
+
+    A column the model does not describe itself takes the description of the column of that
+    name in its first input that has one: a column passed through means what it meant there."""
     if model.description:
         con.execute(statements.comment_on_table(model.layer, model.name, model.description))
-    columns = {
-        row[0]
-        for row in con.execute(
-            "select column_name from duckdb_columns() where schema_name = ? and table_name = ?",
-            [model.layer, model.name],
-        ).fetchall()
-    }
-    for column, text in (model.column_descriptions or {}).items():
+    comments: dict[str, dict[str, str | None]] = {}
+    for table, column, comment in con.execute(COLUMN_COMMENTS).fetchall():
+        comments.setdefault(table, {})[column] = comment
+    columns = comments.get(model.table, {})
+    own = model.column_descriptions or {}
+    for column in own:
         if column not in columns:
             raise ModelError(f"{model.path}: describes column '{column}', which it does not write")
-        con.execute(statements.comment_on_column(model.layer, model.name, column, text))
+    for column in columns:
+        inherited = (comments.get(t, {}).get(column) for t in model.inputs)
+        text = own.get(column) or next((c for c in inherited if c), None)
+        if text is None and model.kind == "source":
+            text = f"A column of the landing files that no sources.{model.name}.columns maps, text"
+        if text:
+            con.execute(statements.comment_on_column(model.layer, model.name, column, text))
 
 
 # --- one model ---------------------------------------------------------------------------

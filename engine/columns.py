@@ -50,6 +50,18 @@ def declared_columns(config: Config, source: str) -> tuple[Column, ...]:
     )
 
 
+def describe(column: Column) -> str:
+    """The declaration in words: 'integer from 15.0 to 100.0, required, a feature'."""
+    words = [column.kind]
+    if column.bounds is not None:
+        words[0] += f" from {column.bounds[0]!r} to {column.bounds[1]!r}"
+    if column.spellings:
+        words[0] += " in {" + ", ".join(sorted(set(column.spellings.values()))) + "}"
+    words.append("required" if column.required else "may be missing")
+    words.append("a feature" if column.is_feature else "an attribute")
+    return ", ".join(words)
+
+
 def inferred_kind(config: Config, name: str) -> str:
     if name in config.accepted:
         return "category"

@@ -12,11 +12,13 @@ import html
 import io
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage
 
@@ -26,16 +28,26 @@ from engine.project import LAYER_ORDER, Project
 from engine.quality import Suite
 
 
-def _warehouse_facts(warehouse: Path) -> tuple[dict, dict[str, dict[str, Any]]]:
-    """The published schema (for lineage) and each model's last run, if there is a warehouse."""
+@dataclass(frozen=True)
+class WarehouseFacts:
+    schema: dict[str, dict[str, dict[str, str]]]  # layer -> table -> column -> type
+    comments: dict[str, dict[str, str | None]]  # layer.table -> column -> its COMMENT
+    last_runs: dict[str, dict[str, Any]]
+
+
+def _warehouse_facts(warehouse: Path) -> WarehouseFacts:
+    """The published schema (for lineage), its column comments and each model's last run."""
     if not warehouse.exists():
-        return {}, {}
+        return WarehouseFacts({}, {}, {})
     with duckdb.connect(str(warehouse), read_only=True) as con:
         schema: dict[str, dict[str, dict[str, str]]] = {}
-        for layer, table, column, kind in con.execute(
-            "select schema_name, table_name, column_name, data_type from duckdb_columns()"
+        comments: dict[str, dict[str, str | None]] = {}
+        for layer, table, column, kind, comment in con.execute(
+            "select schema_name, table_name, column_name, data_type, comment "
+            "from duckdb_columns() order by schema_name, table_name, column_index"
         ).fetchall():
             schema.setdefault(layer, {}).setdefault(table, {})[column] = kind
+            comments.setdefault(f"{layer}.{table}", {})[column] = comment
         runs = con.sql(
             "select model, status, rows, seconds, started_at, run_id from meta.model_runs "
             "qualify row_number() over (partition by model order by started_at desc) = 1"
@@ -50,7 +62,7 @@ def _warehouse_facts(warehouse: Path) -> tuple[dict, dict[str, dict[str, Any]]]:
         }
         for r in runs
     }
-    return schema, last
+    return WarehouseFacts(schema, comments, last)
 
 
 def column_lineage(query: Any, schema: dict, layers: dict[str, str]) -> dict[str, list[str]]:
@@ -68,21 +80,40 @@ def column_lineage(query: Any, schema: dict, layers: dict[str, str]) -> dict[str
         except (SqlglotError, KeyError, ValueError):
             found[column] = []
             continue
-        sources = sorted(
-            {
-                f"{layers.get(n.name.split('.')[0], '?')}.{n.name}"
-                for n in node.walk()
-                if not n.downstream and "." in n.name
-            }
-        )
-        found[column] = sources
+        sources: set[str] = set()
+        for leaf in (n for n in node.walk() if not n.downstream and "." in n.name):
+            table = leaf.name.split(".")[0]
+            if table in layers:
+                sources.add(f"{layers[table]}.{leaf.name}")
+            else:  # counted rows (count(*)) of a CTE: the tables that CTE reads
+                sources.update(f"{layers[t]}.{t}.*" for t in _tables_under(query, table, layers))
+        found[column] = sorted(sources)
+    return found
+
+
+def _tables_under(query: Any, cte_name: str, layers: dict[str, str]) -> set[str]:
+    """The models a CTE reads, through the CTEs it reads."""
+    ctes = {cte.alias_or_name: cte.this for cte in query.find_all(exp.CTE)}
+    found: set[str] = set()
+    pending, seen = [cte_name], set()
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in ctes:
+            continue
+        seen.add(name)
+        for table in ctes[name].find_all(exp.Table):
+            if table.name in layers and (table.db or table.name not in ctes):
+                found.add(table.name)
+            else:
+                pending.append(table.name)
     return found
 
 
 def manifest(
     project: Project, suites: dict[str, Suite], warehouse: Path, root: Path
 ) -> dict[str, Any]:
-    schema, last_runs = _warehouse_facts(warehouse)
+    facts = _warehouse_facts(warehouse)
+    schema, last_runs = facts.schema, facts.last_runs
     children: dict[str, list[str]] = {t: [] for t in project.models}
     for table, model in project.models.items():
         for parent in model.inputs:
@@ -90,8 +121,10 @@ def manifest(
     models = {}
     for table in project.order:
         model = project.models[table]
-        descriptions = model.column_descriptions or {}
-        columns = {c: {"description": d} for c, d in descriptions.items()}
+        # The published comments where there is a warehouse: every column, inherited and
+        # generated descriptions included; else what the model declares.
+        descriptions = facts.comments.get(table) or model.column_descriptions or {}
+        columns = {c: {"description": d or ""} for c, d in descriptions.items()}
         if model.query is not None:
             layers = {m.name: m.layer for m in project.models.values()}
             for column, sources in column_lineage(model.query, schema, layers).items():

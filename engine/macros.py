@@ -26,6 +26,7 @@ from engine.columns import (
     Column,
     column_sets,
     declared_columns,
+    describe,
     feature_pairs,
     transformed,
 )
@@ -45,6 +46,7 @@ class MacroContext:
     pairs: tuple[tuple[str, str], ...]
     sources: dict[str, tuple[Column, ...]]
     transforms: dict[str, str]
+    labels: dict[str, str]
 
     @classmethod
     def from_config(cls, config: Config) -> MacroContext:
@@ -53,6 +55,19 @@ class MacroContext:
             pairs=feature_pairs(config),
             sources={s: declared_columns(config, s) for s in config.sources},
             transforms=config.transforms,
+            labels=config.labels,
+        )
+
+    def comment_for(self, text: str, column: str) -> str:
+        """A template's comment for one column: {column}, {label} and {declared} filled in."""
+        declared = next(
+            (describe(c) for cs in self.sources.values() for c in cs if c.name == column), ""
+        )
+        label = self.labels.get(column, column)
+        return (
+            text.replace("{column}", column)
+            .replace("{label}", label)
+            .replace("{declared}", declared)
         )
 
 
@@ -64,8 +79,25 @@ def expand(query: exp.Query, context: MacroContext, where: str) -> exp.Query:
         if node.name.lower() in MACROS and not _inside_each(node)
     ]
     for call in calls:
-        _splice(call, _expansion(call, context, where), where)
+        items = _expansion(call, context, where)
+        if call.comments and call.name.lower() == "each":
+            _comment_each(call, items, context)
+            call.comments = None
+        _splice(call, items, where)
     return query
+
+
+def _comment_each(call: exp.Anonymous, items: list[exp.Expression], context: MacroContext) -> None:
+    """A comment on each(...) describes every column it writes, placeholders filled in."""
+    set_name, templates = call.expressions[0].name, len(call.expressions) - 1
+    names = (
+        [f"{a} ~ {b}" for a, b in context.pairs]
+        if set_name == PAIRS
+        else list(context.sets.get(set_name, ()))
+    )
+    for position, item in enumerate(items):
+        column = names[position // templates]
+        item.comments = item.comments or [context.comment_for(c, column) for c in call.comments]
 
 
 def _inside_each(node: exp.Expression) -> bool:
@@ -136,7 +168,10 @@ def _instantiate(
             return transformed(value, context.transforms.get(column, "none"))
         return node
 
-    return template.copy().transform(substitute)
+    instance = template.copy().transform(substitute)
+    # A comment on the template describes each column it writes, placeholders filled in.
+    instance.comments = [context.comment_for(c, column) for c in template.comments or []]
+    return instance
 
 
 def _is_placeholder_name(node: exp.Expression) -> bool:

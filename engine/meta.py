@@ -78,6 +78,53 @@ META_DESCRIPTIONS = {
 }
 
 
+RUN_ID = "The refresh (meta.runs.run_id)"
+META_COLUMNS: dict[str, dict[str, str]] = {
+    "runs": {
+        "run_id": "The refresh's id: start time (UTC) and a random suffix",
+        "started_at": "When the refresh started (UTC)",
+        "finished_at": "When it finished (UTC)",
+        "status": "success, or no-op (nothing had changed, nothing was rebuilt)",
+        "selection": "The --select it was given; empty for a full build",
+        "config_fingerprint": "SHA-256 of the effective configuration",
+        "inputs_fingerprint": "SHA-256 of landing files, config and code; no-op runs compare it",
+        "models_built": "Models built",
+        "models_failed": "Models that failed (0 in a published refresh)",
+        "models_skipped": "Models skipped because an input failed",
+        "rows_rejected": "Raw rows rejected in staging, with reasons",
+        "expectations_passed": "Expectations that passed",
+        "expectations_warned": "Non-blocking expectations that failed (warnings)",
+        "expectations_failed": "Blocking expectations that failed (0 in a published refresh)",
+        "seconds": "How long the refresh took",
+    },
+    "model_runs": {
+        "run_id": RUN_ID,
+        "model": "The model's table (layer.name)",
+        "layer": "config, raw, staging, intermediate, ml or marts",
+        "kind": "seed, source, sql or python",
+        "status": "success, error, skipped or failed_expectations",
+        "rows": "Rows the model wrote",
+        "seconds": "How long it took to build",
+        "started_at": "When it started (UTC)",
+        "message": "What went wrong, if anything",
+    },
+    "expectation_results": {
+        "run_id": RUN_ID,
+        "suite": "The suite file (expectations/<layer>.<table>.json)",
+        "table_name": "The table it checked",
+        "expectation_type": "The Great Expectations expectation",
+        "column_name": "The column it checked, if one",
+        "kwargs": "Its arguments, as JSON",
+        "severity": "critical (blocks the publish), warning or info",
+        "success": "Whether it passed",
+        "observed_value": "What GX observed",
+        "unexpected_count": "Rows that broke it",
+        "unexpected_percent": "Share of rows that broke it, in percent",
+        "error": "GX's error, if the expectation could not be evaluated",
+    },
+}
+
+
 def ensure_meta_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(statements.create_schema(META_LAYER))
     for table in META_TABLES:
@@ -85,6 +132,8 @@ def ensure_meta_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(statements.create_empty_table_like(META_LAYER, table, "__meta_empty"))
         con.unregister("__meta_empty")
         con.execute(statements.comment_on_table(META_LAYER, table, META_DESCRIPTIONS[table]))
+        for column, text in META_COLUMNS[table].items():
+            con.execute(statements.comment_on_column(META_LAYER, table, column, text))
 
 
 def carry_history(con: duckdb.DuckDBPyConnection, previous: str) -> None:

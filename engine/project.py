@@ -22,7 +22,7 @@ from engine.config import Config, model_parameters
 from engine.errors import ConfigError, ProjectError, UsageError
 from engine.macros import MacroContext, expand
 from engine.parameters import constraint_problems
-from engine.seeds import SEED_BUILDERS
+from engine.seeds import SEED_BUILDERS, SEED_COLUMNS
 from engine.statements import DIALECT
 
 SQL_LAYERS = ("staging", "intermediate", "marts")
@@ -219,6 +219,7 @@ def _config_models(config: Config) -> list[Model]:
             path=None,
             inputs=(),
             description=f"Config values from {config.path.name}, as a table models join to.",
+            column_descriptions=SEED_COLUMNS[n],
         )
         for n in SEED_BUILDERS
     ]
@@ -233,9 +234,25 @@ def _config_models(config: Config) -> list[Model]:
                 f"Every row of the landing files {', '.join(config.sources[n].files)} as text, "
                 "with its source file, line number and any parse error."
             ),
+            column_descriptions=_raw_columns(config, n),
         )
         for n in sorted(config.sources)
     ]
+
+
+RAW_LINEAGE = {
+    "_source_file": "The landing file the row came from, relative to warehouse.raw_dir",
+    "_line_number": "The line of that file the row starts on (the header is line 1)",
+    "_parse_error": "What was wrong with the row's shape (wrong number of fields), if anything",
+}
+
+
+def _raw_columns(config: Config, source: str) -> dict[str, str]:
+    columns = dict(RAW_LINEAGE)
+    for name, spellings in config.sources[source].columns.items():
+        headers = ", ".join(repr(h) for h in spellings[:3])
+        columns[name] = f"{name} as written in the file, text (headers such as {headers})"
+    return columns
 
 
 @dataclass(frozen=True)

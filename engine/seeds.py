@@ -51,6 +51,26 @@ def features(config: Config) -> pa.Table:
     )
 
 
+SEED_COLUMNS = {
+    "value_ranges": {
+        "column_name": "The column the range applies to (rules.ranges)",
+        "min_value": "Smallest accepted value, inclusive",
+        "max_value": "Largest accepted value, inclusive",
+    },
+    "accepted_values": {
+        "column_name": "The categorical column (rules.accepted)",
+        "spelling": "A spelling found in exports, lower-cased and trimmed",
+        "value": "The accepted value it stands for",
+    },
+    "features": {
+        "feature": "A modelling feature (features.columns)",
+        "position": "Its place in the feature list, from 1",
+        "scaling": "standard, minmax or none (features.scaling)",
+        "transform": "Applied before scaling: log1p or none (features.transforms)",
+        "label": "How the report and segment names call it (features.labels)",
+    },
+}
+
 SEED_BUILDERS = {
     "value_ranges": value_ranges,
     "accepted_values": accepted_values,

@@ -23,6 +23,16 @@ from python_models._relations import frame
 SYNTHETIC_KEY_OFFSET = 10**12  # synthetic customers never collide with real ids
 
 
+COLUMNS = {
+    "experiment": "The experiment (vars.experiments or the logs)",
+    "customer_key": "The customer, or a synthetic user drawn from the segment shares",
+    "is_synthetic": "Whether the user was simulated (vars.experiments.<name>.population)",
+    "segment_id": "The user's segment",
+    "arm": "control or treatment",
+    "source": "simulation (from the configured truth) or log (staging.stg_experiment_logs)",
+}
+
+
 def _population(
     customer_segments: pd.DataFrame, size: int, rng: np.random.Generator
 ) -> pd.DataFrame:

@@ -20,6 +20,13 @@ from python_models._relations import distinct, frame, where
 ASSIGNMENT_COLUMNS = ["experiment", "customer_key", "is_synthetic", "segment_id", "arm", "source"]
 
 
+COLUMNS = {
+    "outcome": "The user's outcome: 0/1 for a conversion, an amount otherwise",
+    "pre_period_value": "The same metric before the experiment (the CUPED covariate)",
+    "true_effect": "For simulations: the effect the outcome was drawn with; null for logs",
+}
+
+
 def _assigned(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
     return frame(relation, ASSIGNMENT_COLUMNS, order_by=["customer_key"])
 

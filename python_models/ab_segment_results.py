@@ -22,6 +22,61 @@ from python_models._relations import distinct, frame, where
 ALL = "all"
 
 
+COLUMNS = {
+    "experiment": "The experiment",
+    "scope": "all (every user) or segment",
+    "segment_id": "The segment, for scope segment",
+    "segment_name": "The segment's name, or all",
+    "metric": "conversion (a rate) or amount (a mean)",
+    "source": "simulation or log",
+    "users_control": "Users in control",
+    "users_treatment": "Users in treatment",
+    "mean_control": "Mean outcome (or rate) in control",
+    "mean_treatment": "Mean outcome (or rate) in treatment",
+    "srm_p_value": "Sample-ratio mismatch: chi-square p-value of the split against treatment_share",
+    "srm_flag": "srm_p_value below 0.001: the split is broken and the result invalid",
+    "test": (
+        "The test used: welch_t, two_proportion_z or fisher_exact (a small cell), or too few users"
+    ),
+    "absolute_lift": "Treatment minus control (rate points or amount)",
+    "lift_se": "Standard error of the lift",
+    "lift_ci_low": "Lower bound of the lift's confidence interval at alpha",
+    "lift_ci_high": "Upper bound of the lift's confidence interval at alpha",
+    "relative_lift": "Lift as a share of the control mean",
+    "relative_ci_low": "Lower bound of the relative lift's interval (delta method)",
+    "relative_ci_high": "Upper bound of the relative lift's interval (delta method)",
+    "p_value": "The test's two-sided p-value",
+    "decision_alpha": (
+        "The alpha the row is judged at: alpha, or alpha / segments for Holm's strictest step"
+    ),
+    "decision_ci_high": (
+        "Upper bound of the lift's interval at decision_alpha (rules out the planned effect?)"
+    ),
+    "cuped_lift": "Lift adjusted for the pre-period value (CUPED)",
+    "cuped_ci_low": "Lower bound of the CUPED lift's interval",
+    "cuped_ci_high": "Upper bound of the CUPED lift's interval",
+    "cuped_p_value": "Welch p-value of the CUPED-adjusted outcomes",
+    "variance_reduction": "Share of outcome variance CUPED removed",
+    "achieved_power": "Power to detect the planned effect with these users, at power_alpha",
+    "power_alpha": "The alpha power, MDE and users needed are computed at, in words",
+    "power_method": "How power was computed: normal approximation or simulated Fisher draws",
+    "mde": "Minimum detectable effect at the configured power with these users",
+    "users_needed": "Users (both arms) needed for the configured power at the planned effect",
+    "assigned_users": "Users assigned to the experiment in the scope",
+    "true_effect": "For simulations: the users-weighted effect the outcomes were drawn with",
+    "p_value_holm": "p-value adjusted across the experiment's segments (Holm)",
+    "p_value_bh": "p-value adjusted across the experiment's segments (Benjamini-Hochberg)",
+    "alpha": "The experiment's significance level",
+    "planned_effect": "The effect the experiment was planned to detect (expected_effect)",
+    "heterogeneity_q": "Cochran's Q across the segments' lifts",
+    "heterogeneity_p_value": "Cochran's Q p-value: do the segments' effects differ?",
+    "decision": "ship, don't ship, inconclusive, or invalid (sample-ratio mismatch)",
+    "decision_reason": "Why, in words (the pre-registered rule)",
+    "ci_contains_estimate": "Check: the interval contains the lift",
+    "users_total": "users_control + users_treatment",
+}
+
+
 def analyse(
     frame: pd.DataFrame, experiment: Experiment, family: int = 1, seed: int = 0
 ) -> dict[str, Any]:

@@ -41,6 +41,26 @@ PARAMETER_CONSTRAINTS = {
 }
 
 
+COLUMNS = {
+    "customer_id": "The customer (staging.stg_customers)",
+    "segment_id": (
+        "The customer's segment: the nearest centroid in scaled units (ml.assign_segment)"
+    ),
+    "segment_name": "The segment's readable name",
+    "distance_to_centroid": "Euclidean distance to the segment's centroid, in scaled units",
+    "silhouette": (
+        "The customer's silhouette value (-1..1): how much closer to its own segment "
+        "than to the next"
+    ),
+    "silhouette_method": (
+        "exact (pairwise distances) or centroid ((b - a) / max(a, b) with centroid distances)"
+    ),
+    "runner_up_segment_id": "The second-nearest segment",
+    "runner_up_segment_name": "The runner-up segment's name",
+    "margin": "Distance to the runner-up centroid minus distance to the own centroid",
+}
+
+
 def _sql_assignment(
     int_customer_features: duckdb.DuckDBPyRelation, features: list[str]
 ) -> duckdb.DuckDBPyRelation:

@@ -40,6 +40,26 @@ PARAMETER_CONSTRAINTS = {
 }
 
 
+COLUMNS = {
+    "scope": "all (the forest that predicts every segment) or segment (one versus rest)",
+    "segment_id": "The segment, for scope segment",
+    "method": "impurity (mean decrease, training data) or permutation (held-out accuracy loss)",
+    "feature": "A modelling feature",
+    "importance": "The feature's importance by the method",
+    "importance_std": "Its standard deviation (across trees or permutation repeats)",
+    "importance_share": "Importance clipped at zero, as a share of the scope and method's total",
+    "rank": "The feature's rank by importance within the scope and method (1 = most important)",
+    "oob_score": "The forest's out-of-bag accuracy",
+    "held_out_accuracy": "The forest's accuracy on the held-out share",
+    "segment_name": "The segment's name, for scope segment",
+    "methods_agree_on_top": "Whether impurity and permutation rank the same feature first",
+    "top_feature_note": "The two methods' top features in words, and whether they disagree",
+    "share_sum_in_scope": (
+        "Sum of importance_share within the scope and method (1, or 0 when all clip to 0)"
+    ),
+}
+
+
 def one_vs_rest_accuracy(segment: int) -> Callable[[np.ndarray, np.ndarray], float]:
     """Accuracy at telling one segment from the rest."""
 

@@ -46,6 +46,16 @@ PARAMETER_CONSTRAINTS = {
 SCORER_NAME = "assign_segment"
 
 
+COLUMNS = {
+    "segment_id": "Stable segment id: kept across refreshes of a lineage by matching centroids",
+    "segment_name": "Readable name from where the centroid lies against the population",
+    "feature": "A modelling feature",
+    "feature_position": "The feature's place in the feature list, from 1",
+    "centroid_scaled": "The centroid's coordinate in scaled units (what k-means fitted)",
+    "centroid_original": "The same coordinate in the data's own units",
+}
+
+
 def _match_ids(
     centroids: np.ndarray,
     previous: np.ndarray,

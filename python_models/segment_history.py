@@ -11,6 +11,17 @@ import pandas as pd
 
 from python_models._relations import counts
 
+COLUMNS = {
+    "run_id": "The published refresh",
+    "lineage": "The segment lineage (ml.segment_lineage): ids compare within one lineage",
+    "segment_id": "The segment",
+    "segment_name": "Its name in that refresh",
+    "customers": "Customers in the segment in that refresh",
+    "share": "Share of that refresh's customers",
+    "feature": "A modelling feature",
+    "centroid_original": "The segment's centroid on that feature, in the data's units",
+}
+
 
 def model(
     customer_segments: duckdb.DuckDBPyRelation,

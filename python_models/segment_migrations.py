@@ -13,6 +13,16 @@ import pandas as pd
 GROUPS = "from_segment_id, from_segment_name, to_segment_id, to_segment_name"
 
 
+COLUMNS = {
+    "from_segment_id": "The segment in the last published refresh; null for a customer new since",
+    "from_segment_name": "Its name then",
+    "to_segment_id": "The segment now; null for a customer who is no longer in the data",
+    "to_segment_name": "Its name now",
+    "customers": "Customers who moved from the one to the other",
+    "moved": "Whether the segment changed",
+}
+
+
 def model(
     customer_segments: duckdb.DuckDBPyRelation,
     segment_lineage: pd.DataFrame,

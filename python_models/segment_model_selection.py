@@ -68,6 +68,33 @@ PARAMETER_CONSTRAINTS = {
 }
 
 
+COLUMNS = {
+    "k": "A candidate number of segments",
+    "smallest_segment": "Customers in the smallest segment of the fit sample at this k",
+    "inertia": "Within-segment sum of squared distances (the elbow curve)",
+    "silhouette": (
+        "Mean silhouette (-1..1, higher is better separated), on a seeded sample above "
+        "silhouette_sample_size"
+    ),
+    "calinski_harabasz": "Calinski-Harabasz index (higher is better separated)",
+    "davies_bouldin": "Davies-Bouldin index (lower is better separated)",
+    "stability_ari_mean": (
+        "Bootstrap stability: mean adjusted Rand index between refits on resamples"
+    ),
+    "stability_ari_std": "Its standard deviation across resamples",
+    "is_elbow": "Whether this k is the elbow of the inertia curve (kneed)",
+    "eligible": "Whether the k may be chosen: its smallest segment is big enough",
+    "ineligible_reason": "Why it may not, if so",
+    "is_chosen": "Whether this k was chosen",
+    "selection_rule": "The rule that chose k, in words",
+    "features": "The features segmented on, comma-separated",
+    "fit_rows": "Customers k-means was fitted on (a seeded sample above fit_sample_size)",
+    "silhouette_rows": "Customers the silhouette was computed on",
+    "n_init": "k-means restarts",
+    "bootstrap_resamples": "Resamples behind the stability figure",
+}
+
+
 def _check(config: dict[str, Any], n_rows: int) -> None:
     """What PARAMETER_CONSTRAINTS cannot say: checks that depend on the data or on another key."""
     if config["k_max"] >= n_rows:

@@ -44,6 +44,32 @@ PARAMETER_CONSTRAINTS = {
 }
 
 
+COLUMNS = {
+    "depth": "A depth of the surrogate decision tree tried",
+    "scope": "all (every customer) or segment (one segment at the chosen depth)",
+    "segment_id": "The segment, for scope segment",
+    "customers": "Customers in the scope",
+    "train_fidelity": (
+        "Share of the scope the tree assigns to its segment, on the data it was fitted on"
+    ),
+    "cv_fidelity": "The same on held-out folds (stratified cross-validation); per segment: recall",
+    "cv_fidelity_std": "Standard deviation of cv_fidelity across folds",
+    "leaves": "Leaves of the tree (rules)",
+    "cv_precision": (
+        "For a segment: share of the customers the rules put in it that belong to it, held out"
+    ),
+    "segment_name": "The segment's name, for scope segment",
+    "is_chosen": "Whether this depth is the published tree's",
+    "target_fidelity": "The held-out fidelity the depth rule aims for",
+    "depth_rule": "The rule that chose the depth, in words",
+    "nested_cv_fidelity": (
+        "For the chosen depth: held-out fidelity on folds that took no part in choosing the depth"
+    ),
+    "cv_folds": "Cross-validation folds",
+    "min_samples_leaf": "The tree's smallest leaf",
+}
+
+
 def _folds(labels: np.ndarray, wanted: int, seed: int) -> StratifiedKFold:
     smallest = int(np.bincount(np.unique(labels, return_inverse=True)[1]).min())
     return StratifiedKFold(n_splits=max(2, min(wanted, smallest)), shuffle=True, random_state=seed)

@@ -32,6 +32,21 @@ PARAMETER_CONSTRAINTS = {"feature_labels": {"type": "table"}}
 SCORER_NAME = "surrogate_segment"
 
 
+COLUMNS = {
+    "leaf_id": "The rule's id (one per leaf)",
+    "segment_id": "The segment the rule predicts",
+    "segment_name": "Its name",
+    "rule": "The rule in plain units, e.g. 'Annual income > 70 k$ and Spending score <= 40'",
+    "conditions": "The rule's conditions as structured values (feature, operator, threshold)",
+    "support": "Customers the rule covers",
+    "purity": "Share of them in the predicted segment",
+    "segment_coverage": "Share of the predicted segment the rule covers",
+    "depth": "The tree's depth",
+    "tree_node": "The leaf's node number in the tree",
+    "path": "The splits from the root to the leaf (node, feature, operator, threshold)",
+}
+
+
 def _rule_text(conditions: list[tuple[str, str, float]], labels: dict[str, list[str]]) -> str:
     if not conditions:
         return "every customer"

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.tree import DecisionTreeClassifier
+from test_docs_and_exports import undescribed_columns
 
 from conftest import ProjectCopy, copy_project
 
@@ -132,6 +133,7 @@ def test_rows_breaking_a_declared_rule_are_rejected_with_the_column_named(
     assert staged.set_index("customer_id").loc[9101, "region"] == "North"
     assert pd.isna(staged.set_index("customer_id").loc[9102, "city"])
     assert "gender" not in staged.columns
+    assert undescribed_columns(project) == []  # the declared columns are described too
 
 
 def test_attributes_reach_the_marts(other_columns: ProjectCopy) -> None:

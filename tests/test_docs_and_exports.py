@@ -23,6 +23,40 @@ def test_every_table_carries_its_description_for_bi_tools(built_sample: ProjectC
     assert "stable" in comment.lower()
 
 
+PUBLISHED_LAYERS = ("config", "raw", "staging", "intermediate", "ml", "marts", "meta")
+
+
+def undescribed_columns(project: ProjectCopy) -> list[str]:
+    return [
+        f"{row[0]}.{row[1]}"
+        for row in project.query(
+            "select schema_name || '.' || table_name, column_name from duckdb_columns() "
+            "where schema_name in ? and (comment is null or trim(comment) = '') "
+            "order by 1, 2",
+            [list(PUBLISHED_LAYERS)],
+        )
+    ]
+
+
+def test_every_published_column_carries_a_description(built_sample: ProjectCopy) -> None:
+    assert undescribed_columns(built_sample) == []
+    comments = dict(
+        built_sample.query(
+            "select table_name || '.' || column_name, comment from duckdb_columns() "
+            "where schema_name in ('ml', 'marts', 'staging')"
+        )
+    )
+    # Generated per column from the declaration and the template, not one text for all.
+    assert comments["stg_customers_checked.age"].startswith(
+        "age, typed (integer from 15.0 to 100.0, required, a feature)"
+    )
+    assert comments["dim_segments.annual_income_k_q3"] == (
+        "Third quartile of Annual income (k$) in the segment"
+    )
+    # A column passed through keeps the description it had upstream.
+    assert comments["stg_customers.age"] == comments["stg_customers_checked.age"]
+
+
 def test_docs_list_every_model_with_lineage_expectations_and_last_run(
     built_sample: ProjectCopy, tmp_path
 ) -> None:
@@ -41,6 +75,18 @@ def test_docs_list_every_model_with_lineage_expectations_and_last_run(
     assert any(e["type"] == "expect_column_values_to_be_unique" for e in customers["expectations"])
     assert customers["last_run"]["status"] == "success"
     assert customers["last_run"]["rows"] == 200
+    unresolved = [
+        (table, column, source)
+        for table, model in manifest.items()
+        for column, facts in model["columns"].items()
+        for source in facts.get("lineage", [])
+        if source.split(".")[0] not in {"config", "raw", "staging", "intermediate", "ml", "marts"}
+    ]
+    assert unresolved == []
+    reconciliation = manifest["staging.stg_customers_reconciliation"]["columns"]
+    assert reconciliation["raw_rows"]["lineage"] == ["raw.customers.*"]  # a count of its rows
+    results = manifest["ml.ab_segment_results"]["columns"]
+    assert len(results) > 40 and all(c["description"] for c in results.values())
     page = (tmp_path / "docs" / "index.html").read_text()
     assert "data:image/png;base64," in page and "id='marts.dim_customers'" in page
 

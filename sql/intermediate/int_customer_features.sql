@@ -20,8 +20,8 @@ parameters as (
 select
     customers.customer_id,
     each(customers_attributes, customers._),
-    each(features, cast(customers._ as double) as _),
-    each(features, (transformed(customers._) - parameters._center) / parameters._scale as _scaled)
+    each(features, cast(customers._ as double) as _),  -- {label}, as a double
+    each(features, (transformed(customers._) - parameters._center) / parameters._scale as _scaled)  -- {label}, transformed and scaled as int_feature_scaling says
 from customers
 cross join parameters
 order by customers.customer_id

@@ -36,21 +36,21 @@ stats as (
 )
 
 select
-    configured.feature,
-    configured.position,
-    configured.scaling,
+    configured.feature,  -- A modelling feature (features.columns)
+    configured.position,  -- Its place in the feature list, from 1
+    configured.scaling,  -- standard, minmax or none (features.scaling)
     case configured.scaling
         when 'standard' then stats.mean_value
         when 'minmax' then stats.min_value
         else 0.0
-    end as center,
+    end as center,  -- Subtracted before dividing by scale: the mean (standard), the minimum (minmax) or 0
     -- A constant feature keeps scale 1 so it scales to zero instead of dividing by zero.
     case
         when configured.scaling = 'standard' and stats.stddev_value > 0 then stats.stddev_value
         when configured.scaling = 'minmax' and stats.max_value > stats.min_value
             then stats.max_value - stats.min_value
         else 1.0
-    end as scale,
+    end as scale,  -- The population SD (standard), the range (minmax) or 1; 1 for a constant feature
     configured.transform,  -- Applied before scaling: log1p (ln(1 + x)) or none
     configured.label  -- How the report and segment names call the feature
 from configured

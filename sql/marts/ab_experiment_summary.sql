@@ -30,7 +30,7 @@ select
     overall.source,
     overall.decision,  -- ship / don't ship / inconclusive / invalid (sample-ratio mismatch)
     overall.decision_reason,  -- Why, in words
-    overall.users_control + overall.users_treatment as users,
+    overall.users_control + overall.users_treatment as users,  -- Users in the experiment, both arms
     overall.mean_control,
     overall.mean_treatment,
     overall.absolute_lift,  -- Treatment minus control (rate points or amount)
@@ -45,12 +45,12 @@ select
     overall.srm_p_value,  -- Sample-ratio mismatch chi-square p-value (below 0.001 invalidates)
     overall.heterogeneity_p_value,  -- Cochran's Q p-value: do effects differ across segments?
     overall.true_effect,  -- For simulations: the true effect the outcomes were drawn with
-    segments.segments_analysed,
-    segments.segments_ship,
-    segments.segments_dont_ship,
-    segments.segments_inconclusive,
-    segments.segments_with_srm,
-    segments.segments_to_ship
+    segments.segments_analysed,  -- Segments with a result row
+    segments.segments_ship,  -- Segments whose decision is ship
+    segments.segments_dont_ship,  -- Segments whose decision is don't ship
+    segments.segments_inconclusive,  -- Segments whose decision is inconclusive
+    segments.segments_with_srm,  -- Segments with a sample-ratio mismatch
+    segments.segments_to_ship  -- The segments to ship, by name
 from overall
 left join segments
     on overall.experiment = segments.experiment

@@ -50,7 +50,7 @@ shares as (
 
 select
     segment_id,  -- The segment (marts.dim_segments)
-    segment_name,
+    segment_name,  -- The segment's readable name
     attribute,  -- The attribute column (a declared category that is not a feature)
     value,  -- One of its values; null for customers without one
     n as customers,  -- The segment's customers with this value

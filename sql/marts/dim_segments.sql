@@ -56,11 +56,11 @@ select
     segment_summaries.mean_silhouette,  -- Mean silhouette of the segment's customers (-1..1, higher is better separated)
     each(
         features,
-        segment_summaries._mean,
-        segment_summaries._quartiles[1] as _q1,
-        segment_summaries._quartiles[2] as _median,
-        segment_summaries._quartiles[3] as _q3,
-        100 * segment_summaries._mean / population._population_mean as _index
+        segment_summaries._mean,  -- Mean {label} in the segment
+        segment_summaries._quartiles[1] as _q1,  -- First quartile of {label} in the segment
+        segment_summaries._quartiles[2] as _median,  -- Median {label} in the segment
+        segment_summaries._quartiles[3] as _q3,  -- Third quartile of {label} in the segment
+        100 * segment_summaries._mean / population._population_mean as _index  -- Mean {label} as a percentage of the population mean (100 = average)
     ),
     count(*) over () as segments_in_run,  -- Number of segments in this refresh
     selection.chosen_k,  -- The k chosen in ml.segment_model_selection

@@ -111,14 +111,14 @@ rejected_reasons as (
 )
 
 select
-    1 as section_order,
-    'numeric' as section,
-    feature as subject,
-    statistic,
+    1 as section_order,  -- 1 numeric, 2 a categorical attribute, 3 correlation, 4 rejected
+    'numeric' as section,  -- numeric, the attribute's name, correlation or rejected
+    feature as subject,  -- The feature, the attribute's value, the pair of features or the kind of reason
+    statistic,  -- count, mean, std, min, 25%, 50%, 75%, max; count or share; pearson; rows
     list_position(
         ['count', 'mean', 'std', 'min', '25%', '50%', '75%', 'max'], statistic
-    ) as statistic_order,
-    statistic_value as value
+    ) as statistic_order,  -- Orders the statistics as pandas' describe() does
+    statistic_value as value  -- The statistic's value
 from numeric_rows
 union all
 select 2, attribute, subject, statistic, statistic_order, value

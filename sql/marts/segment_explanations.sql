@@ -41,14 +41,14 @@ distinguishing as (
 )
 
 select
-    segments.segment_id,
-    segments.segment_name,
-    segments.customers,
-    segments.share,
+    segments.segment_id,  -- The segment (marts.dim_segments)
+    segments.segment_name,  -- The segment's readable name
+    segments.customers,  -- Customers in the segment
+    segments.share,  -- Share of all segmented customers
     coalesce(rules.rules, 'no leaf of the surrogate tree predicts this segment') as rules,  -- The surrogate tree's rules that predict this segment, joined by OR
-    coalesce(rules.rule_count, 0) as rule_count,
+    coalesce(rules.rule_count, 0) as rule_count,  -- How many rules (leaves) predict the segment
     fidelity.cv_fidelity as segment_cv_fidelity,  -- Share of the segment the rules assign correctly on held-out folds
-    fidelity.train_fidelity as segment_train_fidelity,
+    fidelity.train_fidelity as segment_train_fidelity,  -- Share of the segment the rules assign correctly on the data they were fitted on
     overall.overall_cv_fidelity,  -- Share of all customers the rules assign correctly on held-out folds
     overall.tree_depth,  -- Depth of the surrogate tree
     distinguishing.top_features,  -- The two features that set the segment apart (permutation importance share)

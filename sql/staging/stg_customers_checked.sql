@@ -89,12 +89,12 @@ id_checks as (
 )
 
 select
-    source_file,
-    line_number,
-    customer_id,
-    each(customers, _),
-    customer_id_text,
-    each(customers, _text),
+    source_file,  -- The landing file the row came from, relative to warehouse.raw_dir
+    line_number,  -- The line of that file the row starts on (the header is line 1)
+    customer_id,  -- The customer id, a whole number; null when it is not one
+    each(customers, _),  -- {column}, typed ({declared}); null when missing or not typed
+    customer_id_text,  -- customer_id as written, trimmed; null when empty
+    each(customers, _text),  -- {column} as written, trimmed; null when empty
     case
         when has_conflict
             then list_append(
@@ -102,6 +102,6 @@ select
                 'customer_id ' || customer_id || ' appears with conflicting values'
             )
         else row_reasons
-    end as reasons,
-    row_is_valid and not has_conflict and is_later_copy as is_collapsed_duplicate
+    end as reasons,  -- Every reason the row cannot be staged; empty when it can
+    row_is_valid and not has_conflict and is_later_copy as is_collapsed_duplicate  -- A later exact copy of a staged row: collapsed, not staged
 from id_checks

@@ -20,12 +20,12 @@ collapsed_count as (
 )
 
 select
-    raw_rows,
-    staged_rows,
-    rejected_rows,
-    collapsed_rows,
-    raw_rows = staged_rows + rejected_rows + collapsed_rows as is_balanced,
-    case when raw_rows > 0 then rejected_rows / raw_rows else 0 end as rejected_share
+    raw_rows,  -- Rows in raw.customers
+    staged_rows,  -- Rows staged in stg_customers
+    rejected_rows,  -- Rows rejected with reasons (stg_customers_rejected)
+    collapsed_rows,  -- Exact copies of a staged row, collapsed into it
+    raw_rows = staged_rows + rejected_rows + collapsed_rows as is_balanced,  -- Every raw row is accounted for
+    case when raw_rows > 0 then rejected_rows / raw_rows else 0 end as rejected_share  -- rejected_rows / raw_rows
 from raw_count
 cross join staged_count
 cross join rejected_count

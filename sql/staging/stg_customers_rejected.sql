@@ -9,7 +9,7 @@ checked as (
 select
     source_file,
     line_number,
-    array_to_string(reasons, '; ') as reason_text,
+    array_to_string(reasons, '; ') as reason_text,  -- The reasons in one line, separated by '; '
     reasons,
     customer_id_text,
     each(customers, _text)

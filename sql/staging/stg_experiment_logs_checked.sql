@@ -83,17 +83,17 @@ exposure_checks as (
 )
 
 select
-    source_file,
-    line_number,
-    experiment,
-    customer_id,
-    variant,
-    outcome,
-    pre_period_value,
-    exposed_at,
-    customer_id_text,
-    variant_text,
-    outcome_text,
+    source_file,  -- The landing file the row came from, relative to warehouse.raw_dir
+    line_number,  -- The line of that file the row starts on (the header is line 1)
+    experiment,  -- The experiment's name
+    customer_id,  -- The exposed customer; null when not a staged customer's id
+    variant,  -- control or treatment (aliases mapped)
+    outcome,  -- The outcome: 0/1 for conversions, an amount otherwise
+    pre_period_value,  -- The same metric before the experiment (CUPED covariate), if logged
+    exposed_at,  -- When the customer was exposed, if logged
+    customer_id_text,  -- customer_id as written, trimmed
+    variant_text,  -- variant as written, trimmed
+    outcome_text,  -- outcome as written, trimmed
     case
         -- A customer exposed twice cannot be attributed to one arm: every exposure is rejected.
         when exposures > 1 and experiment is not null and customer_id is not null
@@ -103,5 +103,5 @@ select
                     || ' times in experiment ''' || experiment || ''''
             )
         else row_reasons
-    end as reasons
+    end as reasons  -- Every reason the exposure cannot be analysed; empty when it can
 from exposure_checks

@@ -15,10 +15,10 @@ rejected_count as (
 )
 
 select
-    raw_rows,
-    staged_rows,
-    rejected_rows,
-    raw_rows = staged_rows + rejected_rows as is_balanced
+    raw_rows,  -- Rows in raw.experiment_logs
+    staged_rows,  -- Exposures staged in stg_experiment_logs
+    rejected_rows,  -- Rows rejected with reasons (stg_experiment_logs_rejected)
+    raw_rows = staged_rows + rejected_rows as is_balanced  -- Every raw row is accounted for
 from raw_count
 cross join staged_count
 cross join rejected_count

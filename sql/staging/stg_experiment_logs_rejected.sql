@@ -10,7 +10,7 @@ select
     source_file,
     line_number,
     experiment,
-    array_to_string(reasons, '; ') as reason_text,
+    array_to_string(reasons, '; ') as reason_text,  -- The reasons in one line, separated by '; '
     reasons,
     customer_id_text,
     variant_text,
