@@ -3,8 +3,8 @@
 Customers come from a Gaussian mixture shaped like the Mall sample's segments (young big
 spenders, affluent savers, …). Dirty rows are of four kinds — a non-numeric age, an out-of-range
 spending score, an exact duplicate, a conflicting duplicate (same id, other age) — and
-``generation.json`` beside the files says how many of each, and so how many rows staging must
-stage, reject and collapse.
+``generation.json`` in the workspace (beside its landing folder) says how many of each, and so
+how many rows staging must stage, reject and collapse.
 """
 
 from __future__ import annotations
@@ -101,20 +101,23 @@ def generate(n: int, directory: Path, seed: int, dirty_rate: float = 0.0) -> Gen
             path = directory / f"customers_{part:03d}.csv"
             con.from_arrow(batch).write_csv(str(path), header=True)
             files.append(path.name)
-    result = Generated(n, files, per_kind, per_kind, per_kind, per_kind)
-    (directory / "generation.json").write_text(
+    return Generated(n, files, per_kind, per_kind, per_kind, per_kind)
+
+
+def write_summary(generated: Generated, path: Path) -> None:
+    """How many rows of each kind were written, and so what staging must stage and reject."""
+    path.write_text(
         json.dumps(
             {
-                **asdict(result),
-                "raw_rows": result.raw_rows,
-                "staged_rows": result.staged_rows,
-                "rejected_rows": result.rejected_rows,
-                "collapsed_rows": result.collapsed_rows,
+                **asdict(generated),
+                "raw_rows": generated.raw_rows,
+                "staged_rows": generated.staged_rows,
+                "rejected_rows": generated.rejected_rows,
+                "collapsed_rows": generated.collapsed_rows,
             },
             indent=2,
         )
     )
-    return result
 
 
 def write_config(config_path: Path, output: Path) -> Path:
@@ -137,5 +140,7 @@ def write_config(config_path: Path, output: Path) -> Path:
 def workspace(config_path: Path, output: Path, n: int, seed: int, dirty_rate: float) -> Generated:
     """A self-contained folder: generated landing files and a config that points at them."""
     generated = generate(n, output / "raw" / "customers", seed, dirty_rate)
+    # Beside the landing folder, not in it: a run reports every file no source reads.
+    write_summary(generated, output / "generation.json")
     write_config(config_path, output)
     return generated

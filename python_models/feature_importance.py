@@ -1,18 +1,19 @@
-"""Which features drive the segments, by two methods, with their spread — and where they disagree.
+"""Which features drive the segments, with their spread, and whether two methods agree.
 
 A random forest learns the segments from the features (original units). Impurity importance
 comes from the forest itself (mean and SD over its trees); permutation importance is measured on
-held-out customers (mean and SD over repeats). Both for all segments together and per segment,
-one versus rest — what sets this segment apart: permutation importance by the forest's accuracy
-at telling that segment from the rest, impurity importance from a forest trained on that split.
-``importance_share`` is each method's importances clipped at zero and scaled to sum to 1 within
-a scope, so methods can be compared side by side.
+held-out customers (mean and SD over repeats), for all segments together and per segment (one
+versus rest: the forest's held-out accuracy at telling that segment from the rest). Both methods
+judge the one forest, so the comparison is like with like; per segment there is permutation
+importance only (an impurity importance for one segment would need another forest, a different
+model). The methods are said to disagree only when each ranks a different feature first by more
+than two standard errors of the difference. ``importance_share`` is each method's importances
+clipped at zero and scaled to sum to 1 within a scope.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -41,9 +42,11 @@ PARAMETER_CONSTRAINTS = {
 
 
 COLUMNS = {
-    "scope": "all (the forest that predicts every segment) or segment (one versus rest)",
+    "scope": "all (every segment) or segment (that segment versus the rest)",
     "segment_id": "The segment, for scope segment",
-    "method": "impurity (mean decrease, training data) or permutation (held-out accuracy loss)",
+    "method": (
+        "impurity (mean decrease, training data; scope all) or permutation (held-out accuracy loss)"
+    ),
     "feature": "A modelling feature",
     "importance": "The feature's importance by the method",
     "importance_std": "Its standard deviation (across trees or permutation repeats)",
@@ -52,8 +55,10 @@ COLUMNS = {
     "oob_score": "The forest's out-of-bag accuracy",
     "held_out_accuracy": "The forest's accuracy on the held-out share",
     "segment_name": "The segment's name, for scope segment",
-    "methods_agree_on_top": "Whether impurity and permutation rank the same feature first",
-    "top_feature_note": "The two methods' top features in words, and whether they disagree",
+    "methods_agree_on_top": (
+        "Scope all: false only when each method ranks its own feature first beyond its spread"
+    ),
+    "top_feature_note": "The top features in words, and whether the methods disagree",
     "share_sum_in_scope": (
         "Sum of importance_share within the scope and method (1, or 0 when all clip to 0)"
     ),
@@ -73,13 +78,12 @@ def _rows(
     scope: str,
     segment_id: int | None,
     features: list[str],
-    impurity: tuple[np.ndarray, np.ndarray],
-    permutation: tuple[np.ndarray, np.ndarray],
+    methods: dict[str, tuple[np.ndarray, np.ndarray]],
     oob_score: float,
     held_out_accuracy: float,
 ) -> list[dict[str, Any]]:
     rows = []
-    for method, (means, stds) in (("impurity", impurity), ("permutation", permutation)):
+    for method, (means, stds) in methods.items():
         clipped = np.clip(means, 0, None)
         shares = (
             clipped / clipped.sum() if clipped.sum() > 0 else np.full(len(means), 1 / len(means))
@@ -103,61 +107,71 @@ def _rows(
     return rows
 
 
+def _clear_top(rows: pd.DataFrame, draws: int) -> str | None:
+    """The top feature when it beats the runner-up by more than two standard errors of the
+    difference (each importance's SD over ``draws`` trees or repeats); else None."""
+    ranked = rows.sort_values(["importance", "feature"], ascending=[False, True])
+    if len(ranked) < 2:
+        return str(ranked["feature"].iloc[0])
+    first, second = ranked.iloc[0], ranked.iloc[1]
+    error = np.sqrt((first["importance_std"] ** 2 + second["importance_std"] ** 2) / draws)
+    return str(first["feature"]) if first["importance"] - second["importance"] > 2 * error else None
+
+
+def _top_feature_note(rows: pd.DataFrame, draws: dict[str, int]) -> tuple[bool, str]:
+    """Whether the two methods agree on the top feature, judged against their spread, and how
+    to say so: they disagree only when each names its own top beyond its spread."""
+    tops = {
+        method: ", ".join(sorted(group.loc[group["rank"] == 1, "feature"]))
+        for method, group in rows.groupby("method")
+    }
+    if tops["impurity"] == tops["permutation"]:
+        return True, f"both methods rank {tops['impurity']} first"
+    clear = {m: _clear_top(rows[rows["method"] == m], draws[m]) for m in draws}
+    said = f"impurity ranks {tops['impurity']} first, permutation ranks {tops['permutation']} first"
+    if clear["impurity"] and clear["permutation"]:
+        return False, f"{said}, each beyond its spread: the methods disagree"
+    return True, f"{said}, within their spread: not a disagreement"
+
+
 def _impurity(forest: RandomForestClassifier) -> tuple[np.ndarray, np.ndarray]:
     spread = np.std([tree.feature_importances_ for tree in forest.estimators_], axis=0)
     return forest.feature_importances_, spread
 
 
-@dataclass(frozen=True)
-class Forests:
-    """One forest per scope, each fitted on its own: picklable, so a fit worker can fit one.
-
-    Scope None is every segment (with held-out permutation importance for all scopes at once);
-    an integer is that segment versus the rest.
-    """
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    segments: list[int]
-    n_estimators: int
-    permutation_repeats: int
-    seed: int
-
-    def _forest(self, labels: np.ndarray) -> RandomForestClassifier:
-        return RandomForestClassifier(
-            n_estimators=self.n_estimators, oob_score=True, random_state=self.seed, n_jobs=1
-        ).fit(self.x_train, labels)
-
-    def fit(self, scope: int | None) -> dict[str, Any]:
-        if scope is not None:
-            # Impurity importance one versus rest needs a forest that learned just that split.
-            binary = self._forest((self.y_train == scope).astype(np.int64))
-            return {"impurity": _impurity(binary), "oob_score": float(binary.oob_score_)}
-        forest = self._forest(self.y_train)
-        # One forest, one set of permutations, every scope's score at once: with several
-        # scorers scikit-learn predicts once per permutation and scores all of them on it.
-        scorers = {"all": "accuracy"} | {
-            f"segment_{s}": make_scorer(one_vs_rest_accuracy(s)) for s in self.segments
-        }
-        permuted = permutation_importance(
-            forest,
-            self.x_test,
-            self.y_test,
-            scoring=scorers,
-            n_repeats=self.permutation_repeats,
-            random_state=self.seed,
-        )
-        return {
-            "impurity": _impurity(forest),
-            "oob_score": float(forest.oob_score_),
-            "permutation": {
-                name: (result.importances_mean, result.importances_std)
-                for name, result in permuted.items()
-            },
-            "predicted": forest.predict(self.x_test),
-        }
+def _fit(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    config: dict[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    forest = RandomForestClassifier(
+        n_estimators=config["n_estimators"], oob_score=True, random_state=seed, n_jobs=1
+    ).fit(x_train, y_train)
+    # One set of permutations, every scope's score at once: with several scorers scikit-learn
+    # predicts once per permutation and scores all of them on it.
+    scorers = {"all": "accuracy"} | {
+        f"segment_{s}": make_scorer(one_vs_rest_accuracy(s)) for s in np.unique(y_train)
+    }
+    permuted = permutation_importance(
+        forest,
+        x_test,
+        y_test,
+        scoring=scorers,
+        n_repeats=config["permutation_repeats"],
+        random_state=seed,
+    )
+    return {
+        "impurity": _impurity(forest),
+        "oob_score": float(forest.oob_score_),
+        "permutation": {
+            name: (result.importances_mean, result.importances_std)
+            for name, result in permuted.items()
+        },
+        "predicted": forest.predict(x_test),
+    }
 
 
 def model(
@@ -167,7 +181,6 @@ def model(
     segment_centroids: pd.DataFrame,
     config: dict[str, Any],
     seed: int,
-    parallel: Callable[[Callable[[int | None], dict[str, Any]], Iterable[int | None]], Iterator],
 ) -> pd.DataFrame:
     data = training_data(
         int_customer_features,
@@ -184,67 +197,44 @@ def model(
         stratify=data.labels if np.unique(data.labels, return_counts=True)[1].min() >= 2 else None,
         random_state=seed,
     )
-    segments = [int(s) for s in np.unique(data.labels)]
-    forests = Forests(
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        segments,
-        config["n_estimators"],
-        config["permutation_repeats"],
-        seed,
+    fitted = _fit(x_train, y_train, x_test, y_test, config, seed)
+    predicted = fitted["predicted"]
+    rows = _rows(
+        "all",
+        None,
+        data.features,
+        {"impurity": fitted["impurity"], "permutation": fitted["permutation"]["all"]},
+        fitted["oob_score"],
+        float(np.mean(predicted == y_test)),
     )
-    scopes: list[int | None] = [None, *segments]
-    fitted = list(parallel(forests.fit, scopes))
-    everything = fitted[0]
-    predicted = everything["predicted"]
-    results = [
-        _rows(
-            "all",
-            None,
+    for segment in (int(s) for s in np.unique(data.labels)):
+        rows += _rows(
+            "segment",
+            segment,
             data.features,
-            everything["impurity"],
-            everything["permutation"]["all"],
-            everything["oob_score"],
-            float(np.mean(predicted == y_test)),
+            {"permutation": fitted["permutation"][f"segment_{segment}"]},
+            fitted["oob_score"],
+            one_vs_rest_accuracy(segment)(y_test, predicted),
         )
-    ]
-    for segment, binary in zip(segments, fitted[1:], strict=True):
-        results.append(
-            _rows(
-                "segment",
-                segment,
-                data.features,
-                binary["impurity"],
-                everything["permutation"][f"segment_{segment}"],
-                binary["oob_score"],
-                one_vs_rest_accuracy(segment)(y_test, predicted),
-            )
-        )
-    table = pd.DataFrame([row for rows in results for row in rows])
+    table = pd.DataFrame(rows)
     names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
     table["segment_name"] = table["segment_id"].map(names)
     table["segment_id"] = table["segment_id"].astype("Int64")
-
-    # Say so when the methods name different top features, instead of choosing silently.
+    overall = table[table["scope"] == "all"]
+    draws = {"impurity": config["n_estimators"], "permutation": config["permutation_repeats"]}
+    agree, note = _top_feature_note(overall, draws)
+    is_all = table["scope"] == "all"
+    table["methods_agree_on_top"] = pd.array([agree if a else None for a in is_all], "boolean")
+    top = table[~is_all & (table["rank"] == 1)].groupby("segment_id")["feature"]
+    segment_tops = top.agg(lambda f: ", ".join(sorted(f)))
+    table["top_feature_note"] = np.where(
+        is_all,
+        note,
+        "permutation importance only: "
+        + table["segment_id"].map(segment_tops).fillna("").astype(str)
+        + " sets the segment apart most",
+    )
     key = table["segment_id"].astype("string").fillna("all")
-    tops = (
-        table[table["rank"] == 1]
-        .groupby([key, "method"])["feature"]
-        .agg(lambda f: ", ".join(sorted(f)))
-    )
-    tops = tops.unstack("method")
-    agree = tops["impurity"] == tops["permutation"]
-    table["methods_agree_on_top"] = key.map(agree).astype(bool)
-    table["top_feature_note"] = key.map(
-        lambda k: (
-            f"both methods rank {tops.loc[k, 'impurity']} first"
-            if agree[k]
-            else f"impurity ranks {tops.loc[k, 'impurity']} first, "
-            f"permutation ranks {tops.loc[k, 'permutation']} first"
-        )
-    )
     table["share_sum_in_scope"] = table.groupby([key, "method"])["importance_share"].transform(
         "sum"
     )

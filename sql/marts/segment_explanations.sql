@@ -52,7 +52,7 @@ select
     overall.overall_cv_fidelity,  -- Share of all customers the rules assign correctly on held-out folds
     overall.tree_depth,  -- Depth of the surrogate tree
     distinguishing.top_features,  -- The two features that set the segment apart (permutation importance share)
-    distinguishing.top_feature_note  -- Whether impurity and permutation importance agree on the top feature
+    distinguishing.top_feature_note  -- The feature that sets the segment apart most, in words (permutation importance)
 from segments
 left join rules
     on segments.segment_id = rules.segment_id
