@@ -40,6 +40,9 @@ PARAMETERS = {
     "fixed_k": 5,
     "min_stability": 0.8,
     "bootstrap_resamples": 10,
+    # ... drawn in batches of bootstrap_resamples, while a k's pass/fail against min_stability
+    # is within Monte Carlo error, up to this many.
+    "max_bootstrap_resamples": 50,
     "n_init": 10,
     # Above this many customers, k-means is fitted on a seeded sample of this size.
     "fit_sample_size": 20_000,
@@ -59,6 +62,7 @@ PARAMETER_CONSTRAINTS = {
     "fixed_k": {"type": "integer", "min": 2},
     "min_stability": {"type": "number", "min": 0, "max": 1},
     "bootstrap_resamples": {"type": "integer", "min": 2},
+    "max_bootstrap_resamples": {"type": "integer", "min": "bootstrap_resamples"},
     "n_init": {"type": "integer", "min": 1},
     "fit_sample_size": {"type": "integer", "min": 1},
     "silhouette_sample_size": {"type": "integer", "min": 2},
@@ -91,7 +95,12 @@ COLUMNS = {
     "fit_rows": "Customers k-means was fitted on (a seeded sample above fit_sample_size)",
     "silhouette_rows": "Customers the silhouette was computed on",
     "n_init": "k-means restarts",
-    "bootstrap_resamples": "Resamples behind the stability figure",
+    "bootstrap_resamples": "Resamples in a batch (the first batch, and each one after it)",
+    "stability_mc_se": "Monte Carlo standard error of stability_ari_mean (SD / sqrt(resamples))",
+    "stability_resamples": "Resamples drawn for this k: more while pass/fail was unsettled",
+    "stability_settled": (
+        "Whether the mean ARI lies more than 2 Monte Carlo SE from min_stability (within the cap)"
+    ),
 }
 
 
@@ -113,17 +122,46 @@ def _check(config: dict[str, Any], n_rows: int) -> None:
         )
 
 
+# A k's stability is settled when its mean ARI lies this many Monte Carlo standard errors from
+# min_stability: pass or fail would not change with more resamples (two-sided, about 95%).
+SETTLED_SE = 2.0
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """How many bootstrap resamples to draw: a first batch, then batches of the same size
+    while the pass/fail against ``threshold`` is unsettled, up to ``cap``."""
+
+    batch: int
+    cap: int
+    threshold: float
+
+
+def settled(scores: np.ndarray, threshold: float) -> bool:
+    standard_error = scores.std(ddof=1) / np.sqrt(len(scores))
+    return bool(abs(scores.mean() - threshold) > SETTLED_SE * standard_error)
+
+
 def stability(
-    matrix: np.ndarray, reference: np.ndarray, k: int, resamples: int, n_init: int, seed: int
+    matrix: np.ndarray,
+    reference: np.ndarray,
+    k: int,
+    resampling: Resampling,
+    n_init: int,
+    seed: int,
 ) -> np.ndarray:
-    """ARI between the reference labels and the labels a fit on each bootstrap resample gives."""
+    """ARI between the reference labels and the labels a fit on each bootstrap resample gives,
+    drawn in batches until pass/fail against the threshold is settled or the cap is reached."""
     rng = np.random.default_rng(seed)
-    scores = np.empty(resamples)
-    for b in range(resamples):
-        rows = rng.integers(0, matrix.shape[0], size=matrix.shape[0])
-        refit = fit_kmeans(matrix[rows], k, n_init, seed + b + 1)
-        scores[b] = adjusted_rand_score(reference, refit.predict(matrix))
-    return scores
+    scores: list[float] = []
+    while len(scores) < resampling.cap:
+        for _ in range(min(resampling.batch, resampling.cap - len(scores))):
+            rows = rng.integers(0, matrix.shape[0], size=matrix.shape[0])
+            refit = fit_kmeans(matrix[rows], k, n_init, seed + len(scores) + 1)
+            scores.append(adjusted_rand_score(reference, refit.predict(matrix)))
+        if settled(np.array(scores), resampling.threshold):
+            break
+    return np.array(scores)
 
 
 @dataclass(frozen=True)
@@ -134,7 +172,7 @@ class Candidates:
     stable_rows: np.ndarray
     silhouette_rows: int
     n_init: int
-    resamples: int
+    resampling: Resampling
     seed: int
 
     def score(self, k: int) -> dict[str, Any]:
@@ -145,7 +183,7 @@ class Candidates:
             fitted[self.stable_rows],
             labels[self.stable_rows],
             k,
-            self.resamples,
+            self.resampling,
             self.n_init,
             seed,
         )
@@ -166,6 +204,9 @@ class Candidates:
             "davies_bouldin": float(davies_bouldin_score(fitted, labels)),
             "stability_ari_mean": float(scores.mean()),
             "stability_ari_std": float(scores.std(ddof=1)),
+            "stability_mc_se": float(scores.std(ddof=1) / np.sqrt(len(scores))),
+            "stability_resamples": len(scores),
+            "stability_settled": settled(scores, self.resampling.threshold),
         }
 
 
@@ -250,9 +291,10 @@ def model(
         )
 
     candidates = list(range(config["k_min"], k_max + 1))
-    fits = Candidates(
-        fitted, stable_rows, silhouette_rows, config["n_init"], config["bootstrap_resamples"], seed
+    resampling = Resampling(
+        config["bootstrap_resamples"], config["max_bootstrap_resamples"], config["min_stability"]
     )
+    fits = Candidates(fitted, stable_rows, silhouette_rows, config["n_init"], resampling, seed)
     rows = []
     for row in parallel(fits.score, candidates):
         rows.append(row)
@@ -279,6 +321,13 @@ def model(
     else:
         chosen, rule = _auto_choice(table, config["min_stability"], minimum)
     rule += "; elbow at k = " + (str(elbow) if elbow is not None else "none (no knee found)")
+    unsettled = table.loc[~table["stability_settled"], "k"].tolist()
+    if unsettled:
+        rule += (
+            f"; stability not settled for k = {', '.join(map(str, unsettled))} (within "
+            f"{SETTLED_SE:g} Monte Carlo SE of {config['min_stability']:g} after "
+            f"{config['max_bootstrap_resamples']} resamples)"
+        )
     if k_max < config["k_max"]:
         rule += f"; k capped at {k_max}: only {distinct} distinct customers"
     table["is_chosen"] = table["k"] == chosen

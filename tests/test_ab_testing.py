@@ -325,3 +325,27 @@ def test_experiment_config_typo_names_the_key(project: ProjectCopy) -> None:
     assert "'vars.experiments.spring_voucher.alhpa' is not a known key (did you mean 'alpha'?)" in (
         done.stderr
     )
+
+
+SEGMENT_SIZES = (160, 220, 280, 340, 400, 460)
+
+
+@pytest.mark.parametrize("metric", ["conversion", "amount"])
+def test_aa_segment_tests_reject_at_about_alpha_and_holm_holds_the_family(metric: str) -> None:
+    """A/A calibration per segment: with no effect anywhere, each segment's test rejects at
+    about alpha, and Holm across an experiment's segments rejects anything at most alpha."""
+    experiments, alpha = 100, 0.05
+    rejections = families_rejecting = 0
+    for run in range(experiments):
+        p_values = []
+        for position, size in enumerate(SEGMENT_SIZES):
+            seed = run * len(SEGMENT_SIZES) + position
+            frame = simulated_frame(metric, size, effect=0.0, correlation=0.5, seed=10_000 + seed)
+            row = analyse(frame, experiment(metric=metric, alpha=alpha), family=len(SEGMENT_SIZES))
+            p_values.append(row["p_value"])
+        rejections += sum(p < alpha for p in p_values)
+        families_rejecting += multipletests(p_values, alpha=alpha, method="holm")[0].any()
+    tests = experiments * len(SEGMENT_SIZES)
+    assert stats.binomtest(rejections, tests, alpha).pvalue > 0.001, rejections / tests
+    family_wise = stats.binomtest(families_rejecting, experiments, alpha, alternative="greater")
+    assert family_wise.pvalue > 0.001, families_rejecting / experiments

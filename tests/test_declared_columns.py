@@ -33,10 +33,12 @@ city = ["City"]
 years = ["Years"]
 tenure_months = ["Tenure (months)"]
 visits_per_month = ["Visits per month"]
+signup = ["Signup date"]
 
 [sources.customers.kinds]
 years = "integer"
 tenure_months = "integer"
+signup = "date"
 
 [rules.ranges]
 years = { min = 18, max = 90 }
@@ -62,6 +64,7 @@ DIRTY = {
     9006: ({"Visits per month": "abc"}, "visits_per_month 'abc' is not a number"),
     9007: ({"Region": ""}, "region is missing"),
     9008: ({"Visits per month": "75.5"}, "visits_per_month 75.5 is outside [0.0, 60.0]"),
+    9009: ({"Signup date": "2021-13-01"}, "signup '2021-13-01' is not a date"),
 }
 
 
@@ -88,6 +91,9 @@ def _clean_export(rng: np.random.Generator, n: int) -> pd.DataFrame:
             "Visits per month": np.clip(rng.lognormal(np.log(centers[group, 2]), 0.3), 0, 60)
             .round(2)
             .astype(str),
+            "Signup date": (
+                np.datetime64("2020-01-01") + rng.integers(0, 1500, n).astype("timedelta64[D]")
+            ).astype(str),
         }
     ).astype(str)
 
@@ -132,6 +138,7 @@ def test_rows_breaking_a_declared_rule_are_rejected_with_the_column_named(
     assert len(staged) == 600 + 2
     assert staged.set_index("customer_id").loc[9101, "region"] == "North"
     assert pd.isna(staged.set_index("customer_id").loc[9102, "city"])
+    assert project.query("select distinct typeof(signup) from staging.stg_customers") == [("DATE",)]
     assert "gender" not in staged.columns
     assert undescribed_columns(project) == []  # the declared columns are described too
 

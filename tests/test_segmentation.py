@@ -47,15 +47,28 @@ def test_model_selection_figures_equal_scikit_learn(built_sample: ProjectCopy) -
             davies_bouldin_score(matrix, fit.labels_), rel=1e-9
         )
         # Bootstrap stability, recomputed from its definition: ARI between the reference labels
-        # and the labels of fits on resamples drawn with the run's seed.
+        # and the labels of fits on resamples drawn with the run's seed, 10 at a time while the
+        # mean lies within 2 Monte Carlo SE of min_stability (0.8), up to 50.
         rng = np.random.default_rng(SEED)
-        scores = []
-        for b in range(10):
-            rows = rng.integers(0, len(matrix), size=len(matrix))
-            refit = KMeans(n_clusters=row.k, n_init=10, random_state=SEED + b + 1).fit(matrix[rows])
-            scores.append(adjusted_rand_score(fit.labels_, refit.predict(matrix)))
+        scores: list[float] = []
+        while len(scores) < 50:
+            for _ in range(10):
+                rows = rng.integers(0, len(matrix), size=len(matrix))
+                refit = KMeans(
+                    n_clusters=row.k, n_init=10, random_state=SEED + len(scores) + 1
+                ).fit(matrix[rows])
+                scores.append(adjusted_rand_score(fit.labels_, refit.predict(matrix)))
+            error = np.std(scores, ddof=1) / np.sqrt(len(scores))
+            if abs(np.mean(scores) - 0.8) > 2 * error:
+                break
+        assert row.stability_resamples == len(scores)
         assert row.stability_ari_mean == pytest.approx(np.mean(scores), rel=1e-9)
         assert row.stability_ari_std == pytest.approx(np.std(scores, ddof=1), rel=1e-9)
+        assert row.stability_mc_se == pytest.approx(error, rel=1e-9)
+        assert row.stability_settled == (abs(np.mean(scores) - 0.8) > 2 * error)
+        if not row.stability_settled:
+            listed = row.selection_rule.split("not settled for k = ")[1].split(" (")[0]
+            assert str(row.k) in listed.split(", ")
 
 
 def test_elbow_and_chosen_k_follow_the_rule(built_sample: ProjectCopy) -> None:
