@@ -6,17 +6,20 @@ back the rows with the wrong number of fields, with their line numbers. Any othe
 through Python's csv module, which reports the physical line a record started on (quoted fields
 may span lines) and handles quoting the way spreadsheets write it. Both handle BOMs and CRLF, and
 a file Arrow will not read (bad UTF-8, say) is read by the csv module, whose error names the line.
-Headers are mapped to canonical names here, so every model downstream sees one spelling.
+Headers are mapped to canonical names here, so every model downstream sees one spelling. A file
+whose name ends in .gz is decompressed as it is read (daily exports are often shipped gzipped).
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import mmap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -82,7 +85,7 @@ def _text_encoding(source: SourceConfig) -> str:
 
 def _records(path: Path, source: SourceConfig) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) for every non-blank record of a CSV file."""
-    with path.open("r", encoding=_text_encoding(source), newline="") as handle:
+    with _open(path, "r", encoding=_text_encoding(source), newline="") as handle:
         reader = csv.reader(handle, strict=True, delimiter=source.delimiter)
         previous_end = 0
         try:
@@ -102,7 +105,7 @@ def _not_decodable(path: Path, source: SourceConfig) -> str:
     """Where the first byte that is not ``source.encoding`` is: the text decoder reads ahead
     in chunks, so its own position says nothing about the line."""
     encoding = _text_encoding(source)
-    with path.open("rb") as handle:
+    with _open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 line.decode(encoding if number == 1 else source.encoding)
@@ -172,6 +175,13 @@ def _read_with_csv_module(
     return _table(names, columns, relative_name)
 
 
+def _open(path: Path, mode: str, **text: Any) -> IO[Any]:
+    """The file, decompressed as it is read when its name ends in .gz."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, mode + ("t" if mode == "r" else ""), **text)
+    return path.open(mode, **text)
+
+
 def _one_record_per_line(path: Path, width: int) -> bool:
     """No quote after the header and no blank line: every line after the header is a record.
 
@@ -180,13 +190,20 @@ def _one_record_per_line(path: Path, width: int) -> bool:
     """
     if width < 2 or path.stat().st_size == 0:
         return False
+    if path.name.lower().endswith(".gz"):
+        with _open(path, "rb") as handle:
+            return _quote_and_blank_free(handle.read())
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        header_end = data.find(b"\n")
-        return (
-            header_end >= 0
-            and data.find(b'"', header_end) < 0
-            and all(data.find(blank) < 0 for blank in (b"\n\n", b"\n\r\n", b"\r\r"))
-        )
+        return _quote_and_blank_free(data)
+
+
+def _quote_and_blank_free(data: bytes | mmap.mmap) -> bool:
+    header_end = data.find(b"\n")
+    return (
+        header_end >= 0
+        and data.find(b'"', header_end) < 0
+        and all(data.find(blank) < 0 for blank in (b"\n\n", b"\n\r\n", b"\r\r"))
+    )
 
 
 def _read_with_arrow(

@@ -201,8 +201,9 @@ def _text(column: Column, qualifier: str) -> exp.Expression:
 def _typed(column: Column, qualifier: str) -> exp.Expression:
     text = _text(column, qualifier)
     if column.kind == "integer":
-        # TRY_CAST to an integer rounds '31.5' and reads '1e1' and '1_00': only digits pass.
-        digits = exp.func("regexp_full_match", text, exp.Literal.string("[+-]?[0-9]+"))
+        # TRY_CAST to an integer rounds '31.5' and reads '1e1' and '1_00': only digits pass,
+        # and a whole number exported as a float ('17850.0').
+        digits = exp.func("regexp_full_match", text, exp.Literal.string(WHOLE_NUMBER))
         whole = exp.TryCast(this=text.copy(), to=exp.DataType.build("integer"))
         return exp.case().when(digits, whole)
     if column.kind == "number":
@@ -218,6 +219,7 @@ def _typed(column: Column, qualifier: str) -> exp.Expression:
     return text
 
 
+WHOLE_NUMBER = r"[+-]?[0-9]+(\.0+)?"
 NOT_PARSED = {
     "integer": "is not a whole number",
     "number": "is not a number",

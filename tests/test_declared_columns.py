@@ -106,6 +106,8 @@ def _dirty_rows(clean: pd.DataFrame) -> pd.DataFrame:
     # Spellings the aliases accept, and a missing city (an attribute no rule requires).
     rows.append(clean.iloc[1].to_dict() | {"client_no": "9101", "Region": " n "})
     rows.append(clean.iloc[2].to_dict() | {"client_no": "9102", "City": ""})
+    # Whole numbers exported as floats are whole numbers.
+    rows.append(clean.iloc[3].to_dict() | {"client_no": "9103.0", "Years": "31.0"})
     return pd.DataFrame(rows)
 
 
@@ -135,7 +137,8 @@ def test_rows_breaking_a_declared_rule_are_rejected_with_the_column_named(
     )
     assert found == {number: reason for number, (_, reason) in DIRTY.items()}
     staged = project.frame("select * from staging.stg_customers order by customer_id")
-    assert len(staged) == 600 + 2
+    assert len(staged) == 600 + 3
+    assert staged.set_index("customer_id").loc[9103, "years"] == 31
     assert staged.set_index("customer_id").loc[9101, "region"] == "North"
     assert pd.isna(staged.set_index("customer_id").loc[9102, "city"])
     assert project.query("select distinct typeof(signup) from staging.stg_customers") == [("DATE",)]

@@ -253,3 +253,27 @@ def test_quotes_after_the_header_or_blank_lines_send_the_file_to_the_csv_module(
     assert loader._one_record_per_line(plain, 5)
     assert not loader._one_record_per_line(quoted, 5)
     assert not loader._one_record_per_line(blank, 5)
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["Arrow reader", "csv module"])
+def test_gzipped_exports_load_exactly_as_the_plain_ones(config: Config, quoted: bool) -> None:
+    import gzip
+
+    quote = '"' if quoted else ""
+    text = f"{HEADER}\n1,Male,19,15,39\n2,{quote}Female{quote},21,15\n3,Female,20,16,6\n"
+    text_config = config.path.read_text().replace(
+        'files = ["customers/*.csv"]', 'files = ["customers/*.csv", "customers/*.csv.gz"]', 1
+    )
+    config.path.write_text(text_config)
+    config = load_config(config.path)
+    land(config, "a.csv", text.encode())
+    plain = rows(config)
+    (config.raw_dir / "customers" / "a.csv").unlink()
+    land(config, "a.csv.gz", gzip.compress(text.encode()))
+    packed = rows(config)
+    assert [{**r, "_source_file": None} for r in packed] == [
+        {**r, "_source_file": None} for r in plain
+    ]
+    by_line = {r["_line_number"]: r for r in packed}
+    assert by_line[3]["_parse_error"] == "expected 5 fields, found 4"
+    assert {r["_source_file"] for r in packed} == {"customers/a.csv.gz"}
