@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import NoReturn
 
 try:
-    from engine.config import DEFAULT_CONFIG_NAME, Config, load_config, unmatched_warnings
+    from engine.config import DEFAULT_CONFIG_NAME, Config, load_config
     from engine.console import Console
     from engine.errors import InputError, PipelineError, UsageError, is_interrupt
     from engine.interrupts import held_back
@@ -142,7 +142,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if not args.select and not args.full_refresh and not args.reset_history:
         noop = try_noop(ROOT, config, fingerprint)
         if noop is not None:
-            for warning in unmatched_warnings(config)[1]:
+            for warning in noop.warnings:
                 console.error(warning)
             console.summary(
                 f"Nothing changed since run {noop.built_by}: recorded no-op run {noop.run_id} "

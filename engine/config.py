@@ -79,7 +79,7 @@ class Config:
     # Tables with at least this many rows are validated before the next model starts, so the
     # builder's and the validation worker's memory peaks never stack.
     serial_validation_rows: int = 2_000_000
-    # Forked processes that fit a model's independent pieces (candidate k, forests) side by
+    # Forked processes that fit a model's independent pieces (a candidate k each) side by
     # side; 0 or 1: every fit runs in the builder.
     fit_workers: int = 2
     # The published warehouse keeps the meta history of this many most recent runs (the current

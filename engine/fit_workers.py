@@ -1,4 +1,4 @@
-"""Forked processes for a model's independent pieces of work (one candidate k, one forest).
+"""Forked processes for a model's independent pieces of work (one candidate k, say).
 
 A Python model that asks for ``parallel`` gets :meth:`FitWorkers.map`: the pieces run in forked
 worker processes and come back in order. Processes, not threads: a fit on a few hundred rows is

@@ -59,6 +59,7 @@ class NoopRun:
     run_id: str
     built_by: str
     seconds: float
+    warnings: tuple[str, ...] = ()  # one per landing file no source takes
 
 
 def try_noop(root: Path, config: Config, fingerprint: str) -> NoopRun | None:
@@ -106,12 +107,18 @@ def try_noop(root: Path, config: Config, fingerprint: str) -> NoopRun | None:
             publish.discard_build(build)
             raise
     seconds = time.perf_counter() - clock
-    _write_result(config, run_id, started, built_by or "", seconds)
-    return NoopRun(run_id, built_by or "", seconds)
+    unmatched, warnings = unmatched_warnings(config)
+    _write_result(config, run_id, started, built_by or "", seconds, unmatched)
+    return NoopRun(run_id, built_by or "", seconds, tuple(warnings))
 
 
 def _write_result(
-    config: Config, run_id: str, started: datetime, built_by: str, seconds: float
+    config: Config,
+    run_id: str,
+    started: datetime,
+    built_by: str,
+    seconds: float,
+    unmatched: list[str],
 ) -> None:
     write_run_result(
         config.run_results_dir,
@@ -125,6 +132,6 @@ def _write_result(
             "started_at": started.isoformat(),
             "seconds": round(seconds, 3),
             "message": f"nothing changed since run {built_by}",
-            "unmatched_files": unmatched_warnings(config)[0],
+            "unmatched_files": unmatched,
         },
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from engine.columns import accepted_spellings
 from engine.config import Config
 
 
@@ -25,10 +26,9 @@ def value_ranges(config: Config) -> pa.Table:
 def accepted_values(config: Config) -> pa.Table:
     """One row per accepted spelling (lower-cased) and the canonical value it stands for."""
     rows: list[tuple[str, str, str]] = []
-    for column, values in config.accepted.items():
-        spellings = {v.strip().lower(): v for v in values}
-        spellings.update({k.strip().lower(): v for k, v in config.aliases[column].items()})
-        rows += [(column, spelling, value) for spelling, value in sorted(spellings.items())]
+    for column in config.accepted:
+        spellings = accepted_spellings(config, column) or {}
+        rows += [(column, spelling, value) for spelling, value in spellings.items()]
     return pa.table(
         {
             "column_name": pa.array([r[0] for r in rows], pa.string()),

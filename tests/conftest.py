@@ -18,6 +18,7 @@ from sqlglot import exp
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
+PUBLISHED_LAYERS = ("config", "raw", "staging", "intermediate", "ml", "marts", "meta")
 PROJECT_PARTS = (
     "pipeline.py",
     "pipeline.toml",
@@ -98,6 +99,18 @@ class ProjectCopy:
         from engine.project import discover
 
         return len(discover(self.root, load_config(self.config)).order)
+
+    def undescribed_columns(self) -> list[str]:
+        """Published columns without a description (COMMENT ON), as layer.table.column."""
+        return [
+            f"{table}.{column}"
+            for table, column in self.query(
+                "select schema_name || '.' || table_name, column_name from duckdb_columns() "
+                "where schema_name in ? and (comment is null or trim(comment) = '') "
+                "order by 1, 2",
+                [list(PUBLISHED_LAYERS)],
+            )
+        ]
 
     def digest(self) -> str:
         return hashlib.sha256(self.warehouse.read_bytes()).hexdigest()

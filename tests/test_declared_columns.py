@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.tree import DecisionTreeClassifier
-from test_docs_and_exports import undescribed_columns
 
 from conftest import ProjectCopy, copy_project
 
@@ -143,7 +142,7 @@ def test_rows_breaking_a_declared_rule_are_rejected_with_the_column_named(
     assert pd.isna(staged.set_index("customer_id").loc[9102, "city"])
     assert project.query("select distinct typeof(signup) from staging.stg_customers") == [("DATE",)]
     assert "gender" not in staged.columns
-    assert undescribed_columns(project) == []  # the declared columns are described too
+    assert project.undescribed_columns() == []  # the declared columns are described too
 
 
 def test_attributes_reach_the_marts(other_columns: ProjectCopy) -> None:

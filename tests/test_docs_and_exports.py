@@ -23,23 +23,8 @@ def test_every_table_carries_its_description_for_bi_tools(built_sample: ProjectC
     assert "stable" in comment.lower()
 
 
-PUBLISHED_LAYERS = ("config", "raw", "staging", "intermediate", "ml", "marts", "meta")
-
-
-def undescribed_columns(project: ProjectCopy) -> list[str]:
-    return [
-        f"{row[0]}.{row[1]}"
-        for row in project.query(
-            "select schema_name || '.' || table_name, column_name from duckdb_columns() "
-            "where schema_name in ? and (comment is null or trim(comment) = '') "
-            "order by 1, 2",
-            [list(PUBLISHED_LAYERS)],
-        )
-    ]
-
-
 def test_every_published_column_carries_a_description(built_sample: ProjectCopy) -> None:
-    assert undescribed_columns(built_sample) == []
+    assert built_sample.undescribed_columns() == []
     comments = dict(
         built_sample.query(
             "select table_name || '.' || column_name, comment from duckdb_columns() "
