@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import numpy as np
@@ -104,7 +105,20 @@ def generate(n: int, directory: Path, seed: int, dirty_rate: float = 0.0) -> Gen
     return Generated(n, files, per_kind, per_kind, per_kind, per_kind)
 
 
-def write_summary(generated: Generated, path: Path) -> None:
+class Counted(Protocol):
+    """A generation's record (customers or order lines): a dataclass with these counts."""
+
+    @property
+    def raw_rows(self) -> int: ...
+    @property
+    def staged_rows(self) -> int: ...
+    @property
+    def rejected_rows(self) -> int: ...
+    @property
+    def collapsed_rows(self) -> int: ...
+
+
+def write_summary(generated: Counted, path: Path) -> None:
     """How many rows of each kind were written, and so what staging must stage and reject."""
     path.write_text(
         json.dumps(

@@ -23,7 +23,7 @@ from sqlglot import exp
 from engine import seeds, statements
 from engine.config import Config
 from engine.errors import ConfigError, ModelError, PipelineError, is_interrupt
-from engine.loader import load_source
+from engine.loader import source_parts
 from engine.model_api import ModelResult
 from engine.parameters import ParameterError
 from engine.project import PREVIOUS_PREFIX, Model, Project
@@ -265,7 +265,7 @@ def build_model(context: BuildContext, model: Model, progress: Progress) -> None
     if model.kind == "seed":
         _write_table(con, model, seeds.SEED_BUILDERS[model.name](config))
     elif model.kind == "source":
-        _write_table(con, model, load_source(config, config.sources[model.name], progress).table)
+        _write_table(con, model, source_parts(config, config.sources[model.name], progress))
     elif model.kind == "sql":
         assert model.query is not None
         try:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
+from engine.orders import ORDER_AGGREGATES, TRANSACTIONS
+
 if TYPE_CHECKING:
     from engine.config import Config
 
@@ -31,6 +33,7 @@ class Column:
     bounds: tuple[float, float] | None = None
     spellings: dict[str, str] | None = None  # lower-cased spelling -> accepted value
     is_feature: bool = False
+    date_format: str | None = None  # the source's, for a date column (None: ISO 8601)
 
 
 def declared_columns(config: Config, source: str) -> tuple[Column, ...]:
@@ -44,9 +47,10 @@ def declared_columns(config: Config, source: str) -> tuple[Column, ...]:
             bounds=config.ranges.get(name),
             spellings=accepted_spellings(config, name),
             is_feature=name in config.feature_columns,
+            date_format=spec.date_format,
         )
         for name in spec.columns
-        if name != KEY_COLUMN
+        if name != KEY_COLUMN and name not in spec.roles
     )
 
 
@@ -87,7 +91,23 @@ def column_sets(config: Config) -> dict[str, tuple[str, ...]]:
         sets[f"{source}_categories"] = tuple(c.name for c in attributes if c.kind == "category")
         sets[f"{source}_ranged"] = tuple(c.name for c in columns if c.bounds is not None)
         sets[f"{source}_required"] = tuple(c.name for c in columns if c.required)
+    sets.update(_profile_sets(config))
     return sets
+
+
+def _profile_sets(config: Config) -> dict[str, tuple[str, ...]]:
+    """A customer's profile (intermediate.int_customer_profiles): the customers source's
+    columns, the order lines' attributes and, with order lines, their per-customer aggregates."""
+    columns = [*declared_columns(config, "customers"), *declared_columns(config, TRANSACTIONS)]
+    aggregates = () if config.sources[TRANSACTIONS].implicit else ORDER_AGGREGATES
+    profile = (*(c.name for c in columns), *aggregates)
+    return {
+        "profile": profile,
+        "profile_attributes": tuple(c for c in profile if c not in config.feature_columns),
+        "profile_categories": tuple(
+            c.name for c in columns if c.kind == "category" and not c.is_feature
+        ),
+    }
 
 
 def feature_pairs(config: Config) -> tuple[tuple[str, str], ...]:

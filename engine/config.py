@@ -16,8 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.columns import KINDS, NUMERIC_KINDS, TRANSFORMS
+from engine.columns import KEY_COLUMN, KINDS, NUMERIC_KINDS, TRANSFORMS
 from engine.errors import ConfigError
+from engine.orders import (
+    ORDER_AGGREGATES,
+    TRANSACTION_ROLES,
+    TRANSACTIONS,
+    OrderSettings,
+    check_transactions_mapping,
+    order_settings,
+)
 from engine.parameters import ParameterError, check_values
 
 DEFAULT_CONFIG_NAME = "pipeline.toml"
@@ -33,6 +41,18 @@ class SourceConfig:
     optional: bool = False  # no landing file is fine: the raw table is then empty
     encoding: str = "utf-8"  # the files' text encoding (a UTF-8 byte-order mark is skipped)
     delimiter: str = ","
+    # How date and timestamp text is written (strptime codes, "%Y%m%d"); None: ISO 8601.
+    date_format: str | None = None
+    # Canonical columns the SQL models read by name even when the config maps no header to
+    # them: loaded as nulls (the transactions roles a config leaves out, say).
+    roles: tuple[str, ...] = ()
+    # Not in the config at all: present so the shared SQL models always find the table.
+    implicit: bool = False
+
+    @property
+    def raw_columns(self) -> tuple[str, ...]:
+        """Every column the raw table has, whether or not a landing file holds it."""
+        return (*self.columns, *(r for r in self.roles if r not in self.columns))
 
     def landing_files(self, raw_dir: Path) -> list[Path]:
         """The files this source reads, sorted so load order never depends on the file system.
@@ -86,6 +106,8 @@ class Config:
     # one included). Every build carries the history forward, so unbounded it would slow every
     # refresh as it grows. 0: keep all.
     history_runs: int = 1_000
+    # The [transactions] section: snapshot date, cancellation prefix, excluded products, RFM map.
+    orders: OrderSettings = field(default_factory=OrderSettings)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
@@ -192,6 +214,7 @@ SCHEMA: dict[str, Any] = {
             "optional": bool,
             "encoding": str,
             "delimiter": str,
+            "date_format": str,
             "columns": _Table(_ListOf(str), "a canonical column name"),
             "kinds": _Table(str, "a canonical column name"),
         },
@@ -208,6 +231,12 @@ SCHEMA: dict[str, Any] = {
         "scaling": str,
         "transforms": _Table(str, "a feature"),
         "labels": _Table(str, "a feature"),
+    },
+    "transactions": {
+        "snapshot_date": str,
+        "cancellation_prefix": str,
+        "exclude_products": _ListOf(str, non_empty=False),
+        "rfm_groups": _ListOf(dict),
     },
     "models": _Table(dict, "a model name"),
     # Free-form values for Python models (as dbt's vars), checked by the models that read them.
@@ -339,19 +368,24 @@ def load_config(path: Path | str) -> Config:
     return _build(document, path, where)
 
 
+# The sources the shared SQL models read, with the columns they read by name. A config that
+# leaves one out gets it empty, so one set of models serves a customer table, order lines, or both.
+IMPLICIT_SOURCES: dict[str, tuple[str, ...]] = {
+    "customers": (KEY_COLUMN,),
+    TRANSACTIONS: (KEY_COLUMN, *TRANSACTION_ROLES),
+    "experiment_logs": (
+        "experiment",
+        KEY_COLUMN,
+        "variant",
+        "outcome",
+        "pre_period_value",
+        "exposed_at",
+    ),
+}
+
+
 def _sources(document: dict[str, Any], where: str) -> dict[str, SourceConfig]:
-    sources = {
-        name: SourceConfig(
-            name=name,
-            files=tuple(spec.get("files", [f"{name}/*.csv"])),
-            required=tuple(spec.get("required", [])),
-            columns={k: tuple(v) for k, v in spec.get("columns", {}).items()},
-            optional=spec.get("optional", False),
-            encoding=_encoding(spec.get("encoding", "utf-8"), f"sources.{name}.encoding", where),
-            delimiter=_delimiter(spec.get("delimiter", ","), f"sources.{name}.delimiter", where),
-        )
-        for name, spec in document["sources"].items()
-    }
+    sources = {name: _source(name, spec, where) for name, spec in document["sources"].items()}
     if not sources:
         raise ConfigError(f"{where}: key 'sources' must name at least one source")
     for source in sources.values():
@@ -365,7 +399,49 @@ def _sources(document: dict[str, Any], where: str) -> dict[str, SourceConfig]:
                 f"{where}: key 'sources.{source.name}.required' lists {missing}, "
                 f"which have no entry in 'sources.{source.name}.columns'"
             )
+    for name, columns in IMPLICIT_SOURCES.items():
+        if name not in sources:
+            sources[name] = SourceConfig(
+                name=name,
+                files=(),
+                required=(),
+                columns={},
+                optional=True,
+                roles=columns,
+                implicit=True,
+            )
     return sources
+
+
+def _source(name: str, spec: dict[str, Any], where: str) -> SourceConfig:
+    columns = {k: tuple(v) for k, v in spec.get("columns", {}).items()}
+    required = tuple(spec.get("required", []))
+    roles: tuple[str, ...] = ()
+    if name == TRANSACTIONS:
+        check_transactions_mapping(columns, where)
+        roles = (KEY_COLUMN, *TRANSACTION_ROLES)
+        # A mapped role is read by name, so its header must be there.
+        required += tuple(r for r in roles if r in columns and r not in required)
+    return SourceConfig(
+        name=name,
+        files=tuple(spec.get("files", [f"{name}/*.csv"])),
+        required=required,
+        columns=columns,
+        optional=spec.get("optional", False),
+        encoding=_encoding(spec.get("encoding", "utf-8"), f"sources.{name}.encoding", where),
+        delimiter=_delimiter(spec.get("delimiter", ","), f"sources.{name}.delimiter", where),
+        date_format=_date_format(spec.get("date_format"), f"sources.{name}.date_format", where),
+        roles=roles,
+    )
+
+
+def _date_format(value: str | None, key: str, where: str) -> str | None:
+    if value is not None and "%" not in value:
+        raise ConfigError(
+            f"{where}: key '{key}' = {value!r} has no format code; expected strptime codes "
+            'such as "%Y%m%d" or "%d/%m/%Y %H:%M"'
+        )
+    return value
 
 
 def _encoding(value: str, key: str, where: str) -> str:
@@ -423,9 +499,13 @@ def _accepted(
 
 
 def _features(
-    features: dict[str, Any], ranges: dict[str, tuple[float, float]], where: str
+    features: dict[str, Any],
+    ranges: dict[str, tuple[float, float]],
+    sources: dict[str, SourceConfig],
+    where: str,
 ) -> tuple[tuple[str, ...], str]:
-    """The feature columns and the scaling method."""
+    """The feature columns and the scaling method. A feature is a source column with a range,
+    or, with a transactions source, one of the per-customer order aggregates."""
     scaling = features.get("scaling", "standard")
     if scaling not in SCALING_METHODS:
         raise ConfigError(
@@ -433,11 +513,15 @@ def _features(
             f"got {scaling!r}"
         )
     feature_columns = tuple(features["columns"])
-    unknown = [c for c in feature_columns if c not in ranges]
+    aggregates = ORDER_AGGREGATES if not sources[TRANSACTIONS].implicit else ()
+    unknown = [c for c in feature_columns if c not in ranges and c not in aggregates]
     if unknown:
+        from_orders = (
+            f", or order aggregates of sources.{TRANSACTIONS} ({', '.join(ORDER_AGGREGATES)})"
+        )
         raise ConfigError(
             f"{where}: key 'features.columns' lists {unknown}; features must be numeric columns "
-            f"with a range in 'rules.ranges' ({sorted(ranges)})"
+            f"with a range in 'rules.ranges' ({sorted(ranges)}){from_orders}"
         )
     if len(feature_columns) < 2:
         raise ConfigError(
@@ -462,6 +546,11 @@ def _kinds(
         kinds[name] = dict(spec.get("kinds", {}))
         for column, kind in kinds[name].items():
             key = f"sources.{name}.kinds.{column}"
+            if column in sources[name].roles:
+                raise ConfigError(
+                    f"{where}: key '{key}': '{column}' is a canonical {name} column, whose kind "
+                    "is fixed"
+                )
             if column not in sources[name].columns:
                 raise ConfigError(
                     f"{where}: key '{key}': '{column}' has no entry in 'sources.{name}.columns'"
@@ -517,7 +606,7 @@ def _feature_options(
                 f"{where}: key 'features.transforms.{column}' must be one of "
                 f"{list(TRANSFORMS)}, got {transform!r}"
             )
-        if transform == "log1p" and ranges[column][0] <= -1:
+        if transform == "log1p" and column in ranges and ranges[column][0] <= -1:
             raise ConfigError(
                 f"{where}: key 'features.transforms.{column}' = 'log1p' needs values above -1, "
                 f"but 'rules.ranges.{column}.min' is {ranges[column][0]}"
@@ -533,6 +622,8 @@ def _features_are_mapped(
 ) -> None:
     for column in feature_columns:
         owners = [s for s in sources.values() if column in s.columns]
+        if not owners and column in ORDER_AGGREGATES:
+            continue  # computed by intermediate.int_customer_orders
         if not owners:
             raise ConfigError(
                 f"{where}: key 'features.columns' lists '{column}', which no source maps "
@@ -545,14 +636,39 @@ def _features_are_mapped(
             )
 
 
+def _attributes_are_unique(sources: dict[str, SourceConfig], where: str) -> None:
+    """Customers and their order lines meet in one profile row: one column, one source."""
+    customers, lines = sources["customers"].columns, sources[TRANSACTIONS].columns
+    shared = [c for c in lines if c in customers and c != KEY_COLUMN]
+    if shared:
+        raise ConfigError(
+            f"{where}: key 'sources.{TRANSACTIONS}.columns' maps {shared}, which "
+            "'sources.customers.columns' maps too; a customer's profile takes each column from "
+            "one source, so rename one of them"
+        )
+    clashes = [c for c in (*customers, *lines) if c in ORDER_AGGREGATES]
+    if clashes:
+        raise ConfigError(
+            f"{where}: a source maps {clashes}, which int_customer_orders computes; rename the "
+            "mapped column"
+        )
+
+
 def _build(document: dict[str, Any], path: Path, where: str) -> Config:
     root = path.parent
     warehouse = document["warehouse"]
     rules = document.get("rules", {})
     ranges = _ranges(rules, where)
     accepted, aliases = _accepted(rules, where)
-    feature_columns, scaling = _features(document["features"], ranges, where)
     sources = _sources(document, where)
+    orders = document.get("transactions", {})
+    if orders and sources[TRANSACTIONS].implicit:
+        raise ConfigError(
+            f"{where}: key 'transactions.{next(iter(orders))}' takes effect only with a "
+            f"'sources.{TRANSACTIONS}' section"
+        )
+    feature_columns, scaling = _features(document["features"], ranges, sources, where)
+    _attributes_are_unique(sources, where)
     kinds = _kinds(sources, document, (ranges, accepted), where)
     _features_are_mapped(feature_columns, sources, kinds, where)
     _rules_take_effect(sources, rules, where)
@@ -574,6 +690,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         serial_validation_rows=at_least_zero("serial_validation_rows"),
         fit_workers=at_least_zero("fit_workers"),
         history_runs=at_least_zero("history_runs"),
+        orders=order_settings(orders, where),
         sources=sources,
         ranges=ranges,
         accepted=accepted,

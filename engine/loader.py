@@ -206,10 +206,11 @@ def _quote_and_blank_free(data: bytes | mmap.mmap) -> bool:
     )
 
 
-def _read_with_arrow(
-    path: Path, source: SourceConfig, names: list[str], relative_name: str
-) -> pa.Table | None:
-    """The file through Arrow's CSV reader, or None when Arrow will not read it."""
+def _parse_with_arrow(
+    path: Path, source: SourceConfig, names: list[str], threads: bool
+) -> tuple[pa.Table, list[tuple[int, str]]] | None:
+    """The file's good rows, and its wrong-width rows set aside with their line numbers (None
+    when Arrow will not read the file)."""
     wrong_width: list[tuple[int, str]] = []
 
     def keep_aside(row: pa_csv.InvalidRow) -> str:
@@ -219,9 +220,8 @@ def _read_with_arrow(
     try:
         table = pa_csv.read_csv(
             path,
-            # One thread: Arrow knows a bad row's line number only when it reads serially.
             read_options=pa_csv.ReadOptions(
-                use_threads=False, column_names=names, skip_rows=1, encoding=source.encoding
+                use_threads=threads, column_names=names, skip_rows=1, encoding=source.encoding
             ),
             parse_options=pa_csv.ParseOptions(
                 quote_char=False, invalid_row_handler=keep_aside, delimiter=source.delimiter
@@ -232,8 +232,22 @@ def _read_with_arrow(
         )
     except pa.ArrowException:
         return None
-    if any(number is None for number, _ in wrong_width):
+    return table, wrong_width
+
+
+def _read_with_arrow(
+    path: Path, source: SourceConfig, names: list[str], relative_name: str
+) -> pa.Table | None:
+    """The file through Arrow's CSV reader, or None when Arrow will not read it.
+
+    Arrow knows a bad row's line number only when it reads serially, so a file with a row of
+    the wrong width is read again on one thread; any other is read on all of them."""
+    parsed = _parse_with_arrow(path, source, names, threads=True)
+    if parsed is not None and parsed[1]:
+        parsed = _parse_with_arrow(path, source, names, threads=False)
+    if parsed is None or any(number is None for number, _ in parsed[1]):
         return None
+    table, wrong_width = parsed
     records = table.num_rows + len(wrong_width)
     lines = np.arange(2, records + 2, dtype=np.int64)
     lines = np.delete(lines, np.array([n for n, _ in wrong_width], dtype=np.int64) - 2)
@@ -279,30 +293,41 @@ def _quiet(_: str) -> None:
     """Where progress goes when nobody asked for it."""
 
 
-def load_source(
+def source_parts(
     config: Config, source: SourceConfig, progress: Callable[[str], None] = _quiet
-) -> LoadedSource:
-    """Every landing file of one source, unioned by column name, as one Arrow table."""
+) -> Iterator[pa.Table]:
+    """Every landing file of one source as a table of the same columns, one file at a time, so
+    a source of many big files is never held whole.
+
+    The headers are all read first: a file that lacks a required column fails before any row
+    is loaded, and every part has the union of the files' columns (nulls where a file has none).
+    """
     files = source.landing_files(config.raw_dir)
     if not files and source.optional:
-        empty = {name: pa.array([], pa.string()) for name in (SOURCE_FILE, PARSE_ERROR)}
-        empty[LINE_NUMBER] = pa.array([], pa.int64())
-        empty.update({name: pa.array([], pa.string()) for name in source.columns})
-        table = pa.table({n: empty[n] for n in (*LINEAGE_COLUMNS, *source.columns)})
-        return LoadedSource(name=source.name, table=table, files=())
+        names = (*LINEAGE_COLUMNS, *source.raw_columns)
+        types = {LINE_NUMBER: pa.int64()}
+        yield pa.table({n: pa.array([], types.get(n, pa.string())) for n in names})
+        return
     if not files:
         patterns = ", ".join(repr(p) for p in source.files)
         raise InputError(
             f"source '{source.name}': no landing file in {config.raw_dir} matches {patterns} "
             f"(config key 'sources.{source.name}.files')"
         )
-    ordered_names: list[str] = list(source.columns)
-    parts: list[pa.Table] = []
+    ordered_names: list[str] = list(source.raw_columns)
+    for path in files:
+        header = _map_header(_read_header(path, source), source, path)
+        ordered_names.extend(n for n in header if n not in ordered_names)
+    columns = (*LINEAGE_COLUMNS, *(n for n in ordered_names if n not in LINEAGE_COLUMNS))
     for number, path in enumerate(files, start=1):
         progress(f"file {number} of {len(files)}")
         part = read_source_file(path, source, path.relative_to(config.raw_dir).as_posix())
-        ordered_names.extend(n for n in part.column_names if n not in ordered_names)
-        parts.append(part)
-    columns = (*LINEAGE_COLUMNS, *(n for n in ordered_names if n not in LINEAGE_COLUMNS))
-    aligned = [pa.table({n: _column_or_nulls(part, n) for n in columns}) for part in parts]
-    return LoadedSource(name=source.name, table=pa.concat_tables(aligned), files=tuple(files))
+        yield pa.table({n: _column_or_nulls(part, n) for n in columns})
+
+
+def load_source(
+    config: Config, source: SourceConfig, progress: Callable[[str], None] = _quiet
+) -> LoadedSource:
+    """Every landing file of one source, unioned by column name, as one Arrow table."""
+    table = pa.concat_tables(list(source_parts(config, source, progress)))
+    return LoadedSource(source.name, table, tuple(source.landing_files(config.raw_dir)))

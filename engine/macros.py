@@ -11,6 +11,13 @@ with each member:
   ``_2`` are the pair's columns and ``'_'`` reads ``a ~ b``.
 - ``typed_values(<source>, <qualifier>)``: each declared column, trimmed and typed by its kind.
 - ``value_reasons(<source>)``: per declared column, the reason its value cannot be staged.
+- ``is_mapped(<source>, <column>)``: true when the config maps a header to the column (a
+  canonical column left unmapped is loaded as nulls), false otherwise.
+- ``whole_number(<text>)``: the text as a BIGINT when it is a whole number (digits, or a whole
+  number exported as a float: '17850.0'), else null. TRY_CAST alone would round '31.5' and read
+  '1e1' or '1_00'.
+- ``timestamp_of(<source>, <text>)``: the text as a timestamp, read with the source's
+  ``date_format`` (strptime codes) or, without one, as ISO 8601; null when it is not one.
 
 ``python pipeline.py compile <model>`` prints a model after expansion: the SQL that runs.
 """
@@ -31,13 +38,18 @@ from engine.columns import (
     transformed,
 )
 from engine.errors import ProjectError
+from engine.orders import ORDER_AGGREGATES
 
 if TYPE_CHECKING:
     from engine.config import Config
 
 PLACEHOLDER = "_"
+AGGREGATE_DECLARATION = (
+    "a per-customer order aggregate, defined in intermediate.int_customer_orders"
+)
 PAIRS = "feature_pairs"
 MACROS = ("each", "typed_values", "value_reasons")
+SCALAR_MACROS = ("is_mapped", "timestamp_of", "whole_number")
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ class MacroContext:
     sources: dict[str, tuple[Column, ...]]
     transforms: dict[str, str]
     labels: dict[str, str]
+    mapped: dict[str, tuple[str, ...]]  # per source, the columns a header maps to
+    date_formats: dict[str, str | None]
 
     @classmethod
     def from_config(cls, config: Config) -> MacroContext:
@@ -56,12 +70,15 @@ class MacroContext:
             sources={s: declared_columns(config, s) for s in config.sources},
             transforms=config.transforms,
             labels=config.labels,
+            mapped={n: tuple(s.columns) for n, s in config.sources.items()},
+            date_formats={n: s.date_format for n, s in config.sources.items()},
         )
 
     def comment_for(self, text: str, column: str) -> str:
         """A template's comment for one column: {column}, {label} and {declared} filled in."""
         declared = next(
-            (describe(c) for cs in self.sources.values() for c in cs if c.name == column), ""
+            (describe(c) for cs in self.sources.values() for c in cs if c.name == column),
+            AGGREGATE_DECLARATION if column in ORDER_AGGREGATES else "",
         )
         label = self.labels.get(column, column)
         return (
@@ -73,6 +90,8 @@ class MacroContext:
 
 def expand(query: exp.Query, context: MacroContext, where: str) -> exp.Query:
     """The query with every macro call replaced by what it stands for (innermost first)."""
+    for call in [n for n in query.find_all(exp.Anonymous) if n.name.lower() in SCALAR_MACROS]:
+        call.replace(_scalar(call, context, where))
     calls = [
         node
         for node in query.find_all(exp.Anonymous)
@@ -125,6 +144,34 @@ def _expansion(call: exp.Anonymous, context: MacroContext, where: str) -> list[e
         qualifier = arguments[1].name if len(arguments) > 1 else ""
         return [exp.alias_(_typed(c, qualifier), c.name, quoted=True) for c in columns]
     return [reason for c in columns if (reason := _reason(c)) is not None]
+
+
+def _scalar(call: exp.Anonymous, context: MacroContext, where: str) -> exp.Expression:
+    name, arguments = call.name.lower(), call.expressions
+    if name == "whole_number":
+        if len(arguments) != 1:
+            raise ProjectError(f"{where}: whole_number() takes one argument, the text")
+        return whole_number(arguments[0], "bigint")
+    if len(arguments) != 2 or not isinstance(arguments[0], exp.Column) or arguments[0].table:
+        raise ProjectError(f"{where}: {name}() takes a source's name and one more argument")
+    source = arguments[0].name
+    if source not in context.mapped:
+        raise ProjectError(f"{where}: no source named '{source}' in the config")
+    if name == "is_mapped":
+        return exp.Boolean(this=arguments[1].name in context.mapped[source])
+    return timestamp_of(arguments[1], context.date_formats[source])
+
+
+def whole_number(text: exp.Expression, type_name: str) -> exp.Expression:
+    digits = exp.func("regexp_full_match", text, exp.Literal.string(WHOLE_NUMBER))
+    whole = exp.TryCast(this=text.copy(), to=exp.DataType.build(type_name))
+    return exp.case().when(digits, whole)
+
+
+def timestamp_of(text: exp.Expression, date_format: str | None) -> exp.Expression:
+    if date_format is None:
+        return exp.TryCast(this=text, to=exp.DataType.build("timestamp"))
+    return exp.func("try_strptime", text, exp.Literal.string(date_format))
 
 
 def _source(name: str, context: MacroContext, where: str) -> tuple[Column, ...]:
@@ -201,15 +248,11 @@ def _text(column: Column, qualifier: str) -> exp.Expression:
 def _typed(column: Column, qualifier: str) -> exp.Expression:
     text = _text(column, qualifier)
     if column.kind == "integer":
-        # TRY_CAST to an integer rounds '31.5' and reads '1e1' and '1_00': only digits pass,
-        # and a whole number exported as a float ('17850.0').
-        digits = exp.func("regexp_full_match", text, exp.Literal.string(WHOLE_NUMBER))
-        whole = exp.TryCast(this=text.copy(), to=exp.DataType.build("integer"))
-        return exp.case().when(digits, whole)
+        return whole_number(text, "integer")
     if column.kind == "number":
         return exp.TryCast(this=text, to=exp.DataType.build("double"))
     if column.kind == "date":
-        return exp.TryCast(this=text, to=exp.DataType.build("date"))
+        return exp.cast(timestamp_of(text, column.date_format), exp.DataType.build("date"))
     if column.spellings is not None:
         lowered = exp.Lower(this=text)
         case = exp.Case(this=lowered)

@@ -230,14 +230,23 @@ def _config_models(config: Config) -> list[Model]:
             kind="source",
             path=None,
             inputs=(),
-            description=(
-                f"Every row of the landing files {', '.join(config.sources[n].files)} as text, "
-                "with its source file, line number and any parse error."
-            ),
+            description=_raw_description(config, n),
             column_descriptions=_raw_columns(config, n),
         )
         for n in sorted(config.sources)
     ]
+
+
+def _raw_description(config: Config, source: str) -> str:
+    spec = config.sources[source]
+    if spec.implicit:
+        return (
+            f"Empty: the config has no sources.{source} section (the models reading it still run)."
+        )
+    return (
+        f"Every row of the landing files {', '.join(spec.files)} as text, "
+        "with its source file, line number and any parse error."
+    )
 
 
 RAW_LINEAGE = {
@@ -249,7 +258,12 @@ RAW_LINEAGE = {
 
 def _raw_columns(config: Config, source: str) -> dict[str, str]:
     columns = dict(RAW_LINEAGE)
-    for name, spellings in config.sources[source].columns.items():
+    spec = config.sources[source]
+    for name in spec.raw_columns:
+        spellings = spec.columns.get(name)
+        if spellings is None:
+            columns[name] = f"{name}: no header maps to it (sources.{source}.columns), so null"
+            continue
         headers = ", ".join(repr(h) for h in spellings[:3])
         columns[name] = f"{name} as written in the file, text (headers such as {headers})"
     return columns

@@ -147,11 +147,15 @@ def _expanded(
 
 
 def load_suites(
-    directory: Path, sets: dict[str, tuple[str, ...]] | None = None
+    directory: Path,
+    sets: dict[str, tuple[str, ...]] | None = None,
+    absent_sources: frozenset[str] = frozenset(),
 ) -> dict[str, Suite]:
     """Every suite file, keyed by the table it guards; a malformed file is an error naming it.
 
-    ``sets`` are the config's column sets, which ``each`` expectations repeat over."""
+    ``sets`` are the config's column sets, which ``each`` expectations repeat over. A suite with
+    ``"source": "<name>"`` guards that source's tables and is left out when the config has no
+    such source (its tables are then empty by design)."""
     suites: dict[str, Suite] = {}
     for path in sorted(directory.glob("*.json")):
         table = path.stem
@@ -164,6 +168,8 @@ def load_suites(
         expectations = document.get("expectations") if isinstance(document, dict) else None
         if not isinstance(expectations, list):
             raise ProjectError(f"{path}: expected a GX suite with an 'expectations' list")
+        if document.get("source") in absent_sources:
+            continue
         expectations = _expanded(expectations, sets or {}, path)
         document = {**document, "expectations": expectations}
         for position, expectation in enumerate(expectations, start=1):

@@ -102,7 +102,8 @@ class Runner:
 
     def _plan(self) -> Plan:
         project = discover(self.root, self.config)
-        suites = quality.load_suites(self.root / "expectations", column_sets(self.config))
+        absent = frozenset(n for n, s in self.config.sources.items() if s.implicit)
+        suites = quality.load_suites(self.root / "expectations", column_sets(self.config), absent)
         for table, suite in suites.items():
             if table not in project.models:
                 raise ProjectError(f"{suite.path}: guards '{table}', which no model builds")
@@ -246,7 +247,10 @@ class _Build:
         """Build, describe, count and send one model to validation, or say why it was not."""
         self._take(self.service.ready() if self.service else [])
         model = self.plan.project.models[table]
-        failed_inputs = [t for t in model.inputs if t in self.blocked]
+        # Upstream, not only the inputs: a failed expectation can arrive from the validation
+        # worker after its table's dependants were built; what depends on those waits no more.
+        upstream = self.plan.project.upstream(table)
+        failed_inputs = [t for t in self.plan.project.order if t in upstream and t in self.blocked]
         if failed_inputs:
             self.skip(table, failed_inputs[0])
             raise UpstreamFailed(table)
@@ -330,6 +334,8 @@ def _validation_input(
     """
     layer, name = table.split(".", 1)
     schema = con.sql(statements.select_columns(layer, name, None)).limit(0).to_arrow_table()
+    if not suite.data_positions:
+        return schema, schema  # a suite about the columns alone reads no row
     # Row-count checks need rows of something: the first column when no other is read.
     columns = [c for c in schema.column_names if c in suite.columns] or schema.column_names[:1]
     return fetch_arrow(con, table, columns), schema

@@ -51,6 +51,32 @@ def features(config: Config) -> pa.Table:
     )
 
 
+def order_settings(config: Config) -> pa.Table:
+    """One row: how order lines are read and aggregated ([transactions])."""
+    orders = config.orders
+    return pa.table(
+        {
+            "snapshot_date": pa.array([orders.snapshot_date], pa.date32()),
+            "cancellation_prefix": pa.array([orders.cancellation_prefix], pa.string()),
+            "excluded_products": pa.array([list(orders.exclude_products)], pa.list_(pa.string())),
+        }
+    )
+
+
+def rfm_groups(config: Config) -> pa.Table:
+    groups = config.orders.rfm_groups
+    return pa.table(
+        {
+            "rfm_group": pa.array([g.name for g in groups], pa.string()),
+            "position": pa.array(range(1, len(groups) + 1), pa.int32()),
+            "recency_min": pa.array([g.recency[0] for g in groups], pa.int32()),
+            "recency_max": pa.array([g.recency[1] for g in groups], pa.int32()),
+            "frequency_min": pa.array([g.frequency[0] for g in groups], pa.int32()),
+            "frequency_max": pa.array([g.frequency[1] for g in groups], pa.int32()),
+        }
+    )
+
+
 SEED_COLUMNS = {
     "value_ranges": {
         "column_name": "The column the range applies to (rules.ranges)",
@@ -69,10 +95,27 @@ SEED_COLUMNS = {
         "transform": "Applied before scaling: log1p or none (features.transforms)",
         "label": "How the report and segment names call it (features.labels)",
     },
+    "order_settings": {
+        "snapshot_date": "The date recency and tenure count to (transactions.snapshot_date); "
+        "null: the day after the latest staged order date",
+        "cancellation_prefix": "An order id starting with it is a cancellation, staged as a "
+        "return (transactions.cancellation_prefix)",
+        "excluded_products": "Product ids rejected as not products (transactions.exclude_products)",
+    },
+    "rfm_groups": {
+        "rfm_group": "A named RFM group (transactions.rfm_groups)",
+        "position": "Its place in the map, from 1",
+        "recency_min": "Lowest recency score (R, 1-5) in the group",
+        "recency_max": "Highest recency score in the group",
+        "frequency_min": "Lowest frequency score (F, 1-5) in the group",
+        "frequency_max": "Highest frequency score in the group",
+    },
 }
 
 SEED_BUILDERS = {
     "value_ranges": value_ranges,
     "accepted_values": accepted_values,
     "features": features,
+    "order_settings": order_settings,
+    "rfm_groups": rfm_groups,
 }

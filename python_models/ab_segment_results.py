@@ -257,7 +257,7 @@ def model(
 
     table = pd.DataFrame(rows)
     if table.empty:
-        return table
+        return _no_experiments()
     for column in ("lift_ci_low", "lift_ci_high", "absolute_lift"):
         if column not in table:
             table[column] = np.nan
@@ -271,3 +271,38 @@ def model(
     table["segment_id"] = table["segment_id"].astype("Int64")
     first = ["experiment", "scope", "segment_id", "segment_name", "metric", "source"]
     return table[first + [c for c in table.columns if c not in first]]
+
+
+TEXT_COLUMNS = (
+    "experiment",
+    "scope",
+    "segment_name",
+    "metric",
+    "source",
+    "test",
+    "power_method",
+    "decision",
+    "decision_reason",
+)
+WHOLE_COLUMNS = (
+    "segment_id",
+    "users_control",
+    "users_treatment",
+    "assigned_users",
+    "users_needed",
+    "users_total",
+)
+FLAG_COLUMNS = ("srm_flag", "ci_contains_estimate")
+
+
+def _no_experiments() -> pd.DataFrame:
+    """No experiment configured or logged: the table, typed, with no rows."""
+
+    def dtype(column: str) -> str:
+        if column in TEXT_COLUMNS:
+            return "string"
+        if column in WHOLE_COLUMNS:
+            return "Int64"
+        return "boolean" if column in FLAG_COLUMNS else "float64"
+
+    return pd.DataFrame({c: pd.Series(dtype=dtype(c)) for c in COLUMNS})

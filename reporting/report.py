@@ -32,6 +32,22 @@ TABLES = {
         "select * from marts.dim_segment_attributes order by segment_id, attribute, value"
     ),
     "reconciliation": "select * from staging.stg_customers_reconciliation",
+    "line_reconciliation": "select * from staging.stg_transactions_reconciliation",
+    "unsegmented": (
+        "select regexp_replace(unsegmented_reason, ' -?[0-9][0-9.e+-]* cannot', ' … cannot') "
+        "as reason, "
+        "count(*) as customers from intermediate.int_customer_profiles "
+        "where not is_segmented group by reason order by customers desc, reason"
+    ),
+    "rfm_groups": (
+        "select g.rfm_group, g.recency_min || '-' || g.recency_max as recency_scores, "
+        "g.frequency_min || '-' || g.frequency_max as frequency_scores, count(s.customer_id) "
+        "as customers, avg(s.recency_days) as mean_recency_days, avg(s.frequency) as "
+        "mean_frequency, avg(s.monetary) as mean_monetary from config.rfm_groups g "
+        "left join marts.rfm_scores s on s.rfm_group = g.rfm_group "
+        "group by all order by any_value(g.position)"
+    ),
+    "rfm_crosstab": "select * from marts.rfm_segment_crosstab",
     "eda": "select * from marts.eda_profile order by section_order, subject, statistic_order",
     "selection": "select * from ml.segment_model_selection order by k",
     "fidelity": "select * from ml.surrogate_fidelity order by depth, segment_id",
@@ -69,17 +85,42 @@ def read_tables(warehouse: Path) -> dict[str, Any]:
     return tables
 
 
+def _staging_headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
+    """What staging made of each source that has rows, and who is not segmented."""
+    found = []
+    for key, table, what in (
+        ("customers_staged", "reconciliation", "customers"),
+        ("lines_staged", "line_reconciliation", "order lines"),
+    ):
+        counts = t[table].iloc[0]
+        if int(counts["raw_rows"]) == 0:
+            continue
+        found.append(
+            Headline(
+                key,
+                str(int(counts["staged_rows"])),
+                f"{{value}} {what} staged from {int(counts['raw_rows'])} raw rows "
+                f"({int(counts['rejected_rows'])} rejected with reasons, "
+                f"{int(counts['collapsed_rows'])} exact duplicates collapsed).",
+            )
+        )
+    unsegmented = t["unsegmented"]
+    if len(unsegmented):
+        reasons = "; ".join(f"{r.reason}: {int(r.customers)}" for r in unsegmented.itertuples())
+        found.append(
+            Headline(
+                "customers_unsegmented",
+                str(int(unsegmented["customers"].sum())),
+                f"{{value}} customers are listed but not segmented ({reasons}).",
+            )
+        )
+    return found
+
+
 def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
-    reconciliation = t["reconciliation"].iloc[0]
     chosen = t["selection"][t["selection"]["is_chosen"]].iloc[0]
     found = [
-        Headline(
-            "customers_staged",
-            str(int(reconciliation["staged_rows"])),
-            f"{{value}} customers staged from {int(reconciliation['raw_rows'])} raw rows "
-            f"({int(reconciliation['rejected_rows'])} rejected with reasons, "
-            f"{int(reconciliation['collapsed_rows'])} exact duplicates collapsed).",
-        ),
+        *_staging_headlines(t),
         Headline(
             "chosen_k",
             str(int(chosen["k"])),
@@ -230,12 +271,65 @@ def _run_line(runs: pd.DataFrame) -> str:
     )
 
 
+def _experiments_section(t: dict[str, Any], experiments: list[str]) -> str:
+    if not experiments:
+        return "<p>No experiment configured (vars.experiments) or logged (experiment_logs).</p>"
+    return (
+        "".join(_image(figures.forest_plot(t["ab"], e), f"forest plot {e}") for e in experiments)
+        + _table(
+            _with_data_kind(t["ab"]),
+            [
+                "experiment",
+                "data",
+                "segment_name",
+                "decision",
+                "users_control",
+                "users_treatment",
+                "absolute_lift",
+                "lift_ci_low",
+                "lift_ci_high",
+                "p_value",
+                "p_value_holm",
+            ],
+        )
+        + "<h3>Power and sample ratio</h3>"
+        + _table(
+            t["ab"],
+            [
+                "experiment",
+                "segment_name",
+                "achieved_power",
+                "power_alpha",
+                "mde",
+                "users_needed",
+                "srm_p_value",
+            ],
+        )
+    )
+
+
+def _rfm_section(t: dict[str, Any]) -> str:
+    """The classic RFM groups, and how they spread over the k-means segments."""
+    crosstab = t["rfm_crosstab"].pivot_table(
+        index="rfm_group", columns="segment_name", values="customers", aggfunc="sum", fill_value=0
+    )
+    crosstab = crosstab.reindex(t["rfm_groups"]["rfm_group"]).fillna(0).astype(int)
+    crosstab = crosstab.reset_index().rename(columns={"rfm_group": "RFM group"})
+    return (
+        "<p>Recency (R) and frequency (F) scores 1-5 (5: the most recent, most frequent fifth) "
+        "name each customer's group, as in marts.rfm_scores.</p>"
+        + _table(t["rfm_groups"])
+        + "<h3>RFM group × segment (customers)</h3>"
+        + _table(crosstab)
+    )
+
+
 def render(t: dict[str, Any]) -> str:
     features = t["scaling"]["feature"].tolist()
     sections: list[tuple[str, str]] = []
     items = "".join(f"<li>{_headline_html(h)}</li>" for h in headlines(t))
     sections.append(("In short", f"<ul class='headlines'>{items}</ul>"))
-    rejected = t["eda"][t["eda"]["section"] == "rejected"]
+    rejected = t["eda"][t["eda"]["section"].isin(["rejected", "rejected order lines"])]
     sections.append(
         (
             "The data",
@@ -244,7 +338,11 @@ def render(t: dict[str, Any]) -> str:
                 "feature distributions",
             )
             + "<h3>Rejected rows by reason</h3>"
-            + (_table(rejected, ["subject", "value"]) if len(rejected) else "<p>None.</p>"),
+            + (
+                _table(rejected.astype({"value": "int64"}), ["section", "subject", "value"])
+                if len(rejected)
+                else "<p>None.</p>"
+            ),
         )
     )
     sections.append(
@@ -319,44 +417,10 @@ def render(t: dict[str, Any]) -> str:
             ),
         )
     )
+    if t["rfm_groups"]["customers"].sum() > 0:
+        sections.append(("RFM groups", _rfm_section(t)))
     experiments = sorted(t["ab"]["experiment"].unique())
-    sections.append(
-        (
-            "Experiments",
-            "".join(
-                _image(figures.forest_plot(t["ab"], e), f"forest plot {e}") for e in experiments
-            )
-            + _table(
-                _with_data_kind(t["ab"]),
-                [
-                    "experiment",
-                    "data",
-                    "segment_name",
-                    "decision",
-                    "users_control",
-                    "users_treatment",
-                    "absolute_lift",
-                    "lift_ci_low",
-                    "lift_ci_high",
-                    "p_value",
-                    "p_value_holm",
-                ],
-            )
-            + "<h3>Power and sample ratio</h3>"
-            + _table(
-                t["ab"],
-                [
-                    "experiment",
-                    "segment_name",
-                    "achieved_power",
-                    "power_alpha",
-                    "mde",
-                    "users_needed",
-                    "srm_p_value",
-                ],
-            ),
-        )
-    )
+    sections.append(("Experiments", _experiments_section(t, experiments)))
     sections.append(
         (
             "Expectations (latest refresh)",

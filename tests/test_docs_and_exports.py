@@ -50,9 +50,14 @@ def test_docs_list_every_model_with_lineage_expectations_and_last_run(
     manifest = json.loads((tmp_path / "docs" / "manifest.json").read_text())["models"]
     assert len(manifest) == built_sample.model_count()
     customers = manifest["marts.dim_customers"]
-    assert customers["columns"]["customer_id"]["lineage"] == ["staging.stg_customers.customer_id"]
+    profile = "intermediate.int_customer_profiles"
+    assert customers["columns"]["customer_id"]["lineage"] == [f"{profile}.customer_id"]
     assert customers["columns"]["segment_id"]["lineage"] == ["ml.customer_segments.segment_id"]
-    assert set(customers["inputs"]) == {"staging.stg_customers", "ml.customer_segments"}
+    assert set(customers["inputs"]) == {profile, "ml.customer_segments"}
+    assert set(manifest[profile]["columns"]["customer_id"]["lineage"]) == {
+        "staging.stg_customers.customer_id",
+        "intermediate.int_customer_orders.customer_id",
+    }
     assert (
         "staging.stg_customers" in manifest["raw.customers"]["outputs"]
         or manifest["raw.customers"]["outputs"]

@@ -41,8 +41,27 @@ DROPPED_COLUMNS = {"marts.dim_segments": {"female_customers", "male_customers", 
 DROPPED_COLUMNS["marts.dim_segments"].add("selection_rule")
 ADDED_COLUMNS["marts.dim_segments"] = {"selection_rule"}
 MOVED = frozenset({"ml.customers_per_gender", "marts.dim_segment_attributes"})
+# issue 18: the transaction path; on the sample its tables are empty, and the customer
+# profile joins the customers source to them.
+TRANSACTION_TABLES = frozenset(
+    {
+        "config.order_settings",
+        "config.rfm_groups",
+        "raw.transactions",
+        "staging.stg_transactions_checked",
+        "staging.stg_transactions",
+        "staging.stg_transactions_rejected",
+        "staging.stg_transactions_copies",
+        "staging.stg_transactions_reconciliation",
+        "intermediate.int_customer_orders",
+        "intermediate.int_customer_profiles",
+        "marts.rfm_scores",
+        "marts.rfm_segment_crosstab",
+    }
+)
+ADDED_COLUMNS["marts.dim_customers"] = {"is_segmented", "unsegmented_reason"}
 # issue 19: whether each refresh continues the segment lineage, and why.
-NEW_TABLES = frozenset({"ml.segment_lineage"})
+NEW_TABLES = frozenset({"ml.segment_lineage"}) | TRANSACTION_TABLES
 # issue 17: the scorer's SQL quotes its parameters and casts them to double (as
 # int_customer_features does); ml.customer_segments, which it assigns, is compared exactly.
 REWRITTEN_FUNCTIONS = frozenset({"ml.assign_segment"})

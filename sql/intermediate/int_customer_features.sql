@@ -1,9 +1,10 @@
--- Modelling features per customer, raw and scaled as int_feature_scaling says, beside the
--- customer's attributes (the declared columns that are not features).
+-- Modelling features per segmented customer, raw and scaled as int_feature_scaling says, beside
+-- the customer's attributes (the profile's columns that are not features).
 with
 
 customers as (
-    select * from staging.stg_customers
+    select * from intermediate.int_customer_profiles
+    where is_segmented
 ),
 
 scaling as (
@@ -19,7 +20,7 @@ parameters as (
 
 select
     customers.customer_id,
-    each(customers_attributes, customers._),
+    each(profile_attributes, customers._),
     each(features, cast(customers._ as double) as _),  -- {label}, as a double
     each(features, (transformed(customers._) - parameters._center) / parameters._scale as _scaled)  -- {label}, transformed and scaled as int_feature_scaling says
 from customers

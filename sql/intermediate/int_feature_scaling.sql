@@ -3,7 +3,8 @@
 with
 
 customers as (
-    select * from staging.stg_customers
+    select * from intermediate.int_customer_profiles
+    where is_segmented
 ),
 
 -- transformed(): the feature's configured transform (features.transforms), as a double.

@@ -8,7 +8,7 @@ assignments as (
 ),
 
 customers as (
-    select * from staging.stg_customers
+    select * from intermediate.int_customer_features
 ),
 
 -- One (attribute, value) pair per customer and categorical attribute; a missing value is kept
@@ -19,7 +19,7 @@ member_values as (
         assignments.segment_name,
         unnest(
             cast(
-                [each(customers_categories, {'attribute': '_', 'value': cast(customers._ as varchar)})]
+                [each(profile_categories, {'attribute': '_', 'value': cast(customers._ as varchar)})]
                 as struct(attribute varchar, value varchar)[]
             ),
             recursive := true

@@ -8,7 +8,7 @@ assignments as (
 ),
 
 customers as (
-    select * from staging.stg_customers
+    select * from intermediate.int_customer_features
 ),
 
 selection as (

@@ -1,15 +1,19 @@
 -- The shape of the data in one select: what pandas' describe() showed in the original notebook,
 -- plus each categorical attribute's mix (its name is the section), pairwise correlations of the
--- features and why rows were rejected.
+-- features and why customer rows and order lines were rejected.
 -- Read it with: select * from marts.eda_profile order by section_order, subject, statistic_order
 with
 
 customers as (
-    select * from staging.stg_customers
+    select * from intermediate.int_customer_features
 ),
 
 rejected as (
     select * from staging.stg_customers_rejected
+),
+
+rejected_lines as (
+    select * from staging.stg_transactions_rejected
 ),
 
 long_values as (
@@ -68,7 +72,7 @@ attribute_values as (
     select
         unnest(
             cast(
-                [each(customers_categories, {'attribute': '_', 'value': cast(_ as varchar)})]
+                [each(profile_categories, {'attribute': '_', 'value': cast(_ as varchar)})]
                 as struct(attribute varchar, value varchar)[]
             )
         ) as pair
@@ -101,20 +105,26 @@ correlation_rows as (
     into name subject value value
 ),
 
+-- Customer rows and order lines, each under its section; grouped by the kind of reason, not
+-- the value that broke it.
 rejected_reasons as (
     select
-        -- Group by the kind of reason, not the value that broke it.
+        section,
         regexp_replace(reason, '''[^'']*''|-?[0-9][0-9.e+-]*', '…', 'g') as subject,
         count(*) as n
-    from rejected, unnest(reasons) as reason_list(reason)
-    group by subject
+    from (
+        select 'rejected' as section, reasons from rejected
+        union all
+        select 'rejected order lines' as section, reasons from rejected_lines
+    ) as both_sources, unnest(reasons) as reason_list(reason)
+    group by section, subject
 )
 
 select
-    1 as section_order,  -- 1 numeric, 2 a categorical attribute, 3 correlation, 4 rejected
-    'numeric' as section,  -- numeric, the attribute's name, correlation or rejected
+    1 as section_order,  -- 1 numeric, 2 a categorical attribute, 3 correlation, 4 rejected customer rows, 5 rejected order lines
+    'numeric' as section,  -- numeric, the attribute's name, correlation, rejected or rejected order lines
     feature as subject,  -- The feature, the attribute's value, the pair of features or the kind of reason
-    statistic,  -- count, mean, std, min, 25%, 50%, 75%, max; count or share; pearson; rows
+    statistic,  -- count, mean, std, min, 25%, 50%, 75%, max; count or share; pearson; rows or lines
     list_position(
         ['count', 'mean', 'std', 'min', '25%', '50%', '75%', 'max'], statistic
     ) as statistic_order,  -- Orders the statistics as pandas' describe() does
@@ -127,6 +137,12 @@ union all
 select 3, 'correlation', subject, 'pearson', 1, value
 from correlation_rows
 union all
-select 4, 'rejected', subject, 'rows', 1, cast(n as double)
+select
+    case section when 'rejected' then 4 else 5 end,
+    section,
+    subject,
+    case section when 'rejected' then 'rows' else 'lines' end,
+    1,
+    cast(n as double)
 from rejected_reasons
 order by section_order, subject, statistic_order

@@ -16,12 +16,7 @@ typed as (
         raw_rows._parse_error as parse_error,
         nullif(trim(raw_rows.customer_id), '') as customer_id_text,
         each(customers, nullif(trim(raw_rows._), '') as _text),
-        -- Digits only (or a whole number exported as a float, '17850.0'): TRY_CAST alone
-        -- would round '31.5' and read '1e1' or '1_00'.
-        case
-            when regexp_full_match(nullif(trim(raw_rows.customer_id), ''), '[+-]?[0-9]+(\.0+)?')
-                then try_cast(nullif(trim(raw_rows.customer_id), '') as bigint)
-        end as customer_id,
+        whole_number(nullif(trim(raw_rows.customer_id), '')) as customer_id,  -- digits only, or '17850.0'
         typed_values(customers, raw_rows)
     from raw_rows
 ),

@@ -1,0 +1,159 @@
+"""Benchmark the transaction path against its floor.
+
+    python -m benchmarks.transactions --sizes example 10M 100M
+
+For each size it runs ``pipeline.py run --full-refresh`` as a user would (the shipped Online
+Retail example, or seeded generated order lines with counted dirty lines), records wall time and
+the peak memory of the whole process tree, checks the reconciliation against what was generated,
+and then, in the same run, times the floor: one bare DuckDB query that reads the same files and
+computes the same per-customer aggregates (frequency, monetary, recency, tenure), nothing else.
+It reports full refresh ÷ floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from benchmarks.generate import write_config
+from benchmarks.generate_lines import lines_workspace
+from benchmarks.run import _measure
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "online_retail"
+SIZES = {"example": 0, "1M": 1_000_000, "10M": 10_000_000, "100M": 100_000_000}
+
+# The same definitions as staging and int_customer_orders, written as one query over the files.
+FLOOR = """
+with lines as (
+    select * from read_csv({files}, all_varchar = true, header = true)
+),
+typed as (
+    select
+        InvoiceNo as order_id,
+        try_cast(CustomerID as double) as customer,
+        try_cast(InvoiceDate as timestamp) as ordered_at,
+        try_cast(Quantity as double) as quantity,
+        try_cast(UnitPrice as double) as price,
+        starts_with(InvoiceNo, 'C') as is_return,
+        hash(lines) as line_hash
+    from lines
+),
+kept as (
+    select distinct * from typed
+    where customer is not null and ordered_at is not null and quantity <> 0 and price >= 0
+),
+snapshot as (
+    select cast(max(ordered_at) as date) + 1 as snapshot_date from kept
+)
+select
+    customer,
+    count(distinct order_id) filter (where not is_return) as frequency,
+    sum(cast(case when is_return then -abs(quantity * price) else quantity * price end
+        as decimal(38, 10))) as monetary,
+    any_value(snapshot_date) - cast(max(ordered_at) filter (where not is_return) as date)
+        as recency_days,
+    any_value(snapshot_date) - cast(min(ordered_at) filter (where not is_return) as date)
+        as tenure_days
+from kept
+cross join snapshot
+group by customer
+"""
+
+
+def floor_seconds(raw: Path, pattern: str, memory_limit: str) -> tuple[float, int]:
+    """Wall seconds of the floor query, and the customers it found."""
+    started = time.perf_counter()
+    with duckdb.connect() as con:
+        con.execute(f"set memory_limit = '{memory_limit}'")
+        files = "'" + str(raw / pattern).replace("'", "''") + "'"
+        rows = con.sql(FLOOR.format(files=files)).aggregate("count(*)").fetchall()[0][0]
+    return time.perf_counter() - started, rows
+
+
+def _workspace(label: str, folder: Path, seed: int) -> tuple[Path, str, dict | None]:
+    if label == "example":
+        shutil.copytree(EXAMPLE / "raw", folder / "raw")
+        return write_config(EXAMPLE / "pipeline.toml", folder), "transactions/*.csv.gz", None
+    generated = lines_workspace(folder, SIZES[label], seed)
+    counts = json.loads((folder / "generation.json").read_text())
+    return folder / "pipeline.toml", "transactions/*.csv", counts | {"lines": generated.lines}
+
+
+def run_size(label: str, seed: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"bench-lines-{label}-") as tmp:
+        folder = Path(tmp)
+        config, pattern, generated = _workspace(label, folder, seed)
+        command = [sys.executable, "pipeline.py", "--config", str(config), "run"]
+        seconds, peak, code = _measure([*command, "--full-refresh", "--no-report", "-q"], 7200)
+        with duckdb.connect(str(folder / "segments.duckdb"), read_only=True) as con:
+            (reconciliation,) = con.sql(
+                "select raw_rows, staged_rows, rejected_rows, collapsed_rows, is_balanced "
+                "from staging.stg_transactions_reconciliation"
+            ).fetchall()
+            customers = con.sql("select count(*) from intermediate.int_customer_orders").fetchall()
+        floor, floor_customers = floor_seconds(folder / "raw", pattern, "1GB")
+        raw, staged, rejected, collapsed, balanced = reconciliation
+        result = {
+            "size": label,
+            "lines": raw,
+            "exit_code": code,
+            "seconds": round(seconds, 2),
+            "peak_memory_mib": round(peak / 2**20),
+            "floor_seconds": round(floor, 2),
+            "ratio_to_floor": round(seconds / floor, 2),
+            "balanced": balanced,
+            "customers": customers[0][0],
+            "floor_customers": floor_customers,
+        }
+        if generated is not None:
+            expected = (generated[k] for k in ("staged_rows", "rejected_rows", "collapsed_rows"))
+            result["matches_generation"] = (staged, rejected, collapsed) == tuple(expected)
+    return result
+
+
+def markdown(results: list[dict]) -> str:
+    lines = [
+        "| order lines | full refresh (s) | peak memory (MiB) | floor query (s) | ÷ floor "
+        "| customers | reconciled |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        reconciled = "yes" if r["balanced"] and r.get("matches_generation", True) else "NO"
+        lines.append(
+            f"| {r['size']} ({r['lines']:,}) | {r['seconds']} | {r['peak_memory_mib']} "
+            f"| {r['floor_seconds']} | {r['ratio_to_floor']}× | {r['customers']:,} | {reconciled} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["example"], choices=list(SIZES))
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    results = []
+    for label in args.sizes:
+        print(f"benchmarking order lines: {label} …", flush=True)
+        results.append(run_size(label, args.seed))
+        print(json.dumps(results[-1], indent=2), flush=True)
+    table = markdown(results)
+    command = "python -m benchmarks.transactions --sizes " + " ".join(args.sizes)
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "transactions.json").write_text(json.dumps(results, indent=2))
+    (args.output / "transactions.md").write_text(f"{table}\n\nMeasured with: `{command}`\n")
+    print(table)
+    print(f"\nMeasured with: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+-- One row per customer known to any source: the customers source's columns, the order lines'
+-- per-customer aggregates and attributes, joined on customer_id; and whether the customer can be
+-- segmented, with the reason when not (returns only, a feature missing or not transformable).
+with
+
+customers as (
+    select * from staging.stg_customers
+),
+
+orders as (
+    select * from intermediate.int_customer_orders
+),
+
+joined as (
+    select
+        coalesce(customers.customer_id, orders.customer_id) as customer_id,
+        customers.customer_id is not null as in_customers,
+        orders.customer_id is not null as in_orders,
+        orders.has_purchase,
+        each(customers, customers._),
+        each(transactions, orders._),
+        orders.recency_days,
+        orders.frequency,
+        orders.monetary,
+        orders.tenure_days,
+        orders.average_order_value,
+        orders.return_share,
+        orders.distinct_products
+    from customers
+    full outer join orders
+        on customers.customer_id = orders.customer_id
+),
+
+-- Which source a missing feature would have come from, for the reason below.
+sourced as (
+    select
+        joined.*,
+        case
+            when not in_orders and is_mapped(transactions, customer_id)
+                then ' (no staged order lines)'
+            when not in_customers and is_mapped(customers, customer_id)
+                then ' (not in the customers source)'
+            else ''
+        end as missing_from
+    from joined
+),
+
+checked as (
+    select
+        sourced.*,
+        coalesce(
+            case when in_orders and not has_purchase then 'returns only: no purchase order' end,
+            each(features, case when _ is null then '_' || ' is missing' || missing_from end),
+            each(
+                features,
+                case
+                    when not isfinite(transformed(_))
+                        then '_' || ' ' || _ || ' cannot be transformed (log1p needs a value above -1)'
+                end
+            )
+        ) as unsegmented_reason
+    from sourced
+)
+
+select
+    customer_id,  -- The customer, from either source
+    each(profile, _),  -- {column} ({declared})
+    in_customers,  -- The customer is in staging.stg_customers
+    in_orders,  -- The customer has staged order lines (staging.stg_transactions)
+    unsegmented_reason is null as is_segmented,  -- Every feature is there and can be transformed: the customer is segmented
+    unsegmented_reason  -- Why the customer is not segmented; null when they are
+from checked
+order by customer_id

@@ -1,0 +1,30 @@
+-- Order lines that can be aggregated: typed, checked, exact copies collapsed. Returns
+-- (cancellations) are staged with a negative value, not rejected.
+with
+
+checked as (
+    select * from staging.stg_transactions_checked
+),
+
+copies as (
+    select * from staging.stg_transactions_copies
+)
+
+select
+    customer_id,
+    order_id,
+    order_date,
+    product_id,
+    quantity,
+    unit_price,
+    line_value,
+    is_return,
+    is_purchase,
+    each(transactions, _),
+    source_file,
+    line_number
+from checked
+anti join copies
+    on checked.source_file = copies.source_file
+    and checked.line_number = copies.line_number
+where len(checked.reasons) = 0
