@@ -24,7 +24,12 @@ WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(\.0+)?")
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
     copy = copy_project(tmp_path_factory.mktemp("retail") / "project")
-    shutil.copytree(EXAMPLE, copy.root / "examples" / "online_retail")
+    # The example as shipped: a warehouse built beside it here would make the run a no-op.
+    shutil.copytree(
+        EXAMPLE,
+        copy.root / "examples" / "online_retail",
+        ignore=shutil.ignore_patterns("warehouse"),
+    )
     done = copy.run("--config", CONFIG, "run", "-q", timeout=600)
     assert done.returncode == 0, done.stderr
     return ProjectCopy(copy.root / "examples" / "online_retail")
@@ -223,6 +228,13 @@ def test_segments_are_named_on_behaviour(example) -> None:
         "d.monetary) and d.is_segmented"
     )
     assert agree == 0
+    # The example's simulated experiment is analysed per behavioural segment.
+    ((segments, users),) = example.query(
+        "select count(*) filter (where scope = 'segment'), "
+        "sum(users_total) filter (where scope = 'all') from ml.ab_segment_results"
+    )
+    ((segmented,),) = example.query("select count(*) from ml.customer_segments")
+    assert (segments, users) == (len(names), segmented)
     report = (example.root / "warehouse" / "report.html").read_text(encoding="utf-8")
     assert "RFM" in report and "Champions" in report
 

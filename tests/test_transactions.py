@@ -471,3 +471,16 @@ def test_generated_order_lines_are_accounted_for(tmp_path: Path) -> None:
     assert reasons["quantity is zero"] == per_kind
     assert reasons["unit_price -1.25 is negative"] == per_kind
     assert sum(reasons.values()) == made.rejected_rows  # one reason per dirty line
+
+
+def test_a_column_comes_from_one_source(tmp_path: Path) -> None:
+    both = LINES_SOURCE.replace(
+        'country = ["Country"]', 'country = ["Country"]\nregion = ["Region"]'
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(_config(tmp_path, WAREHOUSE + both + JOINED))
+    assert "maps ['region'], which 'sources.customers.columns' maps too" in str(error.value)
+    clash = LINES_SOURCE.replace('country = ["Country"]', 'monetary = ["Total"]')
+    with pytest.raises(ConfigError) as error:
+        load_config(_config(tmp_path, WAREHOUSE + clash + RFM_FEATURES))
+    assert "a source maps ['monetary'], which int_customer_orders computes" in str(error.value)
