@@ -18,6 +18,7 @@ from sqlglot import exp
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
+EXAMPLE = REPO / "examples" / "online_retail"
 PUBLISHED_LAYERS = ("config", "raw", "staging", "intermediate", "ml", "marts", "meta")
 PROJECT_PARTS = (
     "pipeline.py",
@@ -143,6 +144,21 @@ def built_sample(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
     done = copy.run("run", "-q")
     assert done.returncode == 0, done.stderr
     return copy
+
+
+@pytest.fixture(scope="session")
+def built_example(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
+    """The Online Retail example built once, as shipped (a warehouse built beside it here would
+    make the run a no-op). Its root is the example's folder. Do not modify it."""
+    copy = copy_project(tmp_path_factory.mktemp("retail") / "project")
+    shutil.copytree(
+        EXAMPLE,
+        copy.root / "examples" / "online_retail",
+        ignore=shutil.ignore_patterns("warehouse"),
+    )
+    done = copy.run("--config", "examples/online_retail/pipeline.toml", "run", "-q", timeout=600)
+    assert done.returncode == 0, done.stderr
+    return ProjectCopy(copy.root / "examples" / "online_retail")
 
 
 @pytest.fixture

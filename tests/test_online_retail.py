@@ -8,31 +8,19 @@ in README.md ("Order lines"), never read back from the warehouse's own SQL.
 from __future__ import annotations
 
 import re
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, ProjectCopy, copy_project
+from conftest import EXAMPLE, ProjectCopy
 
-EXAMPLE = REPO / "examples" / "online_retail"
-CONFIG = "examples/online_retail/pipeline.toml"
 WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(\.0+)?")
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
-    copy = copy_project(tmp_path_factory.mktemp("retail") / "project")
-    # The example as shipped: a warehouse built beside it here would make the run a no-op.
-    shutil.copytree(
-        EXAMPLE,
-        copy.root / "examples" / "online_retail",
-        ignore=shutil.ignore_patterns("warehouse"),
-    )
-    done = copy.run("--config", CONFIG, "run", "-q", timeout=600)
-    assert done.returncode == 0, done.stderr
-    return ProjectCopy(copy.root / "examples" / "online_retail")
+def example(built_example: ProjectCopy) -> ProjectCopy:
+    return built_example
 
 
 @pytest.fixture(scope="module")

@@ -120,3 +120,37 @@ def test_at_1400px_no_table_overflows_and_the_run_is_the_latest(
         "select run_id from meta.runs where status = 'success' order by started_at desc limit 1"
     )[0]
     assert _headline(page, "run_id") == latest
+
+
+def test_the_order_lines_report_fits_and_shows_the_rfm_cross_tab(
+    built_example: ProjectCopy, browser: webdriver.Chrome
+) -> None:
+    browser.get((built_example.root / "warehouse" / "report.html").as_uri())
+    browser.set_window_size(1400, 1000)
+    width, overflowing, sections = browser.execute_script(
+        "const w = document.documentElement.clientWidth;"
+        "return [w,"
+        " Array.from(document.querySelectorAll('table'))"
+        "  .filter(t => t.getBoundingClientRect().right > w).map(t => t.outerHTML.slice(0, 80)),"
+        " Array.from(document.querySelectorAll('h2')).map(h => h.textContent)];"
+    )
+    assert (
+        overflowing == []
+        and browser.execute_script("return document.documentElement.scrollWidth") <= width
+    )
+    assert "RFM groups" in sections
+    ((staged,),) = built_example.query(
+        "select staged_rows from staging.stg_transactions_reconciliation"
+    )
+    assert _headline(browser, "lines_staged") == str(staged)
+    ((unsegmented,),) = built_example.query(
+        "select count(*) from intermediate.int_customer_profiles where not is_segmented"
+    )
+    assert _headline(browser, "customers_unsegmented") == str(unsegmented)
+    champions = browser.execute_script(
+        "return Array.from(document.querySelectorAll('tr')).map(r => r.textContent)"
+        ".filter(t => t.trim().startsWith('Champions')).length"
+    )
+    assert champions == 2  # its row in the group table and in the cross-tab
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
