@@ -42,7 +42,7 @@ BASELINE_SECONDS = 300
 AGREEMENT_MAX_ROWS = 1_000_000
 
 
-def _measure(command: list[str], timeout: float) -> tuple[float, int, int | None]:
+def measure(command: list[str], timeout: float) -> tuple[float, int, int | None]:
     """Wall seconds, peak RSS of the process tree in bytes, exit code (None on time-out)."""
     started = time.perf_counter()
     process = psutil.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -125,13 +125,13 @@ def run_size(label: str, seed: int, baseline: bool, baseline_seconds: float) -> 
         config = _workspace(size, folder, seed)
         command = [sys.executable, "pipeline.py", "--config", str(config), "run", "-q"]
         runs = [
-            _measure([*command, "--no-report", "--full-refresh"], 3600)
+            measure([*command, "--no-report", "--full-refresh"], 3600)
             for _ in range(REPEATS if size <= REPEATS_UP_TO else 1)
         ]
         seconds = statistics.median(r[0] for r in runs)
         peak = max(r[1] for r in runs)
         code = max(r[2] for r in runs)
-        noop_seconds, _, _ = _measure([*command, "--no-report"], 600)
+        noop_seconds, _, _ = measure([*command, "--no-report"], 600)
         warehouse = folder / "segments.duckdb"
         with duckdb.connect(str(warehouse), read_only=True) as con:
             models = con.execute(
@@ -157,7 +157,7 @@ def run_size(label: str, seed: int, baseline: bool, baseline_seconds: float) -> 
             result["sample_fit_ari"] = round(_agreement(warehouse, seed), 4)
         if baseline:
             raw = folder / "raw" / "customers"
-            base_seconds, base_peak, base_code = _measure(
+            base_seconds, base_peak, base_code = measure(
                 [sys.executable, "-c", BASELINE, str(raw)], baseline_seconds
             )
             result["baseline_seconds"] = round(base_seconds, 2) if base_code == 0 else None

@@ -24,7 +24,7 @@ import duckdb
 
 from benchmarks.generate import write_config
 from benchmarks.generate_lines import lines_workspace
-from benchmarks.run import _measure
+from benchmarks.run import measure
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "online_retail"
@@ -95,7 +95,7 @@ def run_size(label: str, seed: int) -> dict:
         folder = Path(tmp)
         config, pattern, generated = _workspace(label, folder, seed)
         command = [sys.executable, "pipeline.py", "--config", str(config), "run"]
-        seconds, peak, code = _measure([*command, "--full-refresh", "--no-report", "-q"], 7200)
+        seconds, peak, code = measure([*command, "--full-refresh", "--no-report", "-q"], 7200)
         with duckdb.connect(str(folder / "segments.duckdb"), read_only=True) as con:
             (reconciliation,) = con.sql(
                 "select raw_rows, staged_rows, rejected_rows, collapsed_rows, is_balanced "

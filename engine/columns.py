@@ -102,6 +102,7 @@ def _profile_sets(config: Config) -> dict[str, tuple[str, ...]]:
     aggregates = () if config.sources[TRANSACTIONS].implicit else ORDER_AGGREGATES
     profile = (*(c.name for c in columns), *aggregates)
     return {
+        "order_aggregates": ORDER_AGGREGATES,  # the columns of int_customer_orders features read
         "profile": profile,
         "profile_attributes": tuple(c for c in profile if c not in config.feature_columns),
         "profile_categories": tuple(

@@ -17,7 +17,6 @@ import csv
 import gzip
 import mmap
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,13 +31,6 @@ SOURCE_FILE = "_source_file"
 LINE_NUMBER = "_line_number"
 PARSE_ERROR = "_parse_error"
 LINEAGE_COLUMNS = (SOURCE_FILE, LINE_NUMBER, PARSE_ERROR)
-
-
-@dataclass(frozen=True)
-class LoadedSource:
-    name: str
-    table: pa.Table
-    files: tuple[Path, ...]
 
 
 def _map_header(header: list[str], source: SourceConfig, path: Path) -> list[str]:
@@ -323,11 +315,3 @@ def source_parts(
         progress(f"file {number} of {len(files)}")
         part = read_source_file(path, source, path.relative_to(config.raw_dir).as_posix())
         yield pa.table({n: _column_or_nulls(part, n) for n in columns})
-
-
-def load_source(
-    config: Config, source: SourceConfig, progress: Callable[[str], None] = _quiet
-) -> LoadedSource:
-    """Every landing file of one source, unioned by column name, as one Arrow table."""
-    table = pa.concat_tables(list(source_parts(config, source, progress)))
-    return LoadedSource(source.name, table, tuple(source.landing_files(config.raw_dir)))

@@ -27,19 +27,23 @@ def nothing_staged(
     config: Config,
 ) -> str | None:
     """Why no row of a required source was staged, or None when some were (or it is optional)."""
-    sources = [t for t in model.inputs if project.models[t].layer == SOURCE_LAYER]
-    if row.get("staged_rows") != 0 or len(sources) != 1:
+    name = reconciled_source(project, model)
+    if row.get("staged_rows") != 0 or name is None or config.sources[name].optional:
         return None
-    source = sources[0]
-    if config.sources[project.models[source].name].optional:
-        return None
+    source = f"{SOURCE_LAYER}.{name}"
     raw_rows = row.get("raw_rows") or 0
     if raw_rows == 0:
-        files = ", ".join(config.sources[project.models[source].name].files)
+        files = ", ".join(config.sources[name].files)
         return f"no row was staged: {source} is empty (the landing files {files} hold no data rows)"
     rejected = [t for t in model.inputs if project.models[t].role == REJECTED_ROLE]
     reasons = _top_reasons(con, rejected[0]) if rejected else ""
     return f"no row was staged: all {raw_rows} rows of {source} were rejected{reasons}"
+
+
+def reconciled_source(project: Project, model: Model) -> str | None:
+    """The source a reconciliation counts: the one raw table it reads (None if not one)."""
+    sources = [t for t in model.inputs if project.models[t].layer == SOURCE_LAYER]
+    return project.models[sources[0]].name if len(sources) == 1 else None
 
 
 def _top_reasons(con: duckdb.DuckDBPyConnection, table: str) -> str:

@@ -39,7 +39,7 @@ from engine.project import (
     model_configs,
     select,
 )
-from engine.reconciliation import nothing_staged
+from engine.reconciliation import nothing_staged, reconciled_source
 from engine.recording import ModelRun, RunResult, record_in_meta, write_json
 from engine.run_results import new_run_id
 from engine.scheduler import apply_to_dag
@@ -278,6 +278,9 @@ class _Build:
 
     def _reconcile(self, model: Model, run: ModelRun) -> None:
         """Record the reconciliation; stop what reads the staged tables if none was staged."""
+        source = reconciled_source(self.plan.project, model)
+        if source is not None and self.config.sources[source].implicit:
+            return  # a source the config does not have: empty by design, nothing to record
         rows = fetch_arrow(self.con, model.table).to_pylist()
         self.result.reconciliation[model.table] = rows[0] if rows else {}
         problem = nothing_staged(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from engine.config import Config, load_config, unmatched_warnings
 from engine.errors import ConfigError, InputError
-from engine.loader import load_source
+from engine.loader import source_parts
 
 SHIPPED = Path(__file__).resolve().parent.parent / "pipeline.toml"
 
@@ -29,7 +30,7 @@ def land(config: Config, name: str, data: bytes) -> Path:
 
 
 def rows(config: Config) -> list[dict]:
-    return load_source(config, config.sources["customers"]).table.to_pylist()
+    return pa.concat_tables(source_parts(config, config.sources["customers"])).to_pylist()
 
 
 HEADER = "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)"

@@ -19,13 +19,7 @@ joined as (
         orders.has_purchase,
         each(customers, customers._),
         each(transactions, orders._),
-        orders.recency_days,
-        orders.frequency,
-        orders.monetary,
-        orders.tenure_days,
-        orders.average_order_value,
-        orders.return_share,
-        orders.distinct_products
+        each(order_aggregates, orders._)
     from customers
     full outer join orders
         on customers.customer_id = orders.customer_id
