@@ -164,7 +164,11 @@ def _scalar(call: exp.Anonymous, context: MacroContext, where: str) -> exp.Expre
 
 def whole_number(text: exp.Expression, type_name: str) -> exp.Expression:
     digits = exp.func("regexp_full_match", text, exp.Literal.string(WHOLE_NUMBER))
-    whole = exp.TryCast(this=text.copy(), to=exp.DataType.build(type_name))
+    # '17850.0' loses its zero decimals first: Spark's TRY_CAST reads no decimals as an integer.
+    integer_text = exp.func(
+        "regexp_replace", text.copy(), exp.Literal.string(r"\.0+$"), exp.Literal.string("")
+    )
+    whole = exp.TryCast(this=integer_text, to=exp.DataType.build(type_name))
     return exp.case().when(digits, whole)
 
 

@@ -13,17 +13,17 @@ import graphlib
 import heapq
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
 
 from engine.config import Config, model_parameters
 from engine.errors import ConfigError, ProjectError, UsageError
 from engine.macros import MacroContext, expand
 from engine.parameters import constraint_problems
 from engine.seeds import SEED_BUILDERS, SEED_COLUMNS
-from engine.statements import DIALECT
 
 SQL_LAYERS = ("staging", "intermediate", "marts")
 PYTHON_LAYER = "ml"
@@ -96,11 +96,22 @@ def _closure(start: str, edges: dict[str, set[str]]) -> set[str]:
     return seen
 
 
+class ModelDialect(DuckDB):
+    """DuckDB as the models write it: ``len()`` is a list's length (a string's is ``length()``).
+
+    DuckDB's ``len`` takes either, and sqlglot reads both as LENGTH, which Spark applies to
+    strings only; reading ``len`` as ARRAY_LENGTH keeps the difference for engine/spark_sql.py.
+    """
+
+    class Parser(DuckDB.Parser):
+        FUNCTIONS: ClassVar = {**DuckDB.Parser.FUNCTIONS, "LEN": exp.ArraySize.from_arg_list}
+
+
 def _parse_sql_model(path: Path, macros: MacroContext) -> exp.Query:
     """The model's one SELECT, its column-set macros expanded (engine/macros.py)."""
     text = path.read_text(encoding="utf-8")
     try:
-        statements = [s for s in sqlglot.parse(text, dialect=DIALECT) if s is not None]
+        statements = [s for s in sqlglot.parse(text, dialect=ModelDialect) if s is not None]
     except sqlglot.errors.ParseError as exc:
         raise ProjectError(f"{path}: SQL does not parse: {exc}") from exc
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):

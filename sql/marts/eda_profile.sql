@@ -42,7 +42,7 @@ feature_summaries as (
 numeric_summary as (
     select
         feature,
-        n,
+        cast(n as double) as n,  -- a double like the other statistics: UNPIVOT puts them in one column
         mean_value,
         std_value,
         min_value,
@@ -56,7 +56,7 @@ numeric_summary as (
 numeric_rows as (
     unpivot numeric_summary
     on
-        cast(n as double) as "count",
+        n as "count",
         mean_value as "mean",
         std_value as "std",
         min_value as "min",

@@ -26,7 +26,7 @@ typed as (
         nullif(trim(raw_rows.outcome), '') as outcome_text,
         nullif(trim(raw_rows.pre_period_value), '') as pre_period_text,
         nullif(trim(raw_rows.exposed_at), '') as exposed_at_text,
-        try_cast(nullif(trim(raw_rows.customer_id), '') as bigint) as customer_id,
+        whole_number(nullif(trim(raw_rows.customer_id), '')) as customer_id,  -- digits only, or '17850.0' (TRY_CAST would round '3.5' to 4)
         variants.value as variant,
         try_cast(nullif(trim(raw_rows.outcome), '') as double) as outcome,
         try_cast(nullif(trim(raw_rows.pre_period_value), '') as double) as pre_period_value,
