@@ -6,8 +6,10 @@ import hashlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -159,6 +161,16 @@ def built_example(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
     done = copy.run("--config", "examples/online_retail/pipeline.toml", "run", "-q", timeout=600)
     assert done.returncode == 0, done.stderr
     return ProjectCopy(copy.root / "examples" / "online_retail")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real local Spark for the tests that need it (it takes several seconds to start)."""
+    from engine.spark_session import start_session
+
+    session = start_session("local[2]", tmp_path_factory.mktemp("spark-warehouse"))
+    yield session
+    session.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import datetime
 import decimal
 import math
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from engine.config import load_config
 from engine.errors import ProjectError
 from engine.macros import whole_number
 from engine.project import ModelDialect, discover
-from engine.spark_session import start_session
 from engine.spark_sql import Catalog, java_pattern, to_spark
 
 from conftest import ProjectCopy
@@ -34,13 +32,6 @@ from conftest import ProjectCopy
 LAYERS = ("config", "raw", "staging", "intermediate", "ml", "marts")
 # A hash of the raw line: each engine's own function, compared only within that engine.
 ENGINE_SPECIFIC = {"staging.stg_transactions_checked": {"line_hash"}}
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    session = start_session("local[2]", tmp_path_factory.mktemp("spark-warehouse"))
-    yield session
-    session.stop()
 
 
 # --- values that must agree ----------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""Landing CSVs into a Spark DataFrame with engine/loader.py's result: every record as text, its
+file and the line it starts on, and the same parse errors.
+
+Spark reads the files itself; Python reads only their headers. Each file is one row of text
+(``wholetext``), split into numbered lines in Spark. A line continues the record before it while
+that record has an open quote (an odd number of quote characters so far), so a quoted field may
+span lines as spreadsheets write them. Records are split into fields by delimiter, or, when one
+holds a quote, by a regular expression for quoted fields; a record that is not valid CSV fails
+the load, naming the file and line, as the csv module would.
+
+What differs from engine/loader.py: files must be UTF-8 (Spark's text reader decodes nothing
+else; a byte that is not UTF-8 fails the load), and a quote inside an unquoted field (``a"b``),
+which Python's csv module keeps as text, fails the load here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from functools import reduce
+from pathlib import Path
+from typing import Any
+
+from engine.config import Config, SourceConfig
+from engine.errors import InputError
+from engine.loader import LINE_NUMBER, PARSE_ERROR, SOURCE_FILE, _map_header, _read_header
+
+_QUOTED = '"(?:[^"]|"")*"'
+
+
+def _field(delimiter: str) -> str:
+    return f'(?:{_QUOTED}|[^{re.escape(delimiter)}"\\r\\n]*)'
+
+
+def _header_groups(config: Config, source: SourceConfig) -> dict[tuple[str, ...], list[Path]]:
+    """Files by their mapped header, so files written alike are read as one DataFrame."""
+    if codecs.lookup(source.encoding).name != "utf-8":
+        raise InputError(
+            f"sources.{source.name}.encoding: the Spark engine reads UTF-8 files only, not "
+            f"{source.encoding}"
+        )
+    groups: dict[tuple[str, ...], list[Path]] = {}
+    for path in source.landing_files(config.raw_dir):
+        names = tuple(_map_header(_read_header(path, source), source, path))
+        groups.setdefault(names, []).append(path)
+    return groups
+
+
+def _records(spark: Any, paths: list[Path], raw_dir: Path) -> Any:
+    """(file, first line, text) of every record after the header, blank ones left out."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    files = spark.read.text([str(p) for p in paths], wholetext=True)
+    # The path is a URI, percent-encoded ('%20' for a space); '+' is kept as it is.
+    uri_path = F.regexp_replace(F.col("_metadata.file_path"), "\\+", "%2B")
+    root = re.escape(raw_dir.resolve().as_posix().rstrip("/") + "/")
+    lines = files.select(
+        F.regexp_replace(F.url_decode(uri_path), f"^file:(//)?{root}", "").alias("file"),
+        F.posexplode(F.split("value", "\n")).alias("position", "line"),
+    ).select("file", (F.col("position") + 1).alias("number"), "line")
+    quotes = F.length("line") - F.length(F.regexp_replace("line", '"', ""))
+    earlier = (
+        Window.partitionBy("file").orderBy("number").rowsBetween(Window.unboundedPreceding, -1)
+    )
+    running = Window.partitionBy("file").orderBy("number")
+    lines = lines.withColumn("open", F.coalesce(F.sum(quotes).over(earlier), F.lit(0)) % 2 == 1)
+    lines = lines.withColumn("record", F.sum(F.when(F.col("open"), 0).otherwise(1)).over(running))
+    in_order = F.sort_array(F.collect_list(F.struct("number", "line")))
+    records = lines.groupBy("file", "record").agg(
+        F.min("number").alias("number"),
+        # A CR before a line break inside a quoted field is kept, as the csv module keeps it.
+        F.regexp_replace(
+            F.array_join(F.transform(in_order, lambda x: x["line"]), "\n"), "\r$", ""
+        ).alias("text"),
+    )
+    records = records.where(F.regexp_replace("text", "\\s", "") != "")
+    header = F.min("number").over(Window.partitionBy("file"))
+    return records.withColumn("header", header).where(F.col("number") > F.col("header"))
+
+
+def _fields(records: Any, delimiter: str) -> Any:
+    """Each record's fields, unquoted; a record that is not valid CSV makes the load fail."""
+    from pyspark.sql import functions as F
+
+    field = _field(delimiter)
+    valid = f"^{field}(?:{re.escape(delimiter)}{field})*$"
+    bad = records.where(~F.col("text").rlike(valid)).orderBy("file", "number").limit(1).collect()
+    if bad:
+        raise InputError(
+            f"{bad[0]['file']}: line {bad[0]['number']}: malformed CSV: a quote that does not "
+            "open or close a quoted field"
+        )
+    tokens = F.regexp_extract_all(
+        F.concat(F.lit(delimiter), "text"), F.lit(f"{re.escape(delimiter)}({field})"), 1
+    )
+    plain = F.split("text", re.escape(delimiter), -1)
+    unquoted = F.transform(
+        tokens,
+        lambda t: F.when(
+            t.startswith('"'), F.regexp_replace(F.regexp_extract(t, '(?s)^"(.*)"$', 1), '""', '"')
+        ).otherwise(t),
+    )
+    return records.withColumn(
+        "fields", F.when(F.col("text").contains('"'), unquoted).otherwise(plain)
+    )
+
+
+def source_frame(spark: Any, config: Config, source: SourceConfig) -> Any:
+    """The raw table of one source: lineage columns, then every column of every file (nulls
+    where a file has none), all text."""
+    groups = _header_groups(config, source)
+    if not groups and not source.optional:
+        patterns = ", ".join(repr(p) for p in source.files)
+        raise InputError(
+            f"source '{source.name}': no landing file in {config.raw_dir} matches {patterns} "
+            f"(config key 'sources.{source.name}.files')"
+        )
+    if not groups:
+        schema = ", ".join(
+            f"`{n}` {'bigint' if n == LINE_NUMBER else 'string'}"
+            for n in (SOURCE_FILE, LINE_NUMBER, PARSE_ERROR, *source.raw_columns)
+        )
+        return spark.createDataFrame([], schema)
+    ordered = list(source.raw_columns)
+    for names in groups:
+        ordered.extend(n for n in names if n not in ordered)
+    frames = [
+        _group_frame(spark, config, source, names, paths, ordered)
+        for names, paths in groups.items()
+    ]
+    return reduce(lambda a, b: a.unionByName(b), frames)
+
+
+def _group_frame(
+    spark: Any,
+    config: Config,
+    source: SourceConfig,
+    names: tuple[str, ...],
+    paths: list[Path],
+    ordered: list[str],
+) -> Any:
+    from pyspark.sql import functions as F
+
+    records = _fields(_records(spark, paths, config.raw_dir), source.delimiter)
+    width = len(names)
+    count = F.size("fields")
+    extra = F.slice("fields", width + 1, F.greatest(count - width, F.lit(1)))
+    extra_text = F.when(
+        count > width,
+        F.concat(F.lit(" (extra: ['"), F.array_join(extra, "', '"), F.lit("'])")),
+    ).otherwise(F.lit(""))
+    error = F.when(
+        count != width,
+        F.concat(F.lit(f"expected {width} fields, found "), count.cast("string"), extra_text),
+    )
+    values = [
+        F.when(count > i, F.element_at("fields", i + 1)).alias(n) for i, n in enumerate(names)
+    ]
+    missing = [F.lit(None).cast("string").alias(n) for n in ordered if n not in names]
+    frame = records.select(
+        F.col("file").alias(SOURCE_FILE),
+        F.col("number").cast("bigint").alias(LINE_NUMBER),
+        error.alias(PARSE_ERROR),
+        *values,
+        *missing,
+    )
+    return frame.select(SOURCE_FILE, LINE_NUMBER, PARSE_ERROR, *ordered)

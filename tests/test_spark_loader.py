@@ -1,0 +1,86 @@
+"""Spark reads the landing CSVs itself (issue 20) and gives engine/loader.py's raw table: the
+same records, files, line numbers and parse errors, on files written every awkward way (a BOM,
+CRLF, blank lines, other header spellings and orders, an extra column, ragged rows, quoted
+fields with delimiters, quotes and line breaks, a gzipped file)."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import pytest
+from test_pipeline_e2e import _dirty_dataset
+
+from engine.config import load_config
+from engine.errors import InputError
+from engine.loader import source_parts
+from engine.spark_loader import source_frame
+
+from conftest import ProjectCopy
+
+QUOTED = (
+    "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)\r\n"
+    '501,"Female",30,50,50\r\n'
+    '502,"Fe, male",31,51,51\r\n'
+    '503,"say ""hi""",32,52,52\r\n'
+    '504,"two\r\nlines",33,53,53\r\n'
+    "\r\n"
+    '505,Male,34,"",54,"extra, quoted"\r\n'
+    '506,"three\nmore\nlines",35,55\r\n'
+    "507,Male,36,56,56"
+)
+
+
+def _rows(table: Any) -> list[tuple]:
+    return sorted(tuple(r.values()) for r in table)
+
+
+def _both(copy: ProjectCopy, spark: Any, source: str = "customers") -> tuple[list, list]:
+    config = load_config(copy.config)
+    import pyarrow as pa
+
+    duckdb_side = pa.concat_tables(list(source_parts(config, config.sources[source])))
+    frame = source_frame(spark, config, config.sources[source])
+    assert frame.columns == duckdb_side.column_names
+    spark_rows = [r.asDict() for r in frame.collect()]
+    return _rows(duckdb_side.to_pylist()), _rows(spark_rows)
+
+
+def test_spark_reads_dirty_exports_as_the_loader_does(
+    spark: Any, empty_project: ProjectCopy
+) -> None:
+    first, second, expected = _dirty_dataset(seed=11)
+    empty_project.write_csv("export_a.csv", first)
+    empty_project.write_csv("export_b.csv", second)
+    empty_project.write_csv("quoted export+1.csv", QUOTED)
+    with gzip.open(empty_project.raw / "export_c.csv.gz", "wt", encoding="utf-8") as handle:
+        handle.write(second.replace("north", "south"))
+    empty_project.edit_config('files = ["customers/*.csv"]', 'files = ["customers/*.csv*"]')
+    want, got = _both(empty_project, spark)
+    second_rows = sum(1 for r in want if r[0] == "customers/export_b.csv")
+    assert len(want) == expected["raw"] + second_rows + 7  # the gzipped copy; QUOTED's records
+    assert got == want
+    errors = [r for r in want if r[2] is not None]
+    assert any("extra: ['extra, quoted']" in r[2] for r in errors)  # the case is exercised
+    assert any(
+        r[1] == 8 and r[0] == "customers/quoted export+1.csv" for r in want
+    )  # a record after two lines
+
+
+def test_a_broken_quote_fails_the_load_naming_file_and_line(
+    spark: Any, empty_project: ProjectCopy
+) -> None:
+    empty_project.write_csv("broken.csv", QUOTED.replace('503,"say ""hi"""', '503,"say "hi""'))
+    config = load_config(empty_project.config)
+    source = config.sources["customers"]
+    with pytest.raises(InputError, match=r"broken\.csv: line 4: malformed CSV"):
+        list(source_parts(config, source))  # the DuckDB engine's loader, for comparison
+    with pytest.raises(InputError, match=r"broken\.csv: line 4: malformed CSV"):
+        source_frame(spark, config, source)
+
+
+def test_the_sample_and_an_absent_optional_source(spark: Any, project: ProjectCopy) -> None:
+    want, got = _both(project, spark)
+    assert len(want) == 200 and got == want
+    want, got = _both(project, spark, "experiment_logs")
+    assert want == got == []
