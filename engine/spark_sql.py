@@ -228,6 +228,58 @@ def try_casts(node: exp.Expression, _: Catalog) -> exp.Expression:
     return node
 
 
+def macro_as_function(node: exp.Expression, _: Catalog) -> exp.Expression:
+    """``CREATE MACRO ml.f(a, b) AS expr`` (the generated scorers): Spark's SQL function
+    ``CREATE FUNCTION ml.f(a DOUBLE, b DOUBLE) RETURN expr``. Spark wants typed parameters;
+    the scorers take feature values, which are doubles; the result type is the expression's."""
+    if not isinstance(node, exp.Create) or node.kind != "MACRO":
+        return node
+    signature = node.this
+    parameters = [
+        exp.ColumnDef(
+            this=exp.to_identifier(p.name, quoted=True), kind=exp.DataType.build("double")
+        )
+        for p in signature.expressions
+    ]
+    function = exp.UserDefinedFunction(this=signature.this, expressions=parameters, wrapped=True)
+    return exp.Create(
+        this=function,
+        kind="FUNCTION",
+        replace=node.args.get("replace"),
+        expression=exp.Return(this=node.expression),
+    )
+
+
+def parquet_table(node: exp.Expression, _: Catalog) -> exp.Expression:
+    """``CREATE OR REPLACE TABLE t AS …``: Spark replaces no Parquet table, so a table is
+    created once, as Parquet in the warehouse folder (each Spark run builds tables of its own)."""
+    if not isinstance(node, exp.Create) or node.kind != "TABLE":
+        return node
+    created = node.copy()
+    created.set("replace", False)
+    created.set(
+        "properties", exp.Properties(expressions=[exp.FileFormatProperty(this=exp.var("parquet"))])
+    )
+    return created
+
+
+def column_comment(node: exp.Expression, _: Catalog) -> exp.Expression:
+    """``COMMENT ON COLUMN t.c IS '…'``: Spark's ``ALTER TABLE t ALTER COLUMN c COMMENT '…'``."""
+    if not isinstance(node, exp.Comment) or node.args.get("kind") != "COLUMN":
+        return node
+    column = node.this
+    table = exp.Table(this=column.args["table"], db=column.args.get("db"))
+    action = exp.AlterColumn(this=column.args["this"], comment=node.expression)
+    return exp.Alter(this=table, kind="TABLE", actions=[action])
+
+
+def delete_all(node: exp.Expression, _: Catalog) -> exp.Expression:
+    """``DELETE FROM t`` (every row): Spark deletes no rows from Parquet; it truncates."""
+    if not isinstance(node, exp.Delete) or node.args.get("where"):
+        return node
+    return exp.TruncateTable(expressions=[node.this])
+
+
 def expand_columns(query: exp.Expression, catalog: Catalog) -> exp.Expression:
     """``*columns(q.* exclude (a, b))``: the columns it names, listed, from the input tables'
     columns (Spark has no COLUMNS; the raw tables' columns are known only once loaded)."""
@@ -297,6 +349,10 @@ REWRITES: tuple[Rewrite, ...] = (
     struct_rows,
     natural_log,
     try_casts,
+    macro_as_function,
+    parquet_table,
+    column_comment,
+    delete_all,
 )
 
 

@@ -26,6 +26,7 @@ from engine.errors import ProjectError
 from engine.macros import whole_number
 from engine.project import ModelDialect, discover
 from engine.spark_sql import Catalog, java_pattern, to_spark
+from python_models._sql_scoring import create_macro
 
 from conftest import ProjectCopy
 
@@ -296,3 +297,93 @@ def test_values_compare_by_type_and_tolerance() -> None:
     assert _same(datetime.date(2024, 1, 1), datetime.date(2024, 1, 1))
     assert _differences([(1,), (2,)], [(2,), (1,)]) == []
     assert _differences([(1,), (2,)], [(1,), (3,)]) == [((2,), (3,))]
+
+
+def _scorers(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[list[str], exp.Expression]]:
+    """The ml macros the sample's build installed: name -> (parameters, body)."""
+    rows = con.execute(
+        "select function_name, parameters, macro_definition from duckdb_functions() "
+        "where schema_name = 'ml' and function_type = 'macro'"
+    ).fetchall()
+    return {n: (list(p), sqlglot.parse_one(d, dialect="duckdb")) for n, p, d in rows}
+
+
+def test_the_generated_scorers_agree_on_spark(
+    spark: Any, built_sample: ProjectCopy, tmp_path: Path
+) -> None:
+    """ml.assign_segment and ml.surrogate_segment as Spark SQL functions give DuckDB's segment
+    on every customer and on points placed exactly on the surrogate tree's thresholds."""
+    con = duckdb.connect(str(built_sample.warehouse), read_only=True)
+    scorers = _scorers(con)
+    assert set(scorers) == {"assign_segment", "surrogate_segment"}
+    features = scorers["assign_segment"][0]
+    thresholds = sorted(
+        {
+            float(node.this.name)
+            for node in scorers["surrogate_segment"][1].find_all(exp.Cast)
+            if isinstance(node.this, exp.Literal) and node.this.is_string
+        }
+    )
+    assert len(thresholds) >= 5
+    points = duckdb.connect()
+    customers = con.sql(
+        exp.select(*features).from_("intermediate.int_customer_features").sql("duckdb")
+    ).fetchall()
+    rows = [list(c) for c in customers]
+    rows += [
+        [t if i == f else c[i] for i in range(len(features))]
+        for c in customers[:20]
+        for t in thresholds
+        for f in range(len(features))
+    ]
+    points.execute(
+        "create table points as select * from (values "
+        + ", ".join("(" + ", ".join(repr(float(v)) for v in r) + ")" for r in rows)
+        + ") as t("
+        + ", ".join(f'"{f}"' for f in features)
+        + ")"
+    )
+    path = tmp_path / "points.parquet"
+    points.execute(f"copy points to '{path}' (format parquet)")
+    spark.sql("create database if not exists ml")
+    spark.sql(f"create or replace temporary view points as select * from parquet.`{path}`")
+    calls, arguments = [], ", ".join(f'"{f}"' for f in features)
+    for name, (parameters, body) in scorers.items():
+        macro = create_macro("ml", name, parameters, body)
+        points.execute("create schema if not exists ml")
+        points.execute(macro.sql("duckdb"))
+        spark.sql(to_spark(macro, {}))
+        calls.append(f"ml.{name}({arguments}) as {name}")
+    query = sqlglot.parse_one(f"select {arguments}, {', '.join(calls)} from points", "duckdb")
+    want = points.sql(query.sql("duckdb")).fetchall()
+    _, got = _spark_rows(spark, to_spark(query, {}))
+    assert len(want) == len(rows) >= 200 + 20 * 5 * len(features)
+    assert not _differences(want, got)
+
+
+def test_the_engines_own_statements_run_on_spark(spark: Any) -> None:
+    """What the engine runs around a model (engine/statements.py), through the same seam:
+    create its layer and table, append a part, describe it, count, read, empty it."""
+    from engine import statements
+
+    def run(sql: str) -> list[tuple]:
+        return _spark_rows(spark, to_spark(sqlglot.parse_one(sql, dialect="duckdb"), {}))[1]
+
+    spark.sql("drop database if exists `seam` cascade")
+    run(statements.create_schema("seam"))
+    query = sqlglot.parse_one("select 1 as id, 'a' as name", dialect="duckdb")
+    run(statements.create_table_as("seam", "t", query))
+    spark.sql("select 'b' as name, 2 as id").createOrReplaceTempView("__model_output")
+    run(statements.insert_by_name("seam", "t", "__model_output"))
+    run(statements.comment_on_table("seam", "t", "A table"))
+    run(statements.comment_on_column("seam", "t", "name", "The name"))
+    assert run(statements.row_count("seam", "t")) == [(2,)]
+    assert sorted(run(statements.select_columns("seam", "t", ["id", "name"]))) == [
+        (1, "a"),
+        (2, "b"),
+    ]
+    columns = {c.name: c.description for c in spark.catalog.listColumns("seam.t")}
+    assert columns == {"id": None, "name": "The name"}
+    assert spark.catalog.getTable("seam.t").description == "A table"
+    run(statements.delete_all("seam", "t"))
+    assert run(statements.row_count("seam", "t")) == [(0,)]
