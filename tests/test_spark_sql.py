@@ -26,6 +26,7 @@ from engine.errors import ProjectError
 from engine.macros import whole_number
 from engine.project import ModelDialect, discover
 from engine.spark_sql import Catalog, java_pattern, to_spark
+from engine.spark_tables import to_spark_table
 from python_models._sql_scoring import create_macro
 
 from conftest import ProjectCopy
@@ -181,14 +182,18 @@ def test_what_spark_cannot_unpivot_is_named() -> None:
 # --- every model of a build --------------------------------------------------------------
 
 
-def _mirror(spark: Any, con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:
-    """A DuckDB table as a Parquet table of the same name in Spark."""
-    layer, name = table.split(".", 1)
-    path = folder / f"{table}.parquet"
-    source = exp.table_(name, db=layer, quoted=True).sql("duckdb")
-    con.execute(f"copy (select * from {source}) to '{path}' (format parquet)")
-    spark.sql(f"create database if not exists `{layer}`")
-    spark.sql(f"create table `{layer}`.`{name}` using parquet location '{path}'")
+def mirror_inputs(
+    spark: Any,
+    con: duckdb.DuckDBPyConnection,
+    tables: tuple[str, ...],
+    catalog: dict[str, tuple[str, ...]],
+    folder: Path,
+) -> None:
+    """DuckDB's tables into Spark, once each; ``catalog`` records their columns."""
+    for table in tables:
+        if table not in catalog:
+            to_spark_table(spark, con, table, folder)
+            catalog[table] = tuple(spark.table(table).columns)
 
 
 def _compare_every_model(spark: Any, copy: ProjectCopy, config: Path, folder: Path) -> int:
@@ -203,10 +208,7 @@ def _compare_every_model(spark: Any, copy: ProjectCopy, config: Path, folder: Pa
         model = project.models[table]
         if model.kind != "sql":
             continue
-        for parent in model.inputs:
-            if parent not in catalog:
-                _mirror(spark, con, parent, folder)
-                catalog[parent] = tuple(spark.table(parent).columns)
+        mirror_inputs(spark, con, model.inputs, catalog, folder)
         layer, name = table.split(".", 1)
         duckdb_table = con.sql(exp.select("*").from_(exp.table_(name, db=layer)).sql("duckdb"))
         columns, got = _spark_rows(spark, to_spark(model.query, catalog))

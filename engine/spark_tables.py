@@ -1,0 +1,76 @@
+"""Tables between Spark and DuckDB, as Parquet files, with no Python pass over the rows.
+
+A Spark table is Parquet files in the warehouse folder, which DuckDB reads as they are; so a
+Python model run for the Spark engine gets a DuckDB connection whose ``layer.name`` views read
+its inputs' files, and receives them through the same contract as with the DuckDB engine (a
+relation, an Arrow table or a DataFrame, by its annotation). What it writes is copied to a
+Parquet file, which becomes the Spark table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+from engine import statements
+
+
+def parquet_location(spark: Any, table: str) -> str:
+    """The folder (or file) a Spark table's Parquet data is in, as a local path."""
+    rows = spark.sql(f"describe table extended {_spark_name(table)}").collect()
+    location = next(r["data_type"] for r in rows if r["col_name"] == "Location")
+    return location.removeprefix("file:")
+
+
+def _spark_name(table: str) -> str:
+    layer, name = table.split(".", 1)
+    return exp.table_(name, db=layer, quoted=True).sql("spark")
+
+
+def _files(location: str) -> str:
+    return location if location.endswith(".parquet") else f"{location.rstrip('/')}/*.parquet"
+
+
+def duckdb_views(con: duckdb.DuckDBPyConnection, spark: Any, tables: list[str]) -> None:
+    """A view ``layer.name`` in ``con`` over each Spark table's Parquet files."""
+    for table in tables:
+        layer, name = table.split(".", 1)
+        con.execute(statements.create_schema(layer))
+        files = exp.func("read_parquet", exp.Literal.string(_files(parquet_location(spark, table))))
+        view = exp.Create(
+            this=statements.table_ref(layer, name),
+            kind="VIEW",
+            replace=True,
+            expression=exp.select("*").from_(files),
+        )
+        con.execute(view.sql(statements.DIALECT))
+
+
+def to_spark_table(spark: Any, con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:
+    """The DuckDB table as a Parquet file in ``folder`` and a Spark table of the same name
+    over it."""
+    layer, name = table.split(".", 1)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{table}.parquet"
+    con.execute(statements.copy_to(layer, name, path, "parquet"))
+    spark.sql(_create_schema(layer))
+    create = exp.Create(
+        this=exp.table_(name, db=layer, quoted=True),
+        kind="TABLE",
+        properties=exp.Properties(
+            expressions=[
+                exp.FileFormatProperty(this=exp.var("parquet")),
+                exp.LocationProperty(this=exp.Literal.string(str(path))),
+            ]
+        ),
+    )
+    spark.sql(create.sql("spark"))
+
+
+def _create_schema(layer: str) -> str:
+    return exp.Create(
+        this=exp.Table(this=exp.to_identifier(layer, quoted=True)), kind="SCHEMA", exists=True
+    ).sql("spark")
