@@ -1,0 +1,92 @@
+"""Expectations on Spark (issue 20): every suite of the sample, run by GX's Spark data source on
+the table as Spark holds it, gives the outcome the pandas path gives on DuckDB's table,
+expectation by expectation; and a table made to break its suite fails the same expectations
+with the same unexpected counts on both."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from test_spark_sql import LAYERS, mirror_inputs
+
+from engine.building import fetch_arrow
+from engine.columns import column_sets
+from engine.config import load_config
+from engine.project import discover, model_configs
+from engine.quality import ExpectationResult, Validator, load_suites
+from engine.runner import _expectation_parameters
+
+from conftest import ProjectCopy
+
+
+def _outcome(results: list[ExpectationResult]) -> list[tuple]:
+    """What must agree; a row condition or a type is written for each engine: left out."""
+    return [
+        (r.expectation_type, r.column_name, _without_condition(r.kwargs), r.success, r.error)
+        for r in results
+    ]
+
+
+def _counts(results: list[ExpectationResult]) -> list[int | None]:
+    return [r.unexpected_count for r in results]
+
+
+def _without_condition(kwargs: str) -> dict:
+    return {
+        k: v
+        for k, v in json.loads(kwargs).items()
+        if k not in ("row_condition", "condition_parser", "type_", "type_list")
+    }
+
+
+@pytest.fixture(scope="module")
+def validators() -> tuple[Validator, Validator]:
+    return Validator(), Validator(spark=True)
+
+
+def test_every_suite_agrees_on_spark(
+    spark: Any, built_sample: ProjectCopy, tmp_path: Path, validators: tuple
+) -> None:
+    pandas_gx, spark_gx = validators
+    for layer in LAYERS:
+        spark.sql(f"drop database if exists `{layer}` cascade")
+    config = load_config(built_sample.config)
+    project = discover(built_sample.root, config)
+    absent = frozenset(n for n, s in config.sources.items() if s.implicit)
+    suites = load_suites(built_sample.root / "expectations", column_sets(config), absent)
+    parameters = _expectation_parameters(config, model_configs(project, config))
+    con = duckdb.connect(str(built_sample.warehouse), read_only=True)
+    mirror_inputs(spark, con, tuple(suites), {}, tmp_path)
+    for table, suite in suites.items():
+        want = pandas_gx.validate(suite, fetch_arrow(con, table).to_pandas(), parameters)
+        got = spark_gx.validate(suite, spark.table(table), parameters)
+        assert _outcome(got) == _outcome(want), table
+        assert all(r.success for r in got), table
+    assert len(suites) >= 20
+
+    broken = "staging.stg_customers"
+    frame = fetch_arrow(con, broken).to_pandas()
+    frame.loc[frame.index[:7], "age"] = 1000
+    frame.loc[frame.index[:3], "customer_id"] = frame["customer_id"].iloc[3]
+    spark_frame = spark.createDataFrame(frame)
+    want = pandas_gx.validate(suites[broken], frame, parameters)
+    got = spark_gx.validate(suites[broken], spark_frame, parameters)
+    assert _outcome(got) == _outcome(want)
+    assert _counts(got) == _counts(want)
+    failed = {(r.expectation_type, r.column_name, r.unexpected_count) for r in got if not r.success}
+    assert ("expect_column_values_to_be_between", "age", 7) in failed
+    assert ("expect_column_values_to_be_unique", "customer_id", 4) in failed
+
+    # A row condition is applied on Spark: unsegmented customers must say why.
+    conditional = "intermediate.int_customer_profiles"
+    frame = fetch_arrow(con, conditional).to_pandas()
+    frame.loc[frame.index[:2], "is_segmented"] = False
+    frame.loc[frame.index[:5], "unsegmented_reason"] = None
+    want = pandas_gx.validate(suites[conditional], frame, parameters)
+    got = spark_gx.validate(suites[conditional], spark.createDataFrame(frame), parameters)
+    assert _outcome(got) == _outcome(want) and _counts(got) == _counts(want)
+    assert [r.unexpected_count for r in got if not r.success] == [2]
