@@ -20,14 +20,11 @@ from engine import statements
 
 def parquet_location(spark: Any, table: str) -> str:
     """The folder (or file) a Spark table's Parquet data is in, as a local path."""
-    rows = spark.sql(f"describe table extended {_spark_name(table)}").collect()
+    layer, name = table.split(".", 1)
+    describe = exp.Describe(this=exp.table_(name, db=layer, quoted=True), style="EXTENDED")
+    rows = spark.sql(describe.sql("spark")).collect()
     location = next(r["data_type"] for r in rows if r["col_name"] == "Location")
     return location.removeprefix("file:")
-
-
-def _spark_name(table: str) -> str:
-    layer, name = table.split(".", 1)
-    return exp.table_(name, db=layer, quoted=True).sql("spark")
 
 
 def _files(location: str) -> str:
