@@ -16,7 +16,7 @@ import codecs
 import csv
 import gzip
 import mmap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -285,6 +285,28 @@ def _quiet(_: str) -> None:
     """Where progress goes when nobody asked for it."""
 
 
+def mapped_headers(config: Config, source: SourceConfig) -> dict[Path, tuple[str, ...]]:
+    """Every landing file of the source, in load order, with its header mapped to canonical
+    names; none for an optional source without files, an error for any other."""
+    files = source.landing_files(config.raw_dir)
+    if not files and not source.optional:
+        patterns = ", ".join(repr(p) for p in source.files)
+        raise InputError(
+            f"source '{source.name}': no landing file in {config.raw_dir} matches {patterns} "
+            f"(config key 'sources.{source.name}.files')"
+        )
+    return {p: tuple(_map_header(_read_header(p, source), source, p)) for p in files}
+
+
+def raw_column_names(source: SourceConfig, headers: Iterable[Sequence[str]]) -> tuple[str, ...]:
+    """The raw table's columns after its lineage columns: the source's own, then any other
+    header's, in the order the files bring them."""
+    names: list[str] = list(source.raw_columns)
+    for header in headers:
+        names.extend(n for n in header if n not in names)
+    return tuple(n for n in names if n not in LINEAGE_COLUMNS)
+
+
 def source_parts(
     config: Config, source: SourceConfig, progress: Callable[[str], None] = _quiet
 ) -> Iterator[pa.Table]:
@@ -294,23 +316,14 @@ def source_parts(
     The headers are all read first: a file that lacks a required column fails before any row
     is loaded, and every part has the union of the files' columns (nulls where a file has none).
     """
-    files = source.landing_files(config.raw_dir)
-    if not files and source.optional:
+    headers = mapped_headers(config, source)
+    if not headers:
         names = (*LINEAGE_COLUMNS, *source.raw_columns)
         types = {LINE_NUMBER: pa.int64()}
         yield pa.table({n: pa.array([], types.get(n, pa.string())) for n in names})
         return
-    if not files:
-        patterns = ", ".join(repr(p) for p in source.files)
-        raise InputError(
-            f"source '{source.name}': no landing file in {config.raw_dir} matches {patterns} "
-            f"(config key 'sources.{source.name}.files')"
-        )
-    ordered_names: list[str] = list(source.raw_columns)
-    for path in files:
-        header = _map_header(_read_header(path, source), source, path)
-        ordered_names.extend(n for n in header if n not in ordered_names)
-    columns = (*LINEAGE_COLUMNS, *(n for n in ordered_names if n not in LINEAGE_COLUMNS))
+    columns = (*LINEAGE_COLUMNS, *raw_column_names(source, headers.values()))
+    files = list(headers)
     for number, path in enumerate(files, start=1):
         progress(f"file {number} of {len(files)}")
         part = read_source_file(path, source, path.relative_to(config.raw_dir).as_posix())

@@ -23,7 +23,14 @@ from typing import Any
 
 from engine.config import Config, SourceConfig
 from engine.errors import InputError
-from engine.loader import LINE_NUMBER, PARSE_ERROR, SOURCE_FILE, _map_header, _read_header
+from engine.loader import (
+    LINE_NUMBER,
+    LINEAGE_COLUMNS,
+    PARSE_ERROR,
+    SOURCE_FILE,
+    mapped_headers,
+    raw_column_names,
+)
 
 _QUOTED = '"(?:[^"]|"")*"'
 
@@ -32,7 +39,9 @@ def _field(delimiter: str) -> str:
     return f'(?:{_QUOTED}|[^{re.escape(delimiter)}"\\r\\n]*)'
 
 
-def _header_groups(config: Config, source: SourceConfig) -> dict[tuple[str, ...], list[Path]]:
+def _header_groups(
+    headers: dict[Path, tuple[str, ...]], source: SourceConfig
+) -> dict[tuple[str, ...], list[Path]]:
     """Files by their mapped header, so files written alike are read as one DataFrame."""
     if codecs.lookup(source.encoding).name != "utf-8":
         raise InputError(
@@ -40,8 +49,7 @@ def _header_groups(config: Config, source: SourceConfig) -> dict[tuple[str, ...]
             f"{source.encoding}"
         )
     groups: dict[tuple[str, ...], list[Path]] = {}
-    for path in source.landing_files(config.raw_dir):
-        names = tuple(_map_header(_read_header(path, source), source, path))
+    for path, names in headers.items():
         groups.setdefault(names, []).append(path)
     return groups
 
@@ -109,22 +117,15 @@ def _fields(records: Any, delimiter: str) -> Any:
 def source_frame(spark: Any, config: Config, source: SourceConfig) -> Any:
     """The raw table of one source: lineage columns, then every column of every file (nulls
     where a file has none), all text."""
-    groups = _header_groups(config, source)
-    if not groups and not source.optional:
-        patterns = ", ".join(repr(p) for p in source.files)
-        raise InputError(
-            f"source '{source.name}': no landing file in {config.raw_dir} matches {patterns} "
-            f"(config key 'sources.{source.name}.files')"
-        )
-    if not groups:
+    headers = mapped_headers(config, source)
+    if not headers:
         schema = ", ".join(
             f"`{n}` {'bigint' if n == LINE_NUMBER else 'string'}"
-            for n in (SOURCE_FILE, LINE_NUMBER, PARSE_ERROR, *source.raw_columns)
+            for n in (*LINEAGE_COLUMNS, *source.raw_columns)
         )
         return spark.createDataFrame([], schema)
-    ordered = list(source.raw_columns)
-    for names in groups:
-        ordered.extend(n for n in names if n not in ordered)
+    groups = _header_groups(headers, source)
+    ordered = list(raw_column_names(source, groups))
     frames = [
         _group_frame(spark, config, source, names, paths, ordered)
         for names, paths in groups.items()

@@ -255,12 +255,11 @@ def parquet_table(node: exp.Expression, _: Catalog) -> exp.Expression:
     created once, as Parquet in the warehouse folder (each Spark run builds tables of its own)."""
     if not isinstance(node, exp.Create) or node.kind != "TABLE":
         return node
-    created = node.copy()
-    created.set("replace", False)
-    created.set(
+    node.set("replace", False)
+    node.set(
         "properties", exp.Properties(expressions=[exp.FileFormatProperty(this=exp.var("parquet"))])
     )
-    return created
+    return node
 
 
 def column_comment(node: exp.Expression, _: Catalog) -> exp.Expression:

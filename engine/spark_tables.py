@@ -21,7 +21,7 @@ from engine import statements
 def parquet_location(spark: Any, table: str) -> str:
     """The folder (or file) a Spark table's Parquet data is in, as a local path."""
     layer, name = table.split(".", 1)
-    describe = exp.Describe(this=exp.table_(name, db=layer, quoted=True), style="EXTENDED")
+    describe = exp.Describe(this=statements.table_ref(layer, name), style="EXTENDED")
     rows = spark.sql(describe.sql("spark")).collect()
     location = next(r["data_type"] for r in rows if r["col_name"] == "Location")
     return location.removeprefix("file:")
@@ -53,9 +53,9 @@ def to_spark_table(spark: Any, con: duckdb.DuckDBPyConnection, table: str, folde
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{table}.parquet"
     con.execute(statements.copy_to(layer, name, path, "parquet"))
-    spark.sql(_create_schema(layer))
+    spark.sql(statements.create_schema(layer, dialect="spark"))
     create = exp.Create(
-        this=exp.table_(name, db=layer, quoted=True),
+        this=statements.table_ref(layer, name),
         kind="TABLE",
         properties=exp.Properties(
             expressions=[
@@ -65,9 +65,3 @@ def to_spark_table(spark: Any, con: duckdb.DuckDBPyConnection, table: str, folde
         ),
     )
     spark.sql(create.sql("spark"))
-
-
-def _create_schema(layer: str) -> str:
-    return exp.Create(
-        this=exp.Table(this=exp.to_identifier(layer, quoted=True)), kind="SCHEMA", exists=True
-    ).sql("spark")

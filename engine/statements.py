@@ -16,10 +16,10 @@ def table_ref(layer: str, name: str) -> exp.Table:
     return exp.table_(name, db=layer, quoted=True)
 
 
-def create_schema(layer: str) -> str:
+def create_schema(layer: str, dialect: str = DIALECT) -> str:
     return exp.Create(
         this=exp.Table(this=exp.to_identifier(layer, quoted=True)), kind="SCHEMA", exists=True
-    ).sql(DIALECT)
+    ).sql(dialect)
 
 
 def create_table_as(layer: str, name: str, query: exp.Query) -> str:

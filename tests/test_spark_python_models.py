@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from test_spark_sql import LAYERS, _differences, _scorers, mirror_inputs
+from test_spark_sql import _differences, _scorers, empty_spark_layers, mirror_inputs
 
 from engine import statements
 from engine.building import BuildContext, build_model, fetch_arrow
@@ -25,8 +25,7 @@ from conftest import ProjectCopy
 def test_every_python_model_reads_spark_tables_and_builds_duckdbs_table(
     spark: Any, built_sample: ProjectCopy, tmp_path: Path
 ) -> None:
-    for layer in LAYERS:
-        spark.sql(f"drop database if exists `{layer}` cascade")
+    empty_spark_layers(spark)
     config = load_config(built_sample.config)
     project = discover(built_sample.root, config)
     published = duckdb.connect(str(built_sample.warehouse), read_only=True)

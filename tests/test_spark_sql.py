@@ -182,6 +182,12 @@ def test_what_spark_cannot_unpivot_is_named() -> None:
 # --- every model of a build --------------------------------------------------------------
 
 
+def empty_spark_layers(spark: Any) -> None:
+    """The layers' Spark databases dropped: a test's tables come from its own build."""
+    for layer in LAYERS:
+        spark.sql(f"drop database if exists `{layer}` cascade")
+
+
 def mirror_inputs(
     spark: Any,
     con: duckdb.DuckDBPyConnection,
@@ -198,8 +204,7 @@ def mirror_inputs(
 
 def _compare_every_model(spark: Any, copy: ProjectCopy, config: Path, folder: Path) -> int:
     """Run every SQL model on Spark over DuckDB's tables; the number of models compared."""
-    for layer in LAYERS:
-        spark.sql(f"drop database if exists `{layer}` cascade")
+    empty_spark_layers(spark)
     project = discover(copy.root, load_config(config))
     con = duckdb.connect(str(copy.warehouse), read_only=True)
     catalog: dict[str, tuple[str, ...]] = {}

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from test_spark_sql import LAYERS, mirror_inputs
+from test_spark_sql import empty_spark_layers, mirror_inputs
 
 from engine.building import fetch_arrow
 from engine.columns import column_sets
@@ -52,8 +52,7 @@ def test_every_suite_agrees_on_spark(
     spark: Any, built_sample: ProjectCopy, tmp_path: Path, validators: tuple
 ) -> None:
     pandas_gx, spark_gx = validators
-    for layer in LAYERS:
-        spark.sql(f"drop database if exists `{layer}` cascade")
+    empty_spark_layers(spark)
     config = load_config(built_sample.config)
     project = discover(built_sample.root, config)
     absent = frozenset(n for n, s in config.sources.items() if s.implicit)
