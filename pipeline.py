@@ -23,16 +23,19 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 try:
-    from engine.config import DEFAULT_CONFIG_NAME, Config, load_config
+    from engine.config import DEFAULT_CONFIG_NAME, ENGINES, Config, load_config, with_engine
     from engine.console import Console
     from engine.errors import InputError, PipelineError, UsageError, is_interrupt
     from engine.interrupts import held_back
 except KeyboardInterrupt:  # Ctrl-C as the command starts: nothing has begun, so no traceback
     print("Interrupted.", file=sys.stderr, flush=True)
     os._exit(130)
+
+if TYPE_CHECKING:
+    from engine.recording import RunResult
 
 ROOT = Path(__file__).resolve().parent
 REPORT_NAME = "report.html"
@@ -84,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--no-report", action="store_true", help="do not write the HTML report after publishing"
+    )
+    run.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="build with this engine instead of warehouse.engine (duckdb, or spark: [spark])",
     )
     run.add_argument(
         "--full-refresh",
@@ -138,6 +146,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     started = datetime.now(UTC)
     try:
         config = load_config(args.config)
+        if args.engine:
+            config = with_engine(config, args.engine)
         fingerprint = inputs_fingerprint(ROOT, config)
     except PipelineError as exc:
         # Every run that starts leaves its result, so latest.json never says an older run.
@@ -155,6 +165,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 f"in {noop.seconds:.2f}s (--full-refresh rebuilds anyway)."
             )
             return 0
+
+    if config.engine == "spark":
+        with held_back():
+            from engine.spark_engine import SparkRunner
+
+        # GX validates in Spark, in this process: no validation worker.
+        result = SparkRunner(
+            ROOT, config, console, None, args.select, fingerprint, args.reset_history
+        ).run()
+        return _summarise(args, config, console, result)
 
     # pandas and pyarrow load next, for the whole run: a collection while they load finds
     # nothing to free. The service then freezes them before it forks (engine.memory).
@@ -174,6 +194,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         result = Runner(
             ROOT, config, console, validation, args.select, fingerprint, args.reset_history
         ).run()
+    return _summarise(args, config, console, result)
+
+
+def _summarise(
+    args: argparse.Namespace, config: Config, console: Console, result: RunResult
+) -> int:
     passed, warned, failed = result.expectation_counts()
     counts = (
         f"{result.count('success')} models OK, "

@@ -11,8 +11,8 @@ import importlib.util
 import sys
 import traceback
 import typing
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -49,6 +49,8 @@ class BuildContext:
     parallel: Callable[[Callable[[Any], Any], Any], Iterator[Any]]
     # --reset-history: models are given no previous table, as on a first build.
     reset_history: bool = False
+    # Inputs read from another table instead (the Spark engine's fit samples): table -> table.
+    stand_ins: Mapping[str, str] = field(default_factory=dict)
 
     def previous_table(self, table: str, as_relation: bool) -> Any:
         """The table as last published (a relation or a DataFrame), or None when there is none
@@ -57,8 +59,8 @@ class BuildContext:
             return None
         layer, name = table.split(".", 1)
         found = self.con.execute(
-            "select count(*) from duckdb_tables() "
-            "where database_name = ? and schema_name = ? and table_name = ?",
+            f"select count(*) from {statements.RELATIONS} "
+            "where database_name = ? and schema_name = ? and name = ?",
             [PREVIOUS_CATALOG, layer, name],
         ).fetchall()[0][0]
         if not found:
@@ -126,8 +128,9 @@ def _python_inputs(
             as_relation = duckdb.DuckDBPyRelation in typing.get_args(hints.get(parameter))
             arguments[parameter] = context.previous_table(table, as_relation)
         else:
+            table = by_name[parameter].table
             arguments[parameter] = _read_table(
-                context, by_name[parameter].table, hints.get(parameter)
+                context, context.stand_ins.get(table, table), hints.get(parameter)
             )
     return arguments
 
@@ -260,7 +263,8 @@ def _run_python_model(context: BuildContext, model: Model, progress: Progress) -
         raise model_failure(model, exc) from exc
 
 
-def build_model(context: BuildContext, model: Model, progress: Progress) -> None:
+def build_model(context: BuildContext, model: Model, progress: Progress) -> tuple[exp.Create, ...]:
+    """Build the model's table; the SQL functions it installed beside it (its scorers)."""
     con, config = context.con, context.config
     if model.kind == "seed":
         _write_table(con, model, seeds.SEED_BUILDERS[model.name](config))
@@ -280,7 +284,8 @@ def build_model(context: BuildContext, model: Model, progress: Progress) -> None
             if isinstance(result, ModelResult):
                 _write_table(con, model, result.table)
                 _install_functions(con, model, result.functions)
-            else:
-                _write_table(con, model, result)
+                return result.functions
+            _write_table(con, model, result)
         except ParameterError as exc:  # a model's own check of what the config gave it
             raise ConfigError(f"{config.path.name}: {exc}") from exc
+    return ()

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,22 @@ class SourceConfig:
         return None
 
 
+ENGINES = ("duckdb", "spark")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """The [spark] section: where the Spark engine runs and keeps its Parquet tables."""
+
+    warehouse_dir: Path
+    master: str = "local[2]"
+    # Extra Spark settings (spark.executor.memory, spark.sql.shuffle.partitions, ...).
+    conf: dict[str, str] = field(default_factory=dict)
+    # A Python model that fits on a sample (FIT_SAMPLE_KEY) gets at most about this many rows
+    # of each input, chosen by a hash of the key so every run and partitioning picks the same.
+    fit_sample_rows: int = 1_000_000
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -106,6 +122,9 @@ class Config:
     # one included). Every build carries the history forward, so unbounded it would slow every
     # refresh as it grows. 0: keep all.
     history_runs: int = 1_000
+    # "duckdb" (one machine, the default) or "spark" (the [spark] section says where).
+    engine: str = "duckdb"
+    spark: SparkSettings = field(default_factory=lambda: SparkSettings(Path("warehouse/spark")))
     # The [transactions] section: snapshot date, cancellation prefix, excluded products, RFM map.
     orders: OrderSettings = field(default_factory=OrderSettings)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -206,6 +225,13 @@ SCHEMA: dict[str, Any] = {
         "serial_validation_rows": int,
         "fit_workers": int,
         "history_runs": int,
+        "engine": str,
+    },
+    "spark": {
+        "master": str,
+        "warehouse_dir": str,
+        "conf": _Table(str, "a Spark setting"),
+        "fit_sample_rows": int,
     },
     "sources": _Table(
         {
@@ -654,6 +680,29 @@ def _attributes_are_unique(sources: dict[str, SourceConfig], where: str) -> None
         )
 
 
+def _engine(value: str, where: str) -> str:
+    if value not in ENGINES:
+        raise ConfigError(
+            f"{where}: key 'warehouse.engine' = {value!r}; expected one of: {', '.join(ENGINES)}"
+        )
+    return value
+
+
+def _spark_settings(section: dict[str, Any], root: Path, where: str) -> SparkSettings:
+    rows = section.get("fit_sample_rows", SparkSettings.fit_sample_rows)
+    if rows < 1:
+        raise ConfigError(f"{where}: key 'spark.fit_sample_rows' must be at least 1, got {rows}")
+    master = section.get("master", SparkSettings.master)
+    if not master.strip():
+        raise ConfigError(f"{where}: key 'spark.master' is empty; expected e.g. 'local[2]'")
+    return SparkSettings(
+        warehouse_dir=(root / section.get("warehouse_dir", "warehouse/spark")).resolve(),
+        master=master,
+        conf=dict(section.get("conf", {})),
+        fit_sample_rows=rows,
+    )
+
+
 def _build(document: dict[str, Any], path: Path, where: str) -> Config:
     root = path.parent
     warehouse = document["warehouse"]
@@ -690,6 +739,8 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         serial_validation_rows=at_least_zero("serial_validation_rows"),
         fit_workers=at_least_zero("fit_workers"),
         history_runs=at_least_zero("history_runs"),
+        engine=_engine(warehouse.get("engine", "duckdb"), where),
+        spark=_spark_settings(document.get("spark", {}), root, where),
         orders=order_settings(orders, where),
         sources=sources,
         ranges=ranges,
@@ -704,6 +755,12 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         variables=dict(document.get("vars", {})),
         document=document,
     )
+
+
+def with_engine(config: Config, engine: str) -> Config:
+    """The config with ``warehouse.engine`` set (run --engine); its fingerprint says so."""
+    warehouse = {**config.document["warehouse"], "engine": engine}
+    return replace(config, engine=engine, document={**config.document, "warehouse": warehouse})
 
 
 def model_parameters(

@@ -23,7 +23,9 @@ def export_layer(warehouse: Path, layer: str, file_format: str, directory: Path)
         tables = [
             row[0]
             for row in con.execute(
-                "select table_name from duckdb_tables() where schema_name = ? order by 1", [layer]
+                f"select name from {statements.RELATIONS} "
+                "where database_name = current_database() and schema_name = ? order by 1",
+                [layer],
             ).fetchall()
         ]
         for table in tables:

@@ -59,6 +59,9 @@ class Model:
     role: str | None = None
     description: str = ""
     column_descriptions: dict[str, str] | None = None
+    # A Python model's FIT_SAMPLE_KEY: it fits on a sample, so at scale the Spark engine may
+    # hand it a sample of each input, chosen by a hash of this column.
+    fit_sample_key: str | None = None
 
     @property
     def table(self) -> str:
@@ -169,6 +172,7 @@ class PythonSignature:
     description: str
     columns: dict[str, str]
     role: str | None
+    fit_sample_key: str | None
 
 
 def _literal(node: ast.AST, path: Path, name: str) -> Any:
@@ -191,6 +195,7 @@ def _python_signature(path: Path) -> PythonSignature:
         "PARAMETER_CONSTRAINTS": {},
         "COLUMNS": {},
         "ROLE": None,
+        "FIT_SAMPLE_KEY": None,
     }
     parameters: tuple[str, ...] | None = None
     for node in tree.body:
@@ -217,7 +222,14 @@ def _python_signature(path: Path) -> PythonSignature:
         " ".join(docstring.split()),
         literals["COLUMNS"],
         _checked_role(literals["ROLE"], path),
+        _checked_key(literals["FIT_SAMPLE_KEY"], path),
     )
+
+
+def _checked_key(key: Any, path: Path) -> str | None:
+    if key is not None and not (isinstance(key, str) and key):
+        raise ProjectError(f"{path}: FIT_SAMPLE_KEY must be a column name, got {key!r}")
+    return key
 
 
 def _config_models(config: Config) -> list[Model]:
@@ -342,6 +354,7 @@ def _python_model(path: Path, signature: PythonSignature, tables: _Tables) -> Mo
         description=signature.description,
         column_descriptions=signature.columns,
         role=signature.role,
+        fit_sample_key=signature.fit_sample_key,
     )
 
 

@@ -8,6 +8,7 @@ every blocking expectation passed, record the run and swap the build in atomical
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +70,7 @@ class Runner:
     root: Path
     config: Config
     console: Console
-    validation: ValidationService
+    validation: ValidationService | None
     selectors: list[str] | None = None
     inputs_fingerprint: str | None = None
     reset_history: bool = False
@@ -117,22 +118,45 @@ class Runner:
         validating = any(t in plan.suites for t in plan.selected)
         paths = publish.WarehousePaths(self.config.warehouse_path)
         with publish.exclusive_lock(paths):
-            for leftover in publish.remove_leftovers(paths):
+            for leftover in self._remove_leftovers(paths):
                 self.console.info(f"Removed {leftover.name}, left behind by an interrupted run")
             build = publish.start_build(paths, result.run_id, copy_published=plan.partial)
-            if not validating:
+            if not validating and self.validation is not None:
                 self.validation.close()  # nothing selected has a suite: free the other core now
             service = self.validation if validating else None
             try:
                 ok = self._build(build, paths, plan, result, service)
             except BaseException:
-                publish.discard_build(build)
+                self._discard(build, result)
                 raise
             if not ok:
-                publish.discard_build(build)
+                self._discard(build, result)
                 _raise_failure(result)
             publish.publish(build, paths)
             result.published = True
+            self._after_publish(paths)
+
+    # What another engine does differently around a build: the DuckDB engine's build is one file.
+
+    def _remove_leftovers(self, paths: publish.WarehousePaths) -> list[Path]:
+        return publish.remove_leftovers(paths)
+
+    def _discard(self, build: Path, result: RunResult) -> None:
+        publish.discard_build(build)
+
+    def _after_publish(self, paths: publish.WarehousePaths) -> None:
+        """Called with the lock still held, once the build is the published warehouse."""
+
+    def _start(
+        self,
+        plan: Plan,
+        result: RunResult,
+        service: ValidationService | None,
+        con: duckdb.DuckDBPyConnection,
+        workers: FitWorkers,
+        has_previous: bool,
+    ) -> _Build:
+        return _Build(self, plan, result, service, con, workers, has_previous)
 
     def _build(
         self,
@@ -148,7 +172,7 @@ class Runner:
         workers = FitWorkers(self.config.fit_workers)
         interrupted = False
         try:
-            build = _Build(self, plan, result, service, con, workers, paths.published.exists())
+            build = self._start(plan, result, service, con, workers, paths.published.exists())
             build.prepare()
             apply_to_dag(
                 {t: plan.project.models[t].inputs for t in plan.selected},
@@ -258,7 +282,7 @@ class _Build:
         run.started_at, clock = datetime.now(UTC), time.perf_counter()
         try:
             with self.console.step(*self._position(table), table) as progress:
-                build_model(self.context, model, progress.update)
+                self._make(model, progress.update)
             release_unused()
             describe(self.con, model)
         except ModelError as exc:
@@ -275,6 +299,9 @@ class _Build:
             *self._position(table), "OK", table, f"{run.rows} rows", run.seconds
         )
         self._validate(table, run.rows)
+
+    def _make(self, model: Model, progress: Callable[[str], None]) -> None:
+        build_model(self.context, model, progress)
 
     def _reconcile(self, model: Model, run: ModelRun) -> None:
         """Record the reconciliation; stop what reads the staged tables if none was staged."""
@@ -349,7 +376,8 @@ def _check_unselected_inputs(con: duckdb.DuckDBPyConnection, plan: Plan) -> None
     present = {
         f"{schema}.{name}"
         for schema, name in con.execute(
-            "select schema_name, table_name from duckdb_tables()"
+            f"select schema_name, name from {statements.RELATIONS} "
+            "where database_name = current_database()"
         ).fetchall()
     }
     for table in plan.selected:

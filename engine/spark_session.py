@@ -19,6 +19,7 @@ SESSION_CONF = {
     # ANSI stays on (Spark 4's default): an overflow fails, as it does in DuckDB.
     "spark.sql.ansi.enabled": "true",
     "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
 }
 
 

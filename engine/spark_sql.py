@@ -49,11 +49,11 @@ def quantiles(node: exp.Expression, _: Catalog) -> exp.Expression:
 
 def list_position(node: exp.Expression, _: Catalog) -> exp.Expression:
     """``list_position(list, x)``: Spark's ``array_position`` counts from 1 as well, but says 0
-    where DuckDB says NULL (not found)."""
+    where DuckDB says NULL (not found), and a BIGINT where DuckDB's is an INTEGER."""
     if not _function(node, "list_position"):
         return node
     position = exp.func("array_position", *node.expressions)
-    return exp.func("nullif", position, exp.Literal.number(0))
+    return exp.cast(exp.func("nullif", position, exp.Literal.number(0)), "int")
 
 
 def full_match(node: exp.Expression, _: Catalog) -> exp.Expression:
@@ -256,9 +256,10 @@ def parquet_table(node: exp.Expression, _: Catalog) -> exp.Expression:
     if not isinstance(node, exp.Create) or node.kind != "TABLE":
         return node
     node.set("replace", False)
-    node.set(
-        "properties", exp.Properties(expressions=[exp.FileFormatProperty(this=exp.var("parquet"))])
-    )
+    properties = node.args.get("properties") or exp.Properties(expressions=[])
+    if not any(isinstance(p, exp.FileFormatProperty) for p in properties.expressions):
+        properties.append("expressions", exp.FileFormatProperty(this=exp.var("parquet")))
+    node.set("properties", properties)
     return node
 
 

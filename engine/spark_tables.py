@@ -54,14 +54,22 @@ def to_spark_table(spark: Any, con: duckdb.DuckDBPyConnection, table: str, folde
     path = folder / f"{table}.parquet"
     con.execute(statements.copy_to(layer, name, path, "parquet"))
     spark.sql(statements.create_schema(layer, dialect="spark"))
-    create = exp.Create(
-        this=statements.table_ref(layer, name),
-        kind="TABLE",
-        properties=exp.Properties(
-            expressions=[
-                exp.FileFormatProperty(this=exp.var("parquet")),
-                exp.LocationProperty(this=exp.Literal.string(str(path))),
-            ]
-        ),
+    register_parquet(spark, table, path)
+
+
+def parquet_properties(location: Path | str) -> exp.Properties:
+    """USING PARQUET LOCATION '…': a table over files that dropping it leaves in place."""
+    return exp.Properties(
+        expressions=[
+            exp.FileFormatProperty(this=exp.var("parquet")),
+            exp.LocationProperty(this=exp.Literal.string(str(location))),
+        ]
     )
+
+
+def register_parquet(spark: Any, table: str, location: Path | str) -> None:
+    """A Spark table ``layer.name`` over Parquet files already written."""
+    layer, name = table.split(".", 1)
+    table_ref = statements.table_ref(layer, name)
+    create = exp.Create(this=table_ref, kind="TABLE", properties=parquet_properties(location))
     spark.sql(create.sql("spark"))

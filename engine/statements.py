@@ -11,6 +11,12 @@ from sqlglot import exp
 
 DIALECT = "duckdb"
 
+# Every table and view (the Spark engine publishes views over its Parquet files), as a subquery.
+RELATIONS = (
+    "(select database_name, schema_name, table_name as name from duckdb_tables() union all "
+    "select database_name, schema_name, view_name from duckdb_views() where not internal)"
+)
+
 
 def table_ref(layer: str, name: str) -> exp.Table:
     return exp.table_(name, db=layer, quoted=True)
@@ -47,6 +53,16 @@ def insert_by_name(layer: str, name: str, source: exp.Table | str) -> str:
     return exp.Insert(
         this=table_ref(layer, name), expression=exp.select("*").from_(source), by_name=True
     ).sql(DIALECT)
+
+
+def drop(layer: str, name: str, kind: str, dialect: str = DIALECT) -> str:
+    """DROP TABLE / VIEW IF EXISTS layer.name."""
+    return exp.Drop(tables=[table_ref(layer, name)], kind=kind, exists=True).sql(dialect)
+
+
+def drop_schema(layer: str) -> str:
+    schema = exp.Table(this=exp.to_identifier(layer, quoted=True))
+    return exp.Drop(tables=[schema], kind="SCHEMA", exists=True).sql(DIALECT)
 
 
 def delete_all(layer: str, name: str) -> str:

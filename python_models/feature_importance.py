@@ -26,6 +26,10 @@ from sklearn.model_selection import train_test_split
 
 from python_models._surrogate import training_data
 
+# It fits on a sample: at scale the Spark engine hands it a sample of each large input, the
+# customers whose id hashes below a cut ([spark] fit_sample_rows).
+FIT_SAMPLE_KEY = "customer_id"
+
 PARAMETERS = {
     "n_estimators": 100,
     "test_share": 0.3,

@@ -26,6 +26,10 @@ from python_models._segmentation import (
     to_original,
 )
 
+# It fits on a sample: at scale the Spark engine hands it a sample of each large input, the
+# customers whose id hashes below a cut ([spark] fit_sample_rows).
+FIT_SAMPLE_KEY = "customer_id"
+
 PARAMETERS = {
     # A new centroid keeps a previous id only if it lies within this distance (in scaled units).
     "match_max_distance": 1.0,

@@ -32,6 +32,10 @@ from python_models._segmentation import (
     silhouette_blocks,
 )
 
+# It fits on a sample: at scale the Spark engine hands it a sample of each large input, the
+# customers whose id hashes below a cut ([spark] fit_sample_rows).
+FIT_SAMPLE_KEY = "customer_id"
+
 PARAMETERS = {
     "k_min": 2,
     "k_max": 10,

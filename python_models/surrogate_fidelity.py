@@ -22,6 +22,10 @@ from sklearn.tree import DecisionTreeClassifier
 from python_models._segmentation import fit_rows
 from python_models._surrogate import fit_tree, training_data
 
+# It fits on a sample: at scale the Spark engine hands it a sample of each large input, the
+# customers whose id hashes below a cut ([spark] fit_sample_rows).
+FIT_SAMPLE_KEY = "customer_id"
+
 PARAMETERS = {
     "target_fidelity": 0.9,
     "max_depth": 6,

@@ -23,6 +23,10 @@ from python_models._surrogate import (
     tree_expression,
 )
 
+# It fits on a sample: at scale the Spark engine hands it a sample of each large input, the
+# customers whose id hashes below a cut ([spark] fit_sample_rows).
+FIT_SAMPLE_KEY = "customer_id"
+
 PARAMETERS = {
     # How features read in a rule: feature = [label, unit]; a feature not listed reads as its
     # name. The sample's labels are in pipeline.toml.
