@@ -1,6 +1,7 @@
 """Benchmark: the full refresh at several sizes, the no-op refresh, and the notebook-style baseline.
 
     python -m benchmarks.run --sizes 200 20k 100k 1M 10M [--baseline [--baseline-seconds S]]
+    python -m benchmarks.run --sizes 1M --engines duckdb spark   (Spark local[2] beside DuckDB)
 
 For each size it generates a seeded workspace (the shipped sample for 200), runs
 ``pipeline.py run`` as a user would, and records wall time, peak memory of the whole process tree
@@ -118,12 +119,15 @@ BASELINE = textwrap.dedent(
 )
 
 
-def run_size(label: str, seed: int, baseline: bool, baseline_seconds: float) -> dict:
+def run_size(
+    label: str, seed: int, baseline: bool, baseline_seconds: float, engine: str = "duckdb"
+) -> dict:
     size = SIZES[label]
     with tempfile.TemporaryDirectory(prefix=f"bench-{label}-") as tmp:
         folder = Path(tmp)
         config = _workspace(size, folder, seed)
         command = [sys.executable, "pipeline.py", "--config", str(config), "run", "-q"]
+        command += ["--engine", engine]
         runs = [
             measure([*command, "--no-report", "--full-refresh"], 3600)
             for _ in range(REPEATS if size <= REPEATS_UP_TO else 1)
@@ -141,6 +145,7 @@ def run_size(label: str, seed: int, baseline: bool, baseline_seconds: float) -> 
             ).fetchall()
             (staged,) = con.execute("select count(*) from staging.stg_customers").fetchall()[0]
         result = {
+            "engine": engine,
             "size": label,
             "customers": size,
             "exit_code": code,
@@ -174,9 +179,9 @@ def run_size(label: str, seed: int, baseline: bool, baseline_seconds: float) -> 
 
 def markdown(results: list[dict]) -> str:
     lines = [
-        "| customers | full refresh (s) | peak memory (MiB) | no-op (s) | rows/s | sample-fit ARI "
-        "| notebook baseline (s) | speed-up |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| engine | customers | full refresh (s) | peak memory (MiB) | no-op (s) | rows/s "
+        "| sample-fit ARI | notebook baseline (s) | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         baseline = r.get("baseline_seconds") or r.get("baseline_note", "not run")
@@ -184,14 +189,14 @@ def markdown(results: list[dict]) -> str:
         each = r.get("seconds_each_run", [])
         spread = f" ({min(each)}–{max(each)}, median of {len(each)})" if len(each) > 1 else ""
         lines.append(
-            f"| {r['customers']:,} | {r['seconds']}{spread} | {r['peak_memory_mib']} "
-            f"| {r['noop_seconds']} "
+            f"| {r.get('engine', 'duckdb')} | {r['customers']:,} | {r['seconds']}{spread} "
+            f"| {r['peak_memory_mib']} | {r['noop_seconds']} "
             f"| {r['rows_per_second']:,} | {r.get('sample_fit_ari', '—')} | {baseline} | {ratio} |"
         )
     lines += ["", "Slowest models (seconds):", ""]
     for r in results:
         slowest = ", ".join(f"{m['model']} {m['seconds']}" for m in r["slowest_models"])
-        lines.append(f"- {r['customers']:,}: {slowest}")
+        lines.append(f"- {r.get('engine', 'duckdb')}, {r['customers']:,}: {slowest}")
     return "\n".join(lines)
 
 
@@ -205,21 +210,24 @@ def main(argv: list[str] | None = None) -> int:
         default=BASELINE_SECONDS,
         help="time limit for the baseline; once it misses it, larger sizes are not attempted",
     )
+    parser.add_argument("--engines", nargs="+", default=["duckdb"], choices=["duckdb", "spark"])
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     results = []
     baseline = args.baseline
     for label in sorted(args.sizes, key=SIZES.__getitem__):
-        print(f"benchmarking {label} customers …", flush=True)
-        results.append(run_size(label, args.seed, baseline, args.baseline_seconds))
-        if baseline and results[-1].get("baseline_seconds") is None:
-            baseline = False  # it will not finish on more rows either
-        elif args.baseline and not baseline:
-            results[-1]["baseline_note"] = "not attempted: missed the limit on fewer rows"
-        print(json.dumps(results[-1], indent=2), flush=True)
+        for engine in args.engines:
+            print(f"benchmarking {label} customers on {engine} …", flush=True)
+            results.append(run_size(label, args.seed, baseline, args.baseline_seconds, engine))
+            if baseline and results[-1].get("baseline_seconds") is None:
+                baseline = False  # it will not finish on more rows either
+            elif args.baseline and not baseline:
+                results[-1]["baseline_note"] = "not attempted: missed the limit on fewer rows"
+            print(json.dumps(results[-1], indent=2), flush=True)
     table = markdown(results)
     command = "python -m benchmarks.run --sizes " + " ".join(args.sizes)
+    command += " --engines " + " ".join(args.engines) if args.engines != ["duckdb"] else ""
     command += " --baseline" if args.baseline else ""
     if args.baseline and args.baseline_seconds != BASELINE_SECONDS:
         command += f" --baseline-seconds {args.baseline_seconds:g}"

@@ -31,6 +31,8 @@ def inputs_fingerprint(root: Path, config: Config) -> str:
     for path in sorted(set(code)):
         digest.update(str(path.relative_to(root) if path.is_relative_to(root) else path).encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
+    # run --engine overrides the config file's engine: a build by the other engine is no no-op.
+    digest.update(f"engine|{config.engine}|".encode())
     for name, source in sorted(config.sources.items()):
         for path in source.landing_files(config.raw_dir):
             stat = path.stat()

@@ -5,9 +5,12 @@ Nothing is downloaded: no ``spark.jars.packages``; tables are Parquet in the war
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from engine.errors import ConfigError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -28,8 +31,17 @@ def start_session(
 ) -> SparkSession:
     """A session on ``master`` ("local[2]", "spark://host:7077", "yarn", "k8s://…") whose
     managed tables live in ``warehouse_dir``; ``conf`` adds or overrides settings."""
-    from pyspark.sql import SparkSession  # imported here: pyspark starts slowly
-
+    try:
+        from pyspark.errors import PySparkException
+        from pyspark.sql import SparkSession  # imported here: pyspark starts slowly
+    except ImportError as exc:
+        raise ConfigError(
+            "warehouse.engine = 'spark' needs pyspark and a Java 17+ runtime: "
+            "pip install 'pyspark>=4.0'"
+        ) from exc
+    # pyspark 4.3 warns that it was not tested with pandas 3; the engine hands pandas frames
+    # to no pyspark API, and the tests compare every table with DuckDB's.
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     builder = SparkSession.builder.master(master).appName("customer-segmentation-warehouse")
     settings = {
         **SESSION_CONF,
@@ -38,6 +50,9 @@ def start_session(
     }
     for key, value in settings.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except PySparkException as exc:  # the JVM did not start: no Java, or a bad setting
+        raise ConfigError(f"Spark did not start on spark.master = {master!r}: {exc}") from exc
     session.sparkContext.setLogLevel("ERROR")
     return session

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
+from engine.config import load_config, with_engine
 from engine.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "pipeline.toml"
@@ -109,6 +109,31 @@ MISTAKES = {
         "history_runs = -3",
         r"'warehouse\.history_runs' must be 0 or more, got -3",
     ),
+    "an engine that does not exist": (
+        "seed = 42",
+        'seed = 42\nengine = "polars"',
+        r"'warehouse\.engine' = 'polars'; expected one of: duckdb, spark",
+    ),
+    "a fit sample of no rows": (
+        "[features]",
+        "[spark]\nfit_sample_rows = 0\n\n[features]",
+        r"'spark\.fit_sample_rows' must be at least 1, got 0",
+    ),
+    "an empty Spark master": (
+        "[features]",
+        '[spark]\nmaster = " "\n\n[features]',
+        r"'spark\.master' is empty",
+    ),
+    "a Spark setting that is not text": (
+        "[features]",
+        '[spark.conf]\n"spark.executor.memory" = 4\n\n[features]',
+        r"spark\.conf\.spark\.executor\.memory",
+    ),
+    "an unknown Spark key": (
+        "[features]",
+        '[spark]\nmasters = "local[2]"\n\n[features]',
+        r"unknown key 'spark\.masters' \(did you mean 'master'\?\)",
+    ),
     "memory limit of the wrong type": (
         'memory_limit = "1GB"',
         "memory_limit = 1",
@@ -135,3 +160,21 @@ def test_fingerprint_changes_with_any_value(tmp_path: Path) -> None:
     changed = load_config(mutated(tmp_path, "seed = 42", "seed = 43")).fingerprint()
     assert base != changed
     assert load_config(SHIPPED).fingerprint() == base
+
+
+def test_spark_settings_take_effect(tmp_path: Path) -> None:
+    config = load_config(
+        mutated(
+            tmp_path,
+            "[features]",
+            '[spark]\nmaster = "spark://head:7077"\nwarehouse_dir = "lake"\n'
+            'fit_sample_rows = 5000\n[spark.conf]\n"spark.executor.memory" = "4g"\n\n[features]',
+        )
+    )
+    assert config.engine == "duckdb"  # the [spark] section alone switches nothing
+    assert config.spark.master == "spark://head:7077"
+    assert config.spark.warehouse_dir == (tmp_path / "lake").resolve()
+    assert config.spark.conf == {"spark.executor.memory": "4g"}
+    assert config.spark.fit_sample_rows == 5000
+    switched = with_engine(config, "spark")
+    assert switched.engine == "spark" and switched.fingerprint() != config.fingerprint()

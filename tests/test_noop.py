@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
+from engine.config import load_config, with_engine
 from engine.noop import inputs_fingerprint
 
 from conftest import ProjectCopy, copy_project
@@ -71,3 +71,13 @@ def test_unchanged_refresh_is_a_recorded_no_op_and_changes_rebuild(project: Proj
     assert statuses == [("success",), ("no-op",), ("success",), ("success",)]
     again = project.run("run", "-q", "--no-report")
     assert "Nothing changed" in again.stdout
+
+
+def test_the_engine_chosen_on_the_command_line_is_part_of_the_fingerprint(tmp_path: Path) -> None:
+    project = copy_project(tmp_path / "project")
+    config = load_config(project.config)
+    on_spark = inputs_fingerprint(project.root, with_engine(config, "spark"))
+    assert on_spark != inputs_fingerprint(project.root, config)
+    assert inputs_fingerprint(project.root, with_engine(config, "duckdb")) == inputs_fingerprint(
+        project.root, config
+    )
