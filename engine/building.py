@@ -7,6 +7,7 @@ annotation asks for (a DuckDB relation, a pyarrow Table, or else a pandas DataFr
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import traceback
@@ -184,7 +185,7 @@ def _write_table(con: duckdb.DuckDBPyConnection, model: Model, data: Any) -> Non
         raise ModelError(f"{model.path}: model() returned an iterator that yielded nothing")
 
 
-def _install_functions(
+def install_functions(
     con: duckdb.DuckDBPyConnection, model: Model, functions: tuple[exp.Create, ...]
 ) -> None:
     for function in functions:
@@ -263,8 +264,43 @@ def _run_python_model(context: BuildContext, model: Model, progress: Progress) -
         raise model_failure(model, exc) from exc
 
 
-def build_model(context: BuildContext, model: Model, progress: Progress) -> tuple[exp.Create, ...]:
-    """Build the model's table; the SQL functions it installed beside it (its scorers)."""
+def _create_from_query(con: duckdb.DuckDBPyConnection, model: Model, query: exp.Query) -> None:
+    try:
+        con.execute(statements.create_table_as(model.layer, model.name, query))
+    except duckdb.Error as exc:
+        if is_interrupt(exc):
+            raise KeyboardInterrupt from exc
+        raise ModelError(f"{model.path}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def parameter_errors_as_config(config: Config) -> Iterator[None]:
+    """A model's own check of what the config gave it fails as a config error."""
+    try:
+        yield
+    except ParameterError as exc:
+        raise ConfigError(f"{config.path.name}: {exc}") from exc
+
+
+def python_result(context: BuildContext, model: Model, progress: Progress) -> ModelResult:
+    """Run a Python model; what it returned, as a ModelResult."""
+    result = _run_python_model(context, model, progress)
+    if not isinstance(result, ModelResult):
+        return ModelResult(table=result)
+    if result.table is not None and result.query is not None:
+        raise ModelError(f"{model.path}: a ModelResult has a table or a query, not both")
+    return result
+
+
+def write_python_result(con: duckdb.DuckDBPyConnection, model: Model, result: ModelResult) -> None:
+    if result.query is not None:
+        _create_from_query(con, model, result.query)
+    else:
+        _write_table(con, model, result.table)
+    install_functions(con, model, result.functions)
+
+
+def build_model(context: BuildContext, model: Model, progress: Progress) -> None:
     con, config = context.con, context.config
     if model.kind == "seed":
         _write_table(con, model, seeds.SEED_BUILDERS[model.name](config))
@@ -272,20 +308,7 @@ def build_model(context: BuildContext, model: Model, progress: Progress) -> tupl
         _write_table(con, model, source_parts(config, config.sources[model.name], progress))
     elif model.kind == "sql":
         assert model.query is not None
-        try:
-            con.execute(statements.create_table_as(model.layer, model.name, model.query))
-        except duckdb.Error as exc:
-            if is_interrupt(exc):
-                raise KeyboardInterrupt from exc
-            raise ModelError(f"{model.path}: {exc}") from exc
+        _create_from_query(con, model, model.query)
     else:
-        try:
-            result = _run_python_model(context, model, progress)
-            if isinstance(result, ModelResult):
-                _write_table(con, model, result.table)
-                _install_functions(con, model, result.functions)
-                return result.functions
-            _write_table(con, model, result)
-        except ParameterError as exc:  # a model's own check of what the config gave it
-            raise ConfigError(f"{config.path.name}: {exc}") from exc
-    return ()
+        with parameter_errors_as_config(config):
+            write_python_result(con, model, python_result(context, model, progress))

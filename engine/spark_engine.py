@@ -28,7 +28,14 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine import publish, quality, spark_session, statements
-from engine.building import build_model, row_count
+from engine.building import (
+    build_model,
+    install_functions,
+    parameter_errors_as_config,
+    python_result,
+    row_count,
+    write_python_result,
+)
 from engine.errors import ModelError, ProjectError, is_interrupt
 from engine.fit_workers import FitWorkers
 from engine.meta import META_LAYER
@@ -37,7 +44,7 @@ from engine.recording import RunResult
 from engine.runner import Plan, Runner, _Build
 from engine.spark_loader import source_frame
 from engine.spark_sql import Catalog, to_spark
-from engine.spark_tables import parquet_properties, register_parquet
+from engine.spark_tables import duckdb_view, parquet_properties, register_parquet
 from engine.validation_service import ValidationService
 
 TABLE_FILES = "table_files"
@@ -190,22 +197,38 @@ class _SparkBuild(_Build):
         location = self.folders.table(self.result.run_id, model.table)
         _drop_relation(self.con, model)
         if model.kind == "sql":
-            self._run_in_spark(model, location)
+            assert model.query is not None
+            self._run_in_spark(model, model.query, location)
         elif model.kind == "source":
             frame = source_frame(self.spark, self.config, self.config.sources[model.name])
             frame.write.parquet(str(location))
             register_parquet(self.spark, model.table, location)
+        elif model.kind == "seed":
+            build_model(self.context, model, progress)
+            self._hand_to_spark(model, location)
         else:
-            stand_ins = self._fit_samples(model) if model.fit_sample_key else {}
-            context = replace(self.context, stand_ins=stand_ins)
-            try:
-                functions = build_model(context, model, progress)
-            finally:
-                for stand_in in stand_ins.values():
-                    self.con.execute(statements.drop(*stand_in.split(".", 1), "VIEW"))
-            self._hand_to_spark(model, location, functions)
+            with parameter_errors_as_config(self.config):
+                self._make_python(model, progress, location)
         self._catalog(model.table, str(location))
-        self.con.execute(_view_over(model.table, location))
+        self.con.execute(duckdb_view(model.table, location))
+
+    def _make_python(self, model: Model, progress: Callable[[str], None], location: Path) -> None:
+        """A model that gives a query has it run in Spark; a table it returns is handed over.
+        Its scorers go to both: the catalog (for readers) and Spark (for later models)."""
+        stand_ins = self._fit_samples(model) if model.fit_sample_key else {}
+        try:
+            result = python_result(replace(self.context, stand_ins=stand_ins), model, progress)
+            if result.query is not None:
+                self._run_in_spark(model, result.query, location)
+                install_functions(self.con, model, result.functions)
+            else:
+                write_python_result(self.con, model, result)
+                self._hand_to_spark(model, location)
+        finally:
+            for stand_in in stand_ins.values():
+                self.con.execute(statements.drop(*stand_in.split(".", 1), "VIEW"))
+        for function in result.functions:
+            self.spark.sql(to_spark(function.copy(), {}))
 
     def _fit_samples(self, model: Model) -> dict[str, str]:
         """Each input over ``fit_sample_rows`` rows that has the model's key, sampled in Spark:
@@ -226,7 +249,7 @@ class _SparkBuild(_Build):
             location = self.folders.table(self.result.run_id, stand_in)
             sample.write.parquet(str(location))
             self.con.execute(statements.create_schema(FIT_SAMPLES))
-            self.con.execute(_view_over(stand_in, location))
+            self.con.execute(duckdb_view(stand_in, location))
             stand_ins[table] = stand_in
             taken = row_count(self.con, stand_in)
             self.runs[model.table].message = (
@@ -235,14 +258,13 @@ class _SparkBuild(_Build):
             )
         return stand_ins
 
-    def _run_in_spark(self, model: Model, location: Path) -> None:
+    def _run_in_spark(self, model: Model, query: exp.Query, location: Path) -> None:
         from pyspark.errors import PySparkException
 
-        assert model.query is not None
         create = exp.Create(
             this=statements.table_ref(model.layer, model.name),
             kind="TABLE",
-            expression=model.query.copy(),
+            expression=query.copy(),
             properties=parquet_properties(location),
         )
         try:
@@ -255,19 +277,15 @@ class _SparkBuild(_Build):
     def _input_columns(self, model: Model) -> Catalog:
         return {t: self.columns[t] for t in model.inputs if t in self.columns}
 
-    def _hand_to_spark(
-        self, model: Model, location: Path, functions: tuple[exp.Create, ...]
-    ) -> None:
+    def _hand_to_spark(self, model: Model, location: Path) -> None:
         """The DuckDB table a Python model or seed wrote, as the Parquet file of its Spark table
-        (the catalog keeps a view over it); its scorers as Spark functions."""
+        (the catalog keeps a view over it)."""
         location.mkdir(parents=True)
         self.con.execute(
             statements.copy_to(model.layer, model.name, location / "part-0.parquet", "parquet")
         )
         self.con.execute(statements.drop(model.layer, model.name, "TABLE"))
         register_parquet(self.spark, model.table, location)
-        for function in functions:
-            self.spark.sql(to_spark(function.copy(), {}))
 
     def _validate(self, table: str, rows: int) -> None:
         suite = self.plan.suites.get(table)
@@ -321,15 +339,6 @@ def _drop_relation(con: duckdb.DuckDBPyConnection, model: Model) -> None:
         ).fetchall()[0][0]
         if found:
             con.execute(statements.drop(model.layer, model.name, kind))
-
-
-def _view_over(table: str, location: Path) -> str:
-    files = exp.func("read_parquet", exp.Literal.string(f"{location}/*.parquet"))
-    return exp.Create(
-        this=statements.table_ref(*table.split(".", 1)),
-        kind="VIEW",
-        expression=exp.select("*").from_(files),
-    ).sql(statements.DIALECT)
 
 
 def _write_table_files(con: duckdb.DuckDBPyConnection, rows: list[dict[str, str]]) -> None:

@@ -1,10 +1,10 @@
 """Tables between Spark and DuckDB, as Parquet files, with no Python pass over the rows.
 
-A Spark table is Parquet files in the warehouse folder, which DuckDB reads as they are; so a
-Python model run for the Spark engine gets a DuckDB connection whose ``layer.name`` views read
-its inputs' files, and receives them through the same contract as with the DuckDB engine (a
-relation, an Arrow table or a DataFrame, by its annotation). What it writes is copied to a
-Parquet file, which becomes the Spark table.
+A Spark table is Parquet files in the warehouse folder, which DuckDB reads as they are; so the
+Spark engine's catalog has a ``layer.name`` view over each table's files, through which Python
+models receive their inputs by the same contract as with the DuckDB engine (a relation, an
+Arrow table or a DataFrame, by its annotation). What a model writes is copied to a Parquet
+file, which becomes the Spark table.
 """
 
 from __future__ import annotations
@@ -18,32 +18,14 @@ from sqlglot import exp
 from engine import statements
 
 
-def parquet_location(spark: Any, table: str) -> str:
-    """The folder (or file) a Spark table's Parquet data is in, as a local path."""
-    layer, name = table.split(".", 1)
-    describe = exp.Describe(this=statements.table_ref(layer, name), style="EXTENDED")
-    rows = spark.sql(describe.sql("spark")).collect()
-    location = next(r["data_type"] for r in rows if r["col_name"] == "Location")
-    return location.removeprefix("file:")
-
-
-def _files(location: str) -> str:
-    return location if location.endswith(".parquet") else f"{location.rstrip('/')}/*.parquet"
-
-
-def duckdb_views(con: duckdb.DuckDBPyConnection, spark: Any, tables: list[str]) -> None:
-    """A view ``layer.name`` in ``con`` over each Spark table's Parquet files."""
-    for table in tables:
-        layer, name = table.split(".", 1)
-        con.execute(statements.create_schema(layer))
-        files = exp.func("read_parquet", exp.Literal.string(_files(parquet_location(spark, table))))
-        view = exp.Create(
-            this=statements.table_ref(layer, name),
-            kind="VIEW",
-            replace=True,
-            expression=exp.select("*").from_(files),
-        )
-        con.execute(view.sql(statements.DIALECT))
+def duckdb_view(table: str, location: Path | str) -> str:
+    """CREATE VIEW layer.name over a Spark table's Parquet files, for DuckDB."""
+    files = exp.func("read_parquet", exp.Literal.string(f"{location}/*.parquet"))
+    return exp.Create(
+        this=statements.table_ref(*table.split(".", 1)),
+        kind="VIEW",
+        expression=exp.select("*").from_(files),
+    ).sql(statements.DIALECT)
 
 
 def to_spark_table(spark: Any, con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:

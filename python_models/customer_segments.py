@@ -5,23 +5,25 @@ so Python and SQL can never disagree, and everyone is assigned in the database h
 the distance to it, the runner-up segment and the margin between the two, and a silhouette value:
 exact (scikit-learn's silhouette_samples) up to ``silhouette_exact_max_rows`` customers; above
 that the O(n^2) exact value is out of reach, so the centroid-based (simplified) silhouette
-(b - a) / max(a, b) with a, b the distances to the own and runner-up centroids is given instead.
+(b - a) / max(a, b) with a, b the distances to the own and runner-up centroids is given instead,
+and the whole table is one generated SELECT the engine runs where the customers are (DuckDB, or
+Spark), summing the distances feature by feature in numpy's order, so both give the same bits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from sklearn.metrics import silhouette_samples
 from sqlglot import exp
 
+from engine.model_api import ModelResult
 from engine.statements import DIALECT
+from python_models import _sql_scoring as sql
 from python_models._segmentation import (
     SCALED_SUFFIX,
     feature_names,
@@ -30,15 +32,8 @@ from python_models._segmentation import (
 )
 from python_models.segment_centroids import SCORER_NAME
 
-PARAMETERS = {
-    "silhouette_exact_max_rows": 20_000,
-    # Above silhouette_exact_max_rows, customers are scored in blocks of this many.
-    "chunk_rows": 500_000,
-}
-PARAMETER_CONSTRAINTS = {
-    "silhouette_exact_max_rows": {"type": "integer", "min": 0},
-    "chunk_rows": {"type": "integer", "min": 1},
-}
+PARAMETERS = {"silhouette_exact_max_rows": 20_000}
+PARAMETER_CONSTRAINTS = {"silhouette_exact_max_rows": {"type": "integer", "min": 0}}
 
 
 COLUMNS = {
@@ -127,19 +122,91 @@ def _score(assigned: pd.DataFrame, features: list[str], segments: Segments) -> p
     )
 
 
-def _in_blocks(
-    assigned: duckdb.DuckDBPyRelation,
-    features: list[str],
-    segments: Segments,
-    rows: int,
-    progress: Callable[[str], None],
-) -> Iterator[pa.RecordBatch]:
-    done = 0
-    for batch in assigned.to_arrow_reader(rows):
-        scored = _score(batch.to_pandas(), features, segments)
-        done += len(scored)
-        progress(f"{done:,} customers scored")
-        yield pa.RecordBatch.from_pandas(scored, preserve_index=False)
+def _squared_distance(features: list[str], centroid: np.ndarray) -> exp.Expression:
+    """(scaled value - coordinate)^2 summed left to right, as squared_distances sums it."""
+    terms = []
+    for feature, coordinate in zip(features, centroid, strict=True):
+        scaled = exp.column(f"{feature}{SCALED_SUFFIX}", quoted=True)
+        difference = exp.Paren(this=exp.Sub(this=scaled, expression=sql.double(coordinate)))
+        terms.append(exp.Mul(this=difference, expression=difference.copy()))
+    total = terms[0]
+    for term in terms[1:]:
+        total = exp.Add(this=total, expression=term)
+    return total
+
+
+def _by_segment(segment: str, values: dict[int, exp.Expression]) -> exp.Case:
+    """CASE segment WHEN id THEN value … END."""
+    ifs = [exp.If(this=exp.Literal.number(i), true=v) for i, v in values.items()]
+    return exp.Case(this=exp.column(segment), ifs=ifs)
+
+
+def _scoring_query(features: list[str], segments: Segments) -> exp.Select:
+    """Every customer's row of the table as one SELECT: the scorer's segment and the squared
+    distance to every centroid; the own and the runner-up one (a tie goes to the lower id, as
+    numpy's argmin gives it); then distances, margin and the centroid silhouette."""
+    ids = [int(i) for i in segments.ids]
+    distance = {i: exp.column(f"squared_distance_{i}") for i in ids}
+    segment = exp.column("segment_id")
+    scorer = exp.func(f"ml.{SCORER_NAME}", *[exp.column(f, quoted=True) for f in features])
+    distances = exp.select(
+        exp.cast(exp.column("customer_id"), "bigint").as_("customer_id"),
+        exp.cast(scorer, "bigint").as_("segment_id"),
+        *[
+            _squared_distance(features, c).as_(distance[i].name)
+            for i, c in zip(ids, segments.centroids, strict=True)
+        ],
+    ).from_("intermediate.int_customer_features")
+    others = [exp.Case(ifs=[exp.If(this=segment.neq(i), true=d)]) for i, d in distance.items()]
+    nearest = exp.select(
+        "customer_id",
+        "segment_id",
+        _by_segment("segment_id", distance).as_("own_squared"),
+        exp.func("least", *others).as_("second_squared"),
+        *distance.values(),
+    ).from_("distances")
+    second = exp.column("second_squared")
+    runner_up = exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.and_(segment.neq(i), d.eq(second)),
+                true=exp.cast(exp.Literal.number(i), "bigint"),
+            )
+            for i, d in distance.items()
+        ]
+    )
+    ranked = exp.select(
+        "customer_id",
+        "segment_id",
+        runner_up.as_("runner_up_segment_id"),
+        exp.func("sqrt", exp.column("own_squared")).as_("own"),
+        exp.func("sqrt", second).as_("second"),
+    ).from_("nearest")
+    names = {i: exp.Literal.string(str(segments.names.loc[i])) for i in ids}
+    own, runner = exp.column("own"), exp.column("second")
+    largest = exp.func("greatest", own, runner)
+    silhouette = exp.Case(
+        ifs=[exp.If(this=largest > sql.double(0.0), true=(runner - own) / largest.copy())],
+        default=sql.double(0.0),
+    )
+    return (
+        exp.select(
+            "customer_id",
+            "segment_id",
+            _by_segment("segment_id", names).as_("segment_name"),
+            own.as_("distance_to_centroid"),
+            silhouette.as_("silhouette"),
+            exp.Literal.string("centroid").as_("silhouette_method"),
+            "runner_up_segment_id",
+            _by_segment("runner_up_segment_id", names).as_("runner_up_segment_name"),
+            (runner - own).as_("margin"),
+        )
+        .from_("ranked")
+        .with_("distances", as_=distances)
+        .with_("nearest", as_=nearest)
+        .with_("ranked", as_=ranked)
+        .order_by("customer_id")
+    )
 
 
 def model(
@@ -147,15 +214,14 @@ def model(
     int_feature_scaling: pd.DataFrame,
     segment_centroids: pd.DataFrame,
     config: dict[str, Any],
-    progress: Callable[[str], None],
-) -> pd.DataFrame | Iterator[pa.RecordBatch]:
+) -> pd.DataFrame | ModelResult:
     features = feature_names(int_feature_scaling)
     segments = Segments.from_centroids(segment_centroids, features)
     assigned = _sql_assignment(int_customer_features, features)
     ((customers,),) = int_customer_features.aggregate("count(*)").fetchall()
     if customers > config["silhouette_exact_max_rows"]:
-        # Scored block by block as DuckDB streams the customers: memory stays flat at any size.
-        return _in_blocks(assigned, features, segments, config["chunk_rows"], progress)
+        # Everyone scored by SQL, in the database: memory stays flat at any size.
+        return ModelResult(query=_scoring_query(features, segments))
     frame = assigned.to_arrow_table().to_pandas()
     table = _score(frame, features, segments)
     if table["segment_id"].nunique() > 1:

@@ -322,20 +322,20 @@ def test_fixed_k_new_segment_gets_a_new_id_and_names_can_be_overridden(
     assert rule["selection_rule"].iloc[0].startswith(f"fixed: k = {k + 1}")
 
 
-def test_large_data_path_fits_on_a_sample_and_scores_everyone_in_blocks(
+def test_large_data_path_fits_on_a_sample_and_scores_everyone_in_sql(
     project: ProjectCopy,
 ) -> None:
     project.config.write_text(
         project.config.read_text()
         + "\n[models.segment_model_selection]\nfit_sample_size = 120\nsilhouette_sample_size = 80\n"
-        + "\n[models.customer_segments]\nsilhouette_exact_max_rows = 100\nchunk_rows = 37\n"
+        + "\n[models.customer_segments]\nsilhouette_exact_max_rows = 100\n"
     )
     done = project.run("run", "-q")
     assert done.returncode == 0, done.stderr
     selection = project.frame("select * from ml.segment_model_selection")
     assert set(selection["fit_rows"]) == {120} and set(selection["silhouette_rows"]) == {80}
-    # Scored in blocks of 37 as DuckDB streams them: still everyone once, with the figures
-    # numpy gives from the published centroids.
+    # Scored by one generated SELECT in DuckDB: still everyone once, with the figures numpy
+    # gives from the published centroids.
     ids, matrix = scaled_matrix(project)
     segments = project.frame("select * from ml.customer_segments order by customer_id")
     assert segments["customer_id"].tolist() == ids.tolist()
@@ -349,6 +349,17 @@ def test_large_data_path_fits_on_a_sample_and_scores_everyone_in_blocks(
     own, second = distances[:, 0], distances[:, 1]
     np.testing.assert_allclose(segments["distance_to_centroid"], own)
     np.testing.assert_allclose(segments["silhouette"], (second - own) / np.maximum(own, second))
+    np.testing.assert_allclose(segments["margin"], second - own)
+    ranked = np.argsort(
+        np.linalg.norm(matrix[:, None, :] - centers[None, :, :], axis=2), axis=1, kind="stable"
+    )
+    assert segments["segment_id"].tolist() == segment_ids[ranked[:, 0]].tolist()
+    assert segments["runner_up_segment_id"].tolist() == segment_ids[ranked[:, 1]].tolist()
+    names = dict(zip(centroids["segment_id"], centroids["segment_name"], strict=True))
+    assert segments["segment_name"].tolist() == [names[i] for i in segments["segment_id"]]
+    assert segments["runner_up_segment_name"].tolist() == [
+        names[i] for i in segments["runner_up_segment_id"]
+    ]
 
 
 def test_model_config_typo_names_the_key(project: ProjectCopy) -> None:

@@ -108,7 +108,14 @@ def test_dirty_data_publishes_the_same_tables_on_both_engines(empty_project: Pro
     logs = empty_project.root / "warehouse" / "raw" / "experiments"
     logs.mkdir()
     (logs / "newsletter.csv").write_text(_experiment_logs(random.Random(21)))
+    # Above this many customers ml.customer_segments is one generated SELECT, run by each engine.
+    config = empty_project.config
+    config.write_text(
+        config.read_text() + "\n[models.customer_segments]\nsilhouette_exact_max_rows = 50\n"
+    )
     _run_both(empty_project)
+    methods = empty_project.query("select distinct silhouette_method from ml.customer_segments")
+    assert methods == [("centroid",)]
     rejected = empty_project.query(
         "select (select count(*) from staging.stg_customers_rejected), "
         "(select count(*) from staging.stg_experiment_logs_rejected)"
