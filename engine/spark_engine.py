@@ -238,6 +238,7 @@ class _SparkBuild(_Build):
 
         limit, key = self.config.spark.fit_sample_rows, model.fit_sample_key
         stand_ins: dict[str, str] = {}
+        notes = []
         for table in model.inputs:
             rows = row_count(self.con, table)
             if key not in self.columns.get(table, ()) or rows <= limit:
@@ -251,11 +252,10 @@ class _SparkBuild(_Build):
             self.con.execute(statements.create_schema(FIT_SAMPLES))
             self.con.execute(duckdb_view(stand_in, location))
             stand_ins[table] = stand_in
-            taken = row_count(self.con, stand_in)
-            self.runs[model.table].message = (
-                f"fitted on {taken} of {rows} rows of {table} ({key} hashed; "
-                f"spark.fit_sample_rows = {limit})"
-            )
+            notes.append(f"{row_count(self.con, stand_in)} of {rows} rows of {table}")
+        if notes:
+            how = f"{key} hashed; spark.fit_sample_rows = {limit}"
+            self.runs[model.table].message = f"fitted on {'; '.join(notes)} ({how})"
         return stand_ins
 
     def _run_in_spark(self, model: Model, query: exp.Query, location: Path) -> None:

@@ -5,6 +5,7 @@ Nothing is downloaded: no ``spark.jars.packages``; tables are Parquet in the war
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from engine.errors import ConfigError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+LOGGING = Path(__file__).with_name("spark_log4j2.properties")
 SESSION_CONF = {
     # DuckDB's TIMESTAMP has no time zone: Spark's TIMESTAMP_NTZ is the same type.
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
@@ -45,6 +47,7 @@ def start_session(
     builder = SparkSession.builder.master(master).appName("customer-segmentation-warehouse")
     settings = {
         **SESSION_CONF,
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOGGING}",
         "spark.sql.warehouse.dir": str(warehouse_dir.resolve()),
         **(conf or {}),
     }
@@ -55,4 +58,14 @@ def start_session(
     except PySparkException as exc:  # the JVM did not start: no Java, or a bad setting
         raise ConfigError(f"Spark did not start on spark.master = {master!r}: {exc}") from exc
     session.sparkContext.setLogLevel("ERROR")
+    _quiet_query_errors()
     return session
+
+
+def _quiet_query_errors() -> None:
+    """pyspark logs every failing query's JVM stack trace as JSON on stderr; the engine reports
+    the failure itself, naming the model file, in a few lines."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)

@@ -34,6 +34,14 @@ def _published_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]
     return sorted(r[0] for r in rows if r[0].split(".")[0] in LAYERS)
 
 
+def _published_tables_of(warehouse: Path) -> list[str]:
+    con = duckdb.connect()
+    con.execute(f"attach '{warehouse}' as published (read_only)")
+    tables = _published_tables(con, "published")
+    con.close()
+    return tables
+
+
 def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[tuple[str, str]]:
     layer, name = table.split(".", 1)
     return con.execute(
@@ -99,6 +107,27 @@ def _run_both(copy: ProjectCopy) -> None:
 def test_the_sample_publishes_the_same_tables_on_both_engines(project: ProjectCopy) -> None:
     _run_both(project)
     assert assert_same_warehouses(project.warehouse, project.root / SPARK_WAREHOUSE) >= 40
+    # The reading commands work on the Spark engine's catalog as they do on DuckDB's file.
+    shown = project.run("show", "marts.dim_segments", "--limit", "3")
+    assert shown.returncode == 0 and "segment_name" in shown.stdout, shown.stderr
+    exported = project.run("export", "--format", "csv", "--output", "exports")
+    assert exported.returncode == 0, exported.stderr
+    assert len(list((project.root / "exports").glob("*.csv"))) == len(
+        [t for t in _published_tables_of(project.root / SPARK_WAREHOUSE) if t.startswith("marts.")]
+    )
+    for command in (("docs",), ("report",)):
+        assert project.run(*command).returncode == 0, command
+    # A partial Spark run over what the DuckDB engine published has no Spark tables to read.
+    project.edit_config(f'path = "{SPARK_WAREHOUSE}"', 'path = "warehouse/segments.duckdb"')
+    before = project.digest()
+    done = project.run("run", "--no-report", "--engine", "spark", "--select", "dim_segments")
+    assert done.returncode == 4, done.stderr[-3000:]
+    assert re.search(
+        r"\w+\.\w+ was not published by the Spark engine; run the whole project once with "
+        r"warehouse\.engine = 'spark' before selecting models",
+        done.stderr,
+    ), done.stderr[-3000:]
+    assert project.digest() == before
 
 
 def test_dirty_data_publishes_the_same_tables_on_both_engines(empty_project: ProjectCopy) -> None:
@@ -160,7 +189,7 @@ def test_spark_runs_fit_on_a_hashed_sample_fail_and_die_cleanly_and_clean_up(
     assert done.returncode == 0, done.stderr[-3000:]
     # About 120 of the 200 customers, chosen by a hash of the id; the fit saw just those.
     sampled = re.fullmatch(
-        r"fitted on (\d+) of 200 rows of intermediate.int_customer_features .*",
+        r"fitted on (\d+) of 200 rows of intermediate\.int_customer_features \(customer_id .*",
         _sample_message(project),
     )
     assert sampled and 80 <= int(sampled[1]) <= 160, _sample_message(project)
