@@ -146,6 +146,9 @@ class SparkRunner(Runner):
         spark = spark_session.start_session(
             settings.master, settings.warehouse_dir / "catalog", settings.conf
         )
+        self.console.info(
+            f"Spark {spark.version} on {spark.sparkContext.master}, tables in {self.folders.root}"
+        )
         published = dict(published_files(self.config.warehouse_path).get("current", []))
         return _SparkBuild(
             self, plan, result, None, con, workers, has_previous, spark=spark, published=published

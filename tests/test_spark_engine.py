@@ -183,7 +183,9 @@ def test_spark_runs_fit_on_a_hashed_sample_fail_and_die_cleanly_and_clean_up(
     project: ProjectCopy,
 ) -> None:
     project.edit_config("seed = 42", 'seed = 42\nengine = "spark"')
-    project.config.write_text(project.config.read_text() + "\n[spark]\nfit_sample_rows = 120\n")
+    project.config.write_text(
+        project.config.read_text() + '\n[spark]\nmaster = "local[1]"\nfit_sample_rows = 120\n'
+    )
     fit = ("--select", "+segment_model_selection")
     done = project.run("run", "-q", "--no-report", *fit, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -208,10 +210,12 @@ def test_spark_runs_fit_on_a_hashed_sample_fail_and_die_cleanly_and_clean_up(
     assert "FAIL staging.stg_customers expect_table_row_count_to_be_between" in done.stderr
     assert "Nothing was published" in done.stderr
     assert project.digest() == published and _run_folders(project) == first
+    runs = project.root / "warehouse" / "spark" / "runs"
+    spark_line = rf"Spark 4\.\d+\.\d+ on local\[1\], tables in {re.escape(str(runs))}\n"
+    assert re.search(spark_line, done.stdout), done.stdout
 
     suite.write_text(as_shipped)
     victim = project.popen("run", "--no-report", *staging)
-    runs = project.root / "warehouse" / "spark" / "runs"
     _wait_for_new_table(runs, first, "staging/stg_customers_checked", 120)
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate(timeout=60)
