@@ -75,6 +75,7 @@ class SourceConfig:
 
 
 ENGINES = ("duckdb", "spark")
+SPARK_WAREHOUSE_DIR = "warehouse/spark"
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class Config:
     history_runs: int = 1_000
     # "duckdb" (one machine, the default) or "spark" (the [spark] section says where).
     engine: str = "duckdb"
-    spark: SparkSettings = field(default_factory=lambda: SparkSettings(Path("warehouse/spark")))
+    spark: SparkSettings = field(default_factory=lambda: SparkSettings(Path(SPARK_WAREHOUSE_DIR)))
     # The [transactions] section: snapshot date, cancellation prefix, excluded products, RFM map.
     orders: OrderSettings = field(default_factory=OrderSettings)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -696,7 +697,7 @@ def _spark_settings(section: dict[str, Any], root: Path, where: str) -> SparkSet
     if not master.strip():
         raise ConfigError(f"{where}: key 'spark.master' is empty; expected e.g. 'local[2]'")
     return SparkSettings(
-        warehouse_dir=(root / section.get("warehouse_dir", "warehouse/spark")).resolve(),
+        warehouse_dir=(root / section.get("warehouse_dir", SPARK_WAREHOUSE_DIR)).resolve(),
         master=master,
         conf=dict(section.get("conf", {})),
         fit_sample_rows=rows,

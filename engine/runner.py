@@ -147,16 +147,8 @@ class Runner:
     def _after_publish(self, paths: publish.WarehousePaths) -> None:
         """Called with the lock still held, once the build is the published warehouse."""
 
-    def _start(
-        self,
-        plan: Plan,
-        result: RunResult,
-        service: ValidationService | None,
-        con: duckdb.DuckDBPyConnection,
-        workers: FitWorkers,
-        has_previous: bool,
-    ) -> _Build:
-        return _Build(self, plan, result, service, con, workers, has_previous)
+    def _build_type(self) -> type[_Build]:
+        return _Build
 
     def _build(
         self,
@@ -172,7 +164,9 @@ class Runner:
         workers = FitWorkers(self.config.fit_workers)
         interrupted = False
         try:
-            build = self._start(plan, result, service, con, workers, paths.published.exists())
+            build = self._build_type()(
+                self, plan, result, service, con, workers, paths.published.exists()
+            )
             build.prepare()
             apply_to_dag(
                 {t: plan.project.models[t].inputs for t in plan.selected},

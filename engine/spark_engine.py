@@ -3,8 +3,8 @@
 Each run writes every table it builds as Parquet under ``<warehouse_dir>/runs/<run_id>/<layer>/
 <name>``: SQL models run in Spark (engine/spark_sql.py), raw sources are read by Spark
 (engine/spark_loader.py), and a Python model or seed gets its inputs as DuckDB views over those
-files, by the usual contract, its output written as one Parquet file. GX validates each table as a
-Spark DataFrame.
+files, by the usual contract, its output written as one Parquet file (or, when it gives a query,
+run in Spark). GX validates each table as a Spark DataFrame.
 
 What is published is still a DuckDB file, now a catalog: a view per table over its Parquet files,
 with the descriptions, the scorers as macros and the meta tables. It is built beside the
@@ -37,15 +37,13 @@ from engine.building import (
     write_python_result,
 )
 from engine.errors import ModelError, ProjectError, is_interrupt
-from engine.fit_workers import FitWorkers
 from engine.meta import META_LAYER
 from engine.project import Model
 from engine.recording import RunResult
-from engine.runner import Plan, Runner, _Build
+from engine.runner import Runner, _Build
 from engine.spark_loader import source_frame
 from engine.spark_sql import Catalog, to_spark
 from engine.spark_tables import duckdb_view, parquet_properties, register_parquet
-from engine.validation_service import ValidationService
 
 TABLE_FILES = "table_files"
 FIT_SAMPLES = "fit_samples"  # a schema of the build only, never published
@@ -133,33 +131,15 @@ class SparkRunner(Runner):
         if removed:
             self.console.info(f"Removed {len(removed)} table folder(s) of older Spark runs")
 
-    def _start(
-        self,
-        plan: Plan,
-        result: RunResult,
-        service: ValidationService | None,
-        con: duckdb.DuckDBPyConnection,
-        workers: FitWorkers,
-        has_previous: bool,
-    ) -> _Build:
-        settings = self.config.spark
-        spark = spark_session.start_session(
-            settings.master, settings.warehouse_dir / "catalog", settings.conf
-        )
-        self.console.info(
-            f"Spark {spark.version} on {spark.sparkContext.master}, tables in {self.folders.root}"
-        )
-        published = dict(published_files(self.config.warehouse_path).get("current", []))
-        return _SparkBuild(
-            self, plan, result, None, con, workers, has_previous, spark=spark, published=published
-        )
+    def _build_type(self) -> type[_Build]:
+        return _SparkBuild
 
 
 @dataclass
 class _SparkBuild(_Build):
     """A build whose tables Spark writes; the DuckDB connection holds the catalog."""
 
-    spark: Any = None
+    spark: Any = None  # the session, started by prepare()
     published: dict[str, str] = field(default_factory=dict)  # table -> folder, as published
     locations: dict[str, str] = field(default_factory=dict)  # this build's table -> folder
     columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -171,7 +151,17 @@ class _SparkBuild(_Build):
         return self.runner.folders
 
     def prepare(self) -> None:
+        # Read before super() attaches the published file to the build connection.
+        self.published = dict(published_files(self.config.warehouse_path).get("current", []))
         super().prepare()
+        settings = self.config.spark
+        self.spark = spark_session.start_session(
+            settings.master, settings.warehouse_dir / "catalog", settings.conf
+        )
+        self.console.info(
+            f"Spark {self.spark.version} on {self.spark.sparkContext.master}, "
+            f"tables in {self.folders.root}"
+        )
         project = self.plan.project
         for layer in sorted({m.layer for m in project.models.values()}):
             _empty_database(self.spark, layer)
@@ -305,21 +295,13 @@ class _SparkBuild(_Build):
         super().finish()
         self.con.execute(statements.drop_schema(FIT_SAMPLES))
         shutil.rmtree(self.folders.root / self.result.run_id / FIT_SAMPLES, ignore_errors=True)
-        rows = [
-            {"publish": "current", "table_name": t, "location": loc}
-            for t, loc in sorted(self.locations.items())
-        ]
-        if self.plan.partial:  # the tables not rebuilt stay where they are
-            rows += [
-                {"publish": "current", "table_name": t, "location": loc}
-                for t, loc in sorted(self.published.items())
-                if t not in self.locations
-            ]
-        rows += [
-            {"publish": "previous", "table_name": t, "location": loc}
-            for t, loc in sorted(self.published.items())
-        ]
-        _write_table_files(self.con, rows)
+        # A partial run keeps the tables it did not rebuild where they are.
+        current = {**self.published, **self.locations} if self.plan.partial else self.locations
+        _write_table_files(
+            self.con,
+            [("current", t, loc) for t, loc in sorted(current.items())]
+            + [("previous", t, loc) for t, loc in sorted(self.published.items())],
+        )
 
 
 def _empty_database(spark: Any, layer: str) -> None:
@@ -333,20 +315,17 @@ def _empty_database(spark: Any, layer: str) -> None:
 
 def _drop_relation(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     """What the catalog has under the model's name (a partial run starts from a copy)."""
-    for kind, listing in (("VIEW", "duckdb_views()"), ("TABLE", "duckdb_tables()")):
-        name = "view_name" if kind == "VIEW" else "table_name"
-        found = con.execute(
-            f"select count(*) from {listing} where database_name = current_database() "
-            f"and schema_name = ? and {name} = ?",
-            [model.layer, model.name],
-        ).fetchall()[0][0]
-        if found:
-            con.execute(statements.drop(model.layer, model.name, kind))
+    for (kind,) in con.execute(
+        f"select kind from {statements.RELATIONS} where database_name = current_database() "
+        "and schema_name = ? and name = ?",
+        [model.layer, model.name],
+    ).fetchall():
+        con.execute(statements.drop(model.layer, model.name, kind))
 
 
-def _write_table_files(con: duckdb.DuckDBPyConnection, rows: list[dict[str, str]]) -> None:
+def _write_table_files(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str]]) -> None:
     names = ("publish", "table_name", "location")
-    table = pa.table({n: pa.array([r[n] for r in rows], pa.string()) for n in names})
+    table = pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)})
     con.register("__table_files", table)
     try:
         con.execute(statements.create_table_from(META_LAYER, TABLE_FILES, "__table_files"))

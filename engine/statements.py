@@ -13,8 +13,9 @@ DIALECT = "duckdb"
 
 # Every table and view (the Spark engine publishes views over its Parquet files), as a subquery.
 RELATIONS = (
-    "(select database_name, schema_name, table_name as name from duckdb_tables() union all "
-    "select database_name, schema_name, view_name from duckdb_views() where not internal)"
+    "(select database_name, schema_name, table_name as name, 'TABLE' as kind from duckdb_tables() "
+    "union all select database_name, schema_name, view_name, 'VIEW' from duckdb_views() "
+    "where not internal)"
 )
 
 
