@@ -26,16 +26,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 try:
-    from engine.config import DEFAULT_CONFIG_NAME, ENGINES, Config, load_config, with_engine
     from engine.console import Console
     from engine.errors import InputError, PipelineError, UsageError, is_interrupt
-    from engine.interrupts import held_back
+    from engine.project.config import DEFAULT_CONFIG_NAME, ENGINES, Config, load_config, with_engine
+    from engine.refresh.interrupts import held_back
 except KeyboardInterrupt:  # Ctrl-C as the command starts: nothing has begun, so no traceback
     print("Interrupted.", file=sys.stderr, flush=True)
     os._exit(130)
 
 if TYPE_CHECKING:
-    from engine.recording import RunResult
+    from engine.warehouse.recording import RunResult
 
 ROOT = Path(__file__).resolve().parent
 REPORT_NAME = "report.html"
@@ -140,8 +140,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from engine.noop import inputs_fingerprint, try_noop
-    from engine.run_results import record_failed_start
+    from engine.refresh.noop import inputs_fingerprint, try_noop
+    from engine.warehouse.run_results import record_failed_start
 
     started = datetime.now(UTC)
     try:
@@ -168,7 +168,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     if config.engine == "spark":
         with held_back():
-            from engine.spark_engine import SparkRunner
+            from engine.adapters.spark.engine import SparkRunner
 
         # GX validates in Spark, in this process: no validation worker.
         result = SparkRunner(
@@ -177,11 +177,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         return _summarise(args, config, console, result)
 
     # pandas and pyarrow load next, for the whole run: a collection while they load finds
-    # nothing to free. The service then freezes them before it forks (engine.memory).
+    # nothing to free. The service then freezes them before it forks (engine.refresh.memory).
     gc.disable()
     try:
         with held_back():
-            from engine.validation_service import ValidationService
+            from engine.adapters.duckdb.validation_worker import ValidationService
 
         # Started before the builder imports anything heavy, so GX loads on the other core.
         service = ValidationService(spool_beside=config.warehouse_path.parent)
@@ -189,7 +189,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         gc.enable()
     with service as validation:
         with held_back():
-            from engine.runner import Runner
+            from engine.refresh.runner import Runner
 
         result = Runner(
             ROOT, config, console, validation, args.select, fingerprint, args.reset_history
@@ -264,10 +264,10 @@ def _published(config_path: Path) -> Config:
 
 def _docs(args: argparse.Namespace, console: Console) -> int:
     with held_back():
-        from engine.columns import column_sets
-        from engine.docs import write_docs
-        from engine.project import discover
-        from engine.quality import load_suites
+        from engine.checks.expectations import load_suites
+        from engine.project.columns import column_sets
+        from engine.project.discovery import discover
+        from engine.warehouse.docs import write_docs
 
     config = load_config(args.config)
     project = discover(ROOT, config)
@@ -285,7 +285,7 @@ def _docs(args: argparse.Namespace, console: Console) -> int:
 
 def _export(args: argparse.Namespace, console: Console) -> int:
     with held_back():
-        from engine.exports import export_layer
+        from engine.warehouse.exports import export_layer
 
     config = _published(args.config)
     directory = args.output or config.warehouse_path.with_name("exports") / args.format
@@ -322,7 +322,7 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
-    from engine.project import discover, select
+    from engine.project.discovery import discover, select
 
     config = load_config(args.config)
     project = discover(ROOT, config)
@@ -334,8 +334,8 @@ def _list(args: argparse.Namespace, console: Console) -> int:
 
 
 def _compile(args: argparse.Namespace, console: Console) -> int:
-    from engine.project import discover, select
-    from engine.statements import DIALECT
+    from engine.project.discovery import discover, select
+    from engine.warehouse.statements import DIALECT
 
     config = load_config(args.config)
     project = discover(ROOT, config)
@@ -354,7 +354,7 @@ def _show(args: argparse.Namespace, console: Console) -> int:
         import duckdb
         import pandas  # noqa: F401  (pyarrow's to_pandas would load it, with Ctrl-C live)
 
-        from engine import statements
+        from engine.warehouse import statements
 
     config = _published(args.config)
     layer, _, name = args.table.partition(".")

@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 from sqlglot import exp
 
-from engine.statements import DIALECT
+from engine.warehouse.statements import DIALECT
 
 SKIPPED_SCHEMAS = ("meta",)
 RUN_COLUMNS = ("run_id",)

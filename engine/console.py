@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from engine.quality import ExpectationResult
+from engine.checks.expectations import ExpectationResult
 
 LINE_WIDTH = 72
 # A step shows a live line only once it has run this long, so quick steps never flicker.

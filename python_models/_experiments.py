@@ -9,7 +9,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from engine.parameters import ParameterError, check_value, check_values
+from engine.project.constraints import ParameterError, check_value, check_values
 from python_models._ab_stats import AMOUNT, CONVERSION, Truth
 
 DEFAULTS: dict[str, Any] = {

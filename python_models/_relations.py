@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 from sqlglot import exp
 
-from engine.statements import DIALECT
+from engine.warehouse.statements import DIALECT
 
 
 def _names(columns: Sequence[str]) -> str:

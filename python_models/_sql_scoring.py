@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
-from engine.columns import transformed
+from engine.project.columns import transformed
 
 
 def double(value: float) -> exp.Expression:

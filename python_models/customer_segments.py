@@ -22,7 +22,7 @@ from sklearn.metrics import silhouette_samples
 from sqlglot import exp
 
 from engine.model_api import ModelResult
-from engine.statements import DIALECT
+from engine.warehouse.statements import DIALECT
 from python_models import _sql_scoring as sql
 from python_models._segmentation import (
     SCALED_SUFFIX,

@@ -23,7 +23,7 @@ from sklearn.metrics import (
 )
 
 from engine.errors import InputError
-from engine.parameters import ParameterError
+from engine.project.constraints import ParameterError
 from python_models._segmentation import (
     feature_matrix,
     feature_names,

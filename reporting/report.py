@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from engine.atomic_files import write_text_atomically
+from engine.warehouse.atomic_files import write_text_atomically
 from reporting import figures
 
 PLOTTED_CUSTOMERS = 50_000

@@ -98,8 +98,8 @@ class ProjectCopy:
         self.config.write_text(text.replace(old, new))
 
     def model_count(self) -> int:
-        from engine.config import load_config
-        from engine.project import discover
+        from engine.project.config import load_config
+        from engine.project.discovery import discover
 
         return len(discover(self.root, load_config(self.config)).order)
 
@@ -166,7 +166,7 @@ def built_example(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One real local Spark for the tests that need it (it takes several seconds to start)."""
-    from engine.spark_session import start_session
+    from engine.adapters.spark.session import start_session
 
     session = start_session("local[2]", tmp_path_factory.mktemp("spark-warehouse"))
     yield session

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config, with_engine
 from engine.errors import ConfigError
+from engine.project.config import load_config, with_engine
 
 SHIPPED = Path(__file__).resolve().parent.parent / "pipeline.toml"
 

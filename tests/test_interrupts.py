@@ -53,7 +53,7 @@ def test_ctrl_c_inside_an_import_lets_it_finish_then_interrupts(tmp_path: Path) 
         """
         import sys
         sys.path.insert(0, sys.argv[1])
-        from engine.interrupts import held_back
+        from engine.refresh.interrupts import held_back
         try:
             with held_back():
                 import slow_module
@@ -67,7 +67,7 @@ def test_ctrl_c_inside_an_import_lets_it_finish_then_interrupts(tmp_path: Path) 
 
 
 AT_FORK_CASE = """
-from engine.interrupts import held_back
+from engine.refresh.interrupts import held_back
 
 try:
     with held_back():
@@ -83,7 +83,7 @@ os.waitpid(child, 0)
 VALIDATION_SERVICE_CASE = """
 import multiprocessing, sys
 from pathlib import Path
-from engine.validation_service import ValidationService
+from engine.adapters.duckdb.validation_worker import ValidationService
 
 try:
     ValidationService(spool_beside=Path(sys.argv[1]))

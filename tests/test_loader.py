@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from engine.config import Config, load_config, unmatched_warnings
 from engine.errors import ConfigError, InputError
-from engine.loader import source_parts
+from engine.project.config import Config, load_config, unmatched_warnings
+from engine.refresh.loader import source_parts
 
 SHIPPED = Path(__file__).resolve().parent.parent / "pipeline.toml"
 
@@ -223,7 +223,7 @@ def _plain_file_with_every_kind_of_bad_line(seed: int) -> str:
 def test_arrow_reader_agrees_with_the_csv_module_on_quote_free_files(
     config: Config, seed: int
 ) -> None:
-    from engine import loader
+    from engine.refresh import loader
 
     path = land(config, "a.csv", _plain_file_with_every_kind_of_bad_line(seed).encode())
     source = config.sources["customers"]
@@ -243,7 +243,7 @@ def test_arrow_reader_agrees_with_the_csv_module_on_quote_free_files(
 def test_quotes_after_the_header_or_blank_lines_send_the_file_to_the_csv_module(
     config: Config,
 ) -> None:
-    from engine import loader
+    from engine.refresh import loader
 
     plain = land(config, "a.csv", f'"CustomerID",{HEADER[11:]}\n1,Male,19,15,39\n'.encode())
     quoted = land(config, "b.csv", f'{HEADER}\n1,"Male",19,15,39\n'.encode())

@@ -6,8 +6,8 @@ from __future__ import annotations
 import gc
 import threading
 
-from engine.fit_workers import FitWorkers
-from engine.memory import objects_frozen
+from engine.refresh.fit_workers import FitWorkers
+from engine.refresh.memory import objects_frozen
 
 
 def test_a_nested_freeze_lasts_until_the_outermost_user_is_done() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engine import meta
+from engine.warehouse import meta
 from tests.conftest import ProjectCopy
 
 

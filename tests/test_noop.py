@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config, with_engine
-from engine.noop import inputs_fingerprint
+from engine.project.config import load_config, with_engine
+from engine.refresh.noop import inputs_fingerprint
 
 from conftest import ProjectCopy, copy_project
 

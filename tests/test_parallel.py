@@ -13,7 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 import pandas as pd
 import pytest
 
-from engine.fit_workers import FitWorkers
+from engine.refresh.fit_workers import FitWorkers
 
 from conftest import REPO, ProjectCopy
 
@@ -119,7 +119,7 @@ def test_forked_workers_die_with_a_killed_builder(tmp_path) -> None:
     script.write_text(
         "import os, sys, time\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "from engine.fit_workers import FitWorkers\n"
+        "from engine.refresh.fit_workers import FitWorkers\n"
         "def nap(i):\n"
         f"    open({str(tmp_path)!r} + f'/worker-{{os.getpid()}}', 'w').close()\n"
         "    time.sleep(60)\n"
@@ -184,7 +184,7 @@ def test_blas_and_openmp_run_on_one_thread_unless_the_user_says_otherwise(
 
 
 def test_a_builder_too_big_to_fork_runs_the_pieces_itself(monkeypatch) -> None:
-    from engine import fit_workers
+    from engine.refresh import fit_workers
 
     monkeypatch.setattr(fit_workers, "FORK_BELOW_BYTES", 1)  # any builder is bigger
     pool = FitWorkers(2)

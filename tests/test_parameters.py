@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.parameters import ParameterError, check_values, constraint_problems
+from engine.project.constraints import ParameterError, check_values, constraint_problems
 
 from conftest import ProjectCopy
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config, load_config
 from engine.errors import ProjectError, UsageError
-from engine.project import Project, discover, select
+from engine.project.config import Config, load_config
+from engine.project.discovery import Project, discover, select
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from engine.scheduler import apply_to_dag
+from engine.refresh.scheduler import apply_to_dag
 
 # a -> b -> d, a -> c -> d, e alone (listed first among the ready ones after a)
 DIAMOND = {"a": [], "e": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}

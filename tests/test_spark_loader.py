@@ -1,5 +1,5 @@
-"""Spark reads the landing CSVs itself (issue 20) and gives engine/loader.py's raw table: the
-same records, files, line numbers and parse errors, on files written every awkward way (a BOM,
+"""Spark reads the landing CSVs itself (issue 20) and gives engine/refresh/loader.py's raw table:
+the same records, files, line numbers and parse errors, on files written every awkward way (a BOM,
 CRLF, blank lines, other header spellings and orders, an extra column, ragged rows, quoted
 fields with delimiters, quotes and line breaks, a gzipped file)."""
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from test_pipeline_e2e import _dirty_dataset
 
-from engine.config import load_config
+from engine.adapters.spark.loader import source_frame
 from engine.errors import InputError
-from engine.loader import source_parts
-from engine.spark_loader import source_frame
+from engine.project.config import load_config
+from engine.refresh.loader import source_parts
 
 from conftest import ProjectCopy
 

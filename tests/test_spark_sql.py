@@ -1,5 +1,5 @@
 """The models' SQL, written once in DuckDB's dialect, gives DuckDB's results on a real local
-Spark (issue 20): each rewrite of engine/spark_sql.py against DuckDB on the construct it
+Spark (issue 20): each rewrite of engine/adapters/spark/sql.py against DuckDB on the construct it
 rewrites, then every SQL model of a build of dirty order lines run on Spark over its inputs as
 DuckDB built them, compared with DuckDB's table (text and integers exactly, floats within 1e-9
 relative). tests/test_spark_engine.py compares whole builds of the sample and of dirty customers.
@@ -19,12 +19,12 @@ import sqlglot
 from sqlglot import exp
 from test_transactions import dirty_build  # noqa: F401 (a fixture this module uses)
 
-from engine.config import load_config
+from engine.adapters.spark.sql import Catalog, java_pattern, to_spark
+from engine.adapters.spark.tables import to_spark_table
 from engine.errors import ProjectError
-from engine.macros import whole_number
-from engine.project import ModelDialect, discover
-from engine.spark_sql import Catalog, java_pattern, to_spark
-from engine.spark_tables import to_spark_table
+from engine.project.config import load_config
+from engine.project.discovery import ModelDialect, discover
+from engine.project.macros import whole_number
 from python_models._sql_scoring import create_macro
 
 from conftest import ProjectCopy
@@ -318,9 +318,9 @@ def test_the_generated_scorers_agree_on_spark(
 
 
 def test_the_engines_own_statements_run_on_spark(spark: Any) -> None:
-    """What the engine runs around a model (engine/statements.py), through the same seam:
+    """What the engine runs around a model (engine/warehouse/statements.py), through the same seam:
     create its layer and table, append a part, describe it, count, read, empty it."""
-    from engine import statements
+    from engine.warehouse import statements
 
     def run(sql: str) -> list[tuple]:
         return _spark_rows(spark, to_spark(sqlglot.parse_one(sql, dialect="duckdb"), {}))[1]

@@ -13,12 +13,12 @@ import duckdb
 import pytest
 from test_spark_sql import empty_spark_layers, mirror_inputs
 
-from engine.building import fetch_arrow
-from engine.columns import column_sets
-from engine.config import load_config
-from engine.project import discover, model_configs
-from engine.quality import ExpectationResult, Validator, load_suites
-from engine.runner import _expectation_parameters
+from engine.checks.expectations import ExpectationResult, Validator, load_suites
+from engine.project.columns import column_sets
+from engine.project.config import load_config
+from engine.project.discovery import discover, model_configs
+from engine.refresh.building import fetch_arrow
+from engine.refresh.runner import _expectation_parameters
 
 from conftest import ProjectCopy
 

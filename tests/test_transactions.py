@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.config import load_config
 from engine.errors import ConfigError
+from engine.project.config import load_config
 
 from conftest import ProjectCopy, copy_project
 

@@ -19,8 +19,8 @@ BUILDER = textwrap.dedent(
     import pyarrow as pa
 
     from engine.errors import ProjectError
-    from engine.quality import Suite
-    from engine.validation_service import ValidationService
+    from engine.checks.expectations import Suite
+    from engine.adapters.duckdb.validation_worker import ValidationService
 
     service = ValidationService(spool_beside=Path(sys.argv[1]))
     os.kill(service._process.pid, signal.SIGKILL)

@@ -9,10 +9,10 @@ from typing import Any
 
 import duckdb
 
-from engine import meta
-from engine.project import REJECTED_ROLE
-from engine.quality import ExpectationResult
-from engine.run_results import write_run_result
+from engine.checks.expectations import ExpectationResult
+from engine.project.discovery import REJECTED_ROLE
+from engine.warehouse import meta
+from engine.warehouse.run_results import write_run_result
 
 
 @dataclass

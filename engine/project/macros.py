@@ -1,7 +1,7 @@
 """Expand a SQL model's column-set macros into plain SQL, as sqlglot expressions.
 
-A model names no customer column; it names a column set (engine/columns.py) and says what to do
-with each member:
+A model names no customer column; it names a column set (engine/project/columns.py) and says what to
+do with each member:
 
 - ``each(<set>, <template>, …)`` repeats the templates once per column, in place, wherever a list
   is (select items, function arguments, list elements, UNPIVOT's ON). In the template, a name
@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from engine.columns import (
+from engine.errors import ProjectError
+from engine.project.columns import (
     Column,
     column_sets,
     declared_columns,
@@ -37,11 +38,10 @@ from engine.columns import (
     feature_pairs,
     transformed,
 )
-from engine.errors import ProjectError
-from engine.orders import ORDER_AGGREGATES
+from engine.project.orders import ORDER_AGGREGATES
 
 if TYPE_CHECKING:
-    from engine.config import Config
+    from engine.project.config import Config
 
 PLACEHOLDER = "_"
 AGGREGATE_DECLARATION = (

@@ -21,8 +21,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
-from engine.interrupts import held_back
-from engine.memory import objects_frozen
+from engine.refresh.interrupts import held_back
+from engine.refresh.memory import objects_frozen
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -69,9 +69,10 @@ class FitWorkers:
         if self._workers <= 1 or len(items) <= 1 or not _small_enough_to_fork():
             yield from map(function, items)
             return
-        # The first submit forks. Ctrl-C inside an at-fork hook would be lost (engine.interrupts);
-        # frozen objects are never walked by a worker's garbage collector, so the kernel need not
-        # copy the pages they share with the builder (about a third of what forking saves).
+        # The first submit forks. Ctrl-C inside an at-fork hook would be lost
+        # (engine.refresh.interrupts); frozen objects are never walked by a worker's garbage
+        # collector, so the kernel need not copy the pages they share with the builder (about a
+        # third of what forking saves).
         with held_back(), objects_frozen():
             futures = [self._started().submit(function, item) for item in items]
         try:

@@ -22,10 +22,10 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage
 
-from engine import statements
-from engine.atomic_files import write_text_atomically
-from engine.project import LAYER_ORDER, Project
-from engine.quality import Suite
+from engine.checks.expectations import Suite
+from engine.project.discovery import LAYER_ORDER, Project
+from engine.warehouse import statements
+from engine.warehouse.atomic_files import write_text_atomically
 
 
 @dataclass(frozen=True)

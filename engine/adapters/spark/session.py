@@ -1,4 +1,4 @@
-"""A Spark session set up the way engine/spark_sql.py's rewrites assume.
+"""A Spark session set up the way engine/adapters/spark/sql.py's rewrites assume.
 
 Nothing is downloaded: no ``spark.jars.packages``; tables are Parquet in the warehouse folder.
 """

@@ -3,7 +3,7 @@
 A column's kind comes from ``sources.<name>.kinds`` or is inferred from its rule (accepted values:
 a category; a range: a number; neither: text). Whether it may be missing comes from
 ``sources.<name>.required`` and ``features.columns``. SQL models and suites read these as named
-column sets (``customers``, ``customers_attributes``, ``features`` …); see engine/macros.py.
+column sets (``customers``, ``customers_attributes``, ``features`` …); see engine/project/macros.py.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from engine.orders import ORDER_AGGREGATES, TRANSACTIONS
+from engine.project.orders import ORDER_AGGREGATES, TRANSACTIONS
 
 if TYPE_CHECKING:
-    from engine.config import Config
+    from engine.project.config import Config
 
 # The column every source is keyed by and every table joins on; staged by each model itself.
 KEY_COLUMN = "customer_id"

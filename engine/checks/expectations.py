@@ -9,7 +9,8 @@ GX runs on a pandas frame fetched from DuckDB through Arrow: GX's SQLAlchemy pat
 DuckDB upstream, and the pandas path is fast. A table Spark holds is validated as a Spark
 DataFrame, through GX's Spark data source, with the same suites (their pandas row conditions
 written as Spark SQL filters). GX is imported lazily (it costs seconds); the runner validates in
-a worker process (engine/validation_service.py) so that cost is paid on the other core.
+a worker process (engine/adapters/duckdb/validation_worker.py) so that cost is paid on the
+other core.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def _for_column(value: Any, column: str) -> Any:
 def _expanded(
     expectations: list[dict[str, Any]], sets: dict[str, tuple[str, ...]], path: Path
 ) -> list[dict[str, Any]]:
-    """Expectations with ``"each": "<column set>"`` (engine/columns.py) once per column."""
+    """Expectations with ``"each": "<column set>"`` (engine/project/columns.py) once per column."""
     out: list[dict[str, Any]] = []
     for position, expectation in enumerate(expectations, start=1):
         if "each" not in expectation:

@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from engine.config import Config, SourceConfig
 from engine.errors import InputError
+from engine.project.config import Config, SourceConfig
 
 SOURCE_FILE = "_source_file"
 LINE_NUMBER = "_line_number"

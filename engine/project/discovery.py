@@ -19,11 +19,11 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 
-from engine.config import Config, model_parameters
 from engine.errors import ConfigError, ProjectError, UsageError
-from engine.macros import MacroContext, expand
-from engine.parameters import constraint_problems
-from engine.seeds import SEED_BUILDERS, SEED_COLUMNS
+from engine.project.config import Config, model_parameters
+from engine.project.constraints import constraint_problems
+from engine.project.macros import MacroContext, expand
+from engine.project.seeds import SEED_BUILDERS, SEED_COLUMNS
 
 SQL_LAYERS = ("staging", "intermediate", "marts")
 PYTHON_LAYER = "ml"
@@ -103,7 +103,8 @@ class ModelDialect(DuckDB):
     """DuckDB as the models write it: ``len()`` is a list's length (a string's is ``length()``).
 
     DuckDB's ``len`` takes either, and sqlglot reads both as LENGTH, which Spark applies to
-    strings only; reading ``len`` as ARRAY_LENGTH keeps the difference for engine/spark_sql.py.
+    strings only; reading ``len`` as ARRAY_LENGTH keeps the difference for
+    engine/adapters/spark/sql.py.
     """
 
     class Parser(DuckDB.Parser):
@@ -111,7 +112,7 @@ class ModelDialect(DuckDB):
 
 
 def _parse_sql_model(path: Path, macros: MacroContext) -> exp.Query:
-    """The model's one SELECT, its column-set macros expanded (engine/macros.py)."""
+    """The model's one SELECT, its column-set macros expanded (engine/project/macros.py)."""
     text = path.read_text(encoding="utf-8")
     try:
         statements = [s for s in sqlglot.parse(text, dialect=ModelDialect) if s is not None]

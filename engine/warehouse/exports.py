@@ -10,8 +10,8 @@ from pathlib import Path
 
 import duckdb
 
-from engine import statements
-from engine.atomic_files import replace_atomically
+from engine.warehouse import statements
+from engine.warehouse.atomic_files import replace_atomically
 
 EXTENSIONS = {"parquet": "parquet", "csv": "csv"}
 

@@ -1,9 +1,10 @@
 """The Spark engine: the same models, checks and publish, with the tables held by Spark.
 
 Each run writes every table it builds as Parquet under ``<warehouse_dir>/runs/<run_id>/<layer>/
-<name>``: SQL models run in Spark (engine/spark_sql.py), raw sources are read by Spark
-(engine/spark_loader.py), and a Python model or seed gets its inputs as DuckDB views over those
-files, by the usual contract, its output written as one Parquet file (or, when it gives a query,
+<name>``: SQL models run in Spark (engine/adapters/spark/sql.py), raw sources are read by Spark
+(engine/adapters/spark/loader.py), and a Python model or seed gets its inputs as DuckDB views
+over those files, by the usual contract, its output written as one Parquet file (or, when it
+gives a query,
 run in Spark). GX validates each table as a Spark DataFrame.
 
 What is published is still a DuckDB file, now a catalog: a view per table over its Parquet files,
@@ -27,8 +28,14 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from engine import publish, quality, spark_session, statements
-from engine.building import (
+from engine.adapters.spark import session as spark_session
+from engine.adapters.spark.loader import source_frame
+from engine.adapters.spark.sql import Catalog, to_spark
+from engine.adapters.spark.tables import duckdb_view, parquet_properties, register_parquet
+from engine.checks import expectations as quality
+from engine.errors import ModelError, ProjectError, is_interrupt
+from engine.project.discovery import Model
+from engine.refresh.building import (
     build_model,
     install_functions,
     parameter_errors_as_config,
@@ -36,14 +43,10 @@ from engine.building import (
     row_count,
     write_python_result,
 )
-from engine.errors import ModelError, ProjectError, is_interrupt
-from engine.meta import META_LAYER
-from engine.project import Model
-from engine.recording import RunResult
-from engine.runner import Runner, _Build
-from engine.spark_loader import source_frame
-from engine.spark_sql import Catalog, to_spark
-from engine.spark_tables import duckdb_view, parquet_properties, register_parquet
+from engine.refresh.runner import Runner, _Build
+from engine.warehouse import publish, statements
+from engine.warehouse.meta import META_LAYER
+from engine.warehouse.recording import RunResult
 
 TABLE_FILES = "table_files"
 FIT_SAMPLES = "fit_samples"  # a schema of the build only, never published

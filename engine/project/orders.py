@@ -4,7 +4,7 @@ aggregates SQL computes from them, and the RFM group map, with their config chec
 A ``transactions`` source maps its headers to the roles below; the staging and aggregation models
 (sql/staging/stg_transactions_checked.sql, sql/intermediate/int_customer_orders.sql) read them by
 these names. A role the config does not map is loaded as nulls, and ``is_mapped()`` (in
-engine/macros.py) tells SQL which ones are.
+engine/project/macros.py) tells SQL which ones are.
 """
 
 from __future__ import annotations

@@ -16,22 +16,14 @@ from typing import Any
 
 import duckdb
 
-from engine import meta, publish, quality, statements
-from engine.building import (
-    PREVIOUS_CATALOG,
-    BuildContext,
-    build_model,
-    describe,
-    fetch_arrow,
-    row_count,
-)
-from engine.columns import column_sets
-from engine.config import Config, unmatched_warnings
+from engine.adapters.duckdb.validation_worker import ValidationService
+from engine.checks import expectations as quality
+from engine.checks.reconciliation import nothing_staged, reconciled_source
 from engine.console import Console
 from engine.errors import ExpectationsFailed, ModelError, PipelineError, ProjectError, is_interrupt
-from engine.fit_workers import FitWorkers
-from engine.memory import release_unused
-from engine.project import (
+from engine.project.columns import column_sets
+from engine.project.config import Config, unmatched_warnings
+from engine.project.discovery import (
     RECONCILIATION_ROLE,
     SOURCE_LAYER,
     Model,
@@ -40,11 +32,20 @@ from engine.project import (
     model_configs,
     select,
 )
-from engine.reconciliation import nothing_staged, reconciled_source
-from engine.recording import ModelRun, RunResult, record_in_meta, write_json
-from engine.run_results import new_run_id
-from engine.scheduler import apply_to_dag
-from engine.validation_service import ValidationService
+from engine.refresh.building import (
+    PREVIOUS_CATALOG,
+    BuildContext,
+    build_model,
+    describe,
+    fetch_arrow,
+    row_count,
+)
+from engine.refresh.fit_workers import FitWorkers
+from engine.refresh.memory import release_unused
+from engine.refresh.scheduler import apply_to_dag
+from engine.warehouse import meta, publish, statements
+from engine.warehouse.recording import ModelRun, RunResult, record_in_meta, write_json
+from engine.warehouse.run_results import new_run_id
 
 
 class UpstreamFailed(Exception):

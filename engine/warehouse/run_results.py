@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.atomic_files import write_text_atomically
+from engine.warehouse.atomic_files import write_text_atomically
 
 
 def new_run_id(now: datetime) -> str:

@@ -21,13 +21,14 @@ import pandas as pd
 import pyarrow as pa
 from sqlglot import exp
 
-from engine import seeds, statements
-from engine.config import Config
 from engine.errors import ConfigError, ModelError, PipelineError, is_interrupt
-from engine.loader import source_parts
 from engine.model_api import ModelResult
-from engine.parameters import ParameterError
-from engine.project import PREVIOUS_PREFIX, Model, Project
+from engine.project import seeds
+from engine.project.config import Config
+from engine.project.constraints import ParameterError
+from engine.project.discovery import PREVIOUS_PREFIX, Model, Project
+from engine.refresh.loader import source_parts
+from engine.warehouse import statements
 
 PREVIOUS_CATALOG = "previous"
 Progress = Callable[[str], None]

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
-from engine import statements
+from engine.warehouse import statements
 
 
 def duckdb_view(table: str, location: Path | str) -> str:

@@ -1,5 +1,5 @@
-"""Landing CSVs into a Spark DataFrame with engine/loader.py's result: every record as text, its
-file and the line it starts on, and the same parse errors.
+"""Landing CSVs into a Spark DataFrame with engine/refresh/loader.py's result: every record as
+text, its file and the line it starts on, and the same parse errors.
 
 Spark reads the files itself; Python reads only their headers. Each file is one row of text
 (``wholetext``), split into numbered lines in Spark. A line continues the record before it while
@@ -8,7 +8,7 @@ span lines as spreadsheets write them. Records are split into fields by delimite
 holds a quote, by a regular expression for quoted fields; a record that is not valid CSV fails
 the load, naming the file and line, as the csv module would.
 
-What differs from engine/loader.py: files must be UTF-8 (Spark's text reader decodes nothing
+What differs from engine/refresh/loader.py: files must be UTF-8 (Spark's text reader decodes nothing
 else; a byte that is not UTF-8 fails the load), and a quote inside an unquoted field (``a"b``),
 which Python's csv module keeps as text, fails the load here.
 """
@@ -21,9 +21,9 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
-from engine.config import Config, SourceConfig
 from engine.errors import InputError
-from engine.loader import (
+from engine.project.config import Config, SourceConfig
+from engine.refresh.loader import (
     LINE_NUMBER,
     LINEAGE_COLUMNS,
     PARSE_ERROR,

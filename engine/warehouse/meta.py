@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from engine import statements
+from engine.warehouse import statements
 
 META_LAYER = "meta"
 META_TABLES: dict[str, dict[str, pa.DataType]] = {

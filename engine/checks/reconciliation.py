@@ -12,9 +12,9 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
-from engine.config import Config
-from engine.project import REJECTED_ROLE, SOURCE_LAYER, Model, Project
-from engine.statements import DIALECT, table_ref
+from engine.project.config import Config
+from engine.project.discovery import REJECTED_ROLE, SOURCE_LAYER, Model, Project
+from engine.warehouse.statements import DIALECT, table_ref
 
 REASONS_SHOWN = 3
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine import publish
-from engine.config import Config, unmatched_warnings
-from engine.interrupts import held_back
-from engine.run_results import new_run_id, write_run_result
+from engine.project.config import Config, unmatched_warnings
+from engine.refresh.interrupts import held_back
+from engine.warehouse import publish
+from engine.warehouse.run_results import new_run_id, write_run_result
 
 CODE_FOLDERS = ("engine", "sql", "python_models", "expectations")
 NOOP_STATUS = "no-op"

@@ -1,15 +1,15 @@
 """The ``config`` layer: the value rules and feature list of pipeline.toml as tables.
 
 Values that vary with the config reach SQL models as rows they join to; which columns exist is
-expanded into the SQL itself (engine/macros.py).
+expanded into the SQL itself (engine/project/macros.py).
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from engine.columns import accepted_spellings
-from engine.config import Config
+from engine.project.columns import accepted_spellings
+from engine.project.config import Config
 
 
 def value_ranges(config: Config) -> pa.Table:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.columns import KEY_COLUMN, KINDS, NUMERIC_KINDS, TRANSFORMS
 from engine.errors import ConfigError
-from engine.orders import (
+from engine.project.columns import KEY_COLUMN, KINDS, NUMERIC_KINDS, TRANSFORMS
+from engine.project.constraints import ParameterError, check_values
+from engine.project.orders import (
     ORDER_AGGREGATES,
     TRANSACTION_ROLES,
     TRANSACTIONS,
@@ -26,7 +27,6 @@ from engine.orders import (
     check_transactions_mapping,
     order_settings,
 )
-from engine.parameters import ParameterError, check_values
 
 DEFAULT_CONFIG_NAME = "pipeline.toml"
 SCALING_METHODS = ("standard", "minmax", "none")
@@ -105,7 +105,7 @@ class Config:
     aliases: dict[str, dict[str, str]]
     feature_columns: tuple[str, ...]
     scaling: str
-    # sources.<name>.kinds: a column's kind where its rule does not say (engine/columns.py).
+    # sources.<name>.kinds: a column's kind where its rule does not say (engine/project/columns.py).
     kinds: dict[str, dict[str, str]] = field(default_factory=dict)
     # features.transforms: applied before scaling ("log1p"); a feature not listed: "none".
     transforms: dict[str, str] = field(default_factory=dict)

@@ -27,11 +27,11 @@ from typing import Any
 import pandas as pd  # imported before the fork, so the worker starts with it loaded
 import pyarrow as pa
 
+from engine.checks.expectations import ExpectationResult, Suite
 from engine.errors import ProjectError
-from engine.interrupts import held_back
-from engine.memory import objects_frozen, release_unused
-from engine.publish import SPOOL_PREFIX
-from engine.quality import ExpectationResult, Suite
+from engine.refresh.interrupts import held_back
+from engine.refresh.memory import objects_frozen, release_unused
+from engine.warehouse.publish import SPOOL_PREFIX
 
 PARENT_CHECK_SECONDS = 1.0
 
@@ -62,7 +62,7 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
     # GX imports SQLAlchemy when it is installed, for SQL data sources this worker never uses
     # (a third of a second); a None entry makes that import fail the way "not installed" does.
     sys.modules.setdefault("sqlalchemy", None)  # type: ignore[arg-type]
-    from engine.quality import Validator
+    from engine.checks.expectations import Validator
 
     # GX's import makes objects that live as long as the worker: collecting while it runs is
     # wasted, and once frozen they are not walked again between validations.
