@@ -17,28 +17,30 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import gc
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 try:
+    from engine import api
+    from engine.adapters import ENGINES
     from engine.console import Console
-    from engine.errors import InputError, PipelineError, UsageError, is_interrupt
-    from engine.project.config import DEFAULT_CONFIG_NAME, ENGINES, Config, load_config, with_engine
+    from engine.errors import PipelineError, is_interrupt
+    from engine.project.config import DEFAULT_CONFIG_NAME
     from engine.refresh.interrupts import held_back
 except KeyboardInterrupt:  # Ctrl-C as the command starts: nothing has begun, so no traceback
     print("Interrupted.", file=sys.stderr, flush=True)
     os._exit(130)
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from engine.project.config import Config
     from engine.warehouse.recording import RunResult
 
 ROOT = Path(__file__).resolve().parent
-REPORT_NAME = "report.html"
 IMPORTED_AT = time.monotonic()
 
 # The models multiply matrices of a handful of feature columns, where BLAS's and OpenMP's own
@@ -100,7 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     report = commands.add_parser("report", help="write the HTML report of the published warehouse")
-    report.add_argument("--output", type=Path, help=f"default: {REPORT_NAME} beside the warehouse")
+    report.add_argument(
+        "--output",
+        type=Path,
+        help=f"default: {api.REPORT_NAME} beside the warehouse",
+    )
 
     listing = commands.add_parser("list", help="list the models in build order")
     listing.add_argument("--select", "-s", nargs="+", metavar="SELECTOR")
@@ -140,61 +146,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from engine.refresh.noop import inputs_fingerprint, try_noop
-    from engine.warehouse.run_results import record_failed_start
-
-    started = datetime.now(UTC)
-    try:
-        config = load_config(args.config)
-        if args.engine:
-            config = with_engine(config, args.engine)
-        fingerprint = inputs_fingerprint(ROOT, config)
-    except PipelineError as exc:
-        # Every run that starts leaves its result, so latest.json never says an older run.
-        problem = record_failed_start(Path(args.config), started, exc.exit_code, str(exc))
-        if problem:
-            console.error(problem)
-        raise
-    if not args.select and not args.full_refresh and not args.reset_history:
-        noop = try_noop(ROOT, config, fingerprint)
-        if noop is not None:
-            for warning in noop.warnings:
-                console.error(warning)
-            console.summary(
-                f"Nothing changed since run {noop.built_by}: recorded no-op run {noop.run_id} "
-                f"in {noop.seconds:.2f}s (--full-refresh rebuilds anyway)."
-            )
-            return 0
-
-    if config.engine == "spark":
-        with held_back():
-            from engine.adapters.spark.engine import SparkRunner
-
-        # GX validates in Spark, in this process: no validation worker.
-        result = SparkRunner(
-            ROOT, config, console, None, args.select, fingerprint, args.reset_history
-        ).run()
-        return _summarise(args, config, console, result)
-
-    # pandas and pyarrow load next, for the whole run: a collection while they load finds
-    # nothing to free. The service then freezes them before it forks (engine.refresh.memory).
-    gc.disable()
-    try:
-        with held_back():
-            from engine.adapters.duckdb.validation_worker import ValidationService
-
-        # Started before the builder imports anything heavy, so GX loads on the other core.
-        service = ValidationService(spool_beside=config.warehouse_path.parent)
-    finally:
-        gc.enable()
-    with service as validation:
-        with held_back():
-            from engine.refresh.runner import Runner
-
-        result = Runner(
-            ROOT, config, console, validation, args.select, fingerprint, args.reset_history
-        ).run()
-    return _summarise(args, config, console, result)
+    refresh = api.run(
+        ROOT,
+        args.config,
+        console,
+        selectors=args.select,
+        engine=args.engine,
+        full_refresh=args.full_refresh,
+        reset_history=args.reset_history,
+    )
+    if refresh.noop is not None:
+        noop = refresh.noop
+        for warning in noop.warnings:
+            console.error(warning)
+        console.summary(
+            f"Nothing changed since run {noop.built_by}: recorded no-op run {noop.run_id} "
+            f"in {noop.seconds:.2f}s (--full-refresh rebuilds anyway)."
+        )
+        return 0
+    assert refresh.result is not None
+    return _summarise(args, refresh.config, console, refresh.result)
 
 
 def _summarise(
@@ -239,59 +210,26 @@ def _wall_seconds() -> float:
 
 def _write_report(config: Config, output: Path | None, console: Console) -> int:
     started = time.perf_counter()
-    with held_back():
-        from reporting.report import write_report
-
-    destination = output or config.warehouse_path.with_name(REPORT_NAME)
-    written = write_report(config.warehouse_path, destination)
+    written = api.write_report(config, output)
     console.info(f"Report: {written} (written in {time.perf_counter() - started:.2f}s)")
     return 0
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
-    return _write_report(_published(args.config), args.output, console)
-
-
-def _published(config_path: Path) -> Config:
-    """The config of a warehouse that must already exist (for commands that read it)."""
-    config = load_config(config_path)
-    if not config.warehouse_path.exists():
-        raise InputError(
-            f"no warehouse at {config.warehouse_path} yet: run 'python pipeline.py run' first"
-        )
-    return config
+    return _write_report(api.published_config(args.config), args.output, console)
 
 
 def _docs(args: argparse.Namespace, console: Console) -> int:
-    with held_back():
-        from engine.checks.expectations import load_suites
-        from engine.project.columns import column_sets
-        from engine.project.discovery import discover
-        from engine.warehouse.docs import write_docs
-
-    config = load_config(args.config)
-    project = discover(ROOT, config)
-    directory = args.output or config.warehouse_path.with_name("docs")
-    page = write_docs(
-        project,
-        load_suites(ROOT / "expectations", column_sets(config)),
-        config.warehouse_path,
-        ROOT,
-        directory,
-    )
+    page = api.write_docs(ROOT, args.config, args.output)
     console.summary(f"Docs: {page} (manifest: {page.with_name('manifest.json')})")
     return 0
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
-    with held_back():
-        from engine.warehouse.exports import export_layer
-
-    config = _published(args.config)
-    directory = args.output or config.warehouse_path.with_name("exports") / args.format
-    written = export_layer(config.warehouse_path, "marts", args.format, directory)
+    written = api.export(args.config, args.format, args.output)
     for path in written:
         console.info(f"Wrote {path}")
+    directory = written[0].parent if written else args.output
     console.summary(f"Exported {len(written)} tables to {directory}")
     return 0
 
@@ -322,58 +260,24 @@ def _generate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
-    from engine.project.discovery import discover, select
-
-    config = load_config(args.config)
-    project = discover(ROOT, config)
-    for table in select(project, args.select):
-        model = project.models[table]
+    for model in api.list_models(ROOT, args.config, args.select):
         inputs = ", ".join(model.inputs) or "-"
-        console.info(f"{table:<45} {model.kind:<7} <- {inputs}")
+        console.info(f"{model.table:<45} {model.kind:<7} <- {inputs}")
     return 0
 
 
 def _compile(args: argparse.Namespace, console: Console) -> int:
-    from engine.project.discovery import discover, select
-    from engine.warehouse.statements import DIALECT
-
-    config = load_config(args.config)
-    project = discover(ROOT, config)
-    tables = select(project, [args.model])
-    if len(tables) != 1:
-        raise UsageError(f"compile '{args.model}': name one model, e.g. stg_customers_checked")
-    model = project.models[tables[0]]
-    if model.query is None:
-        raise UsageError(f"'{args.model}' is a {model.kind} model: only SQL models compile")
-    console.info(model.query.sql(DIALECT, pretty=True))
+    console.info(api.compile_model(ROOT, args.config, args.model))
     return 0
 
 
 def _show(args: argparse.Namespace, console: Console) -> int:
-    with held_back():
-        import duckdb
-        import pandas  # noqa: F401  (pyarrow's to_pandas would load it, with Ctrl-C live)
-
-        from engine.warehouse import statements
-
-    config = _published(args.config)
-    layer, _, name = args.table.partition(".")
-    if not name:
-        console.error(f"'{args.table}': name a table as layer.table, e.g. marts.eda_profile")
-        return 2
-    with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
-        query = statements.select_columns(layer, name, None, limit=args.limit)
-        try:
-            frame = con.sql(query).to_arrow_table().to_pandas()
-        except duckdb.CatalogException as exc:
-            console.error(f"'{args.table}': {exc}")
-            return 2
-    _print_frame(frame, console)
+    _print_frame(api.show(args.config, args.table, args.limit), console)
     return 0
 
 
-def _print_frame(frame, console: Console) -> None:
-    import pandas as pd  # loaded already, with _show's other heavy imports (its only caller)
+def _print_frame(frame: pd.DataFrame, console: Console) -> None:
+    import pandas as pd  # loaded already, by api.show (its only caller)
 
     with pd.option_context("display.width", 160, "display.max_columns", 30):
         console.info(frame.to_string(index=False))

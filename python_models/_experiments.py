@@ -9,7 +9,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from engine.project.constraints import ParameterError, check_value, check_values
+from engine.model_api import ParameterError, check_value, check_values
 from python_models._ab_stats import AMOUNT, CONVERSION, Truth
 
 DEFAULTS: dict[str, Any] = {

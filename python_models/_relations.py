@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 from sqlglot import exp
 
-from engine.warehouse.statements import DIALECT
+from engine.model_api import DIALECT
 
 
 def _names(columns: Sequence[str]) -> str:

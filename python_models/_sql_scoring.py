@@ -10,7 +10,10 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
-from engine.project.columns import transformed
+from engine.model_api import transformed
+
+# The nearest-centroid scorer ml.segment_centroids installs and ml.customer_segments calls.
+CENTROID_SCORER = "assign_segment"
 
 
 def double(value: float) -> exp.Expression:

@@ -21,8 +21,7 @@ import pandas as pd
 from sklearn.metrics import silhouette_samples
 from sqlglot import exp
 
-from engine.model_api import ModelResult
-from engine.warehouse.statements import DIALECT
+from engine.model_api import DIALECT, ModelResult
 from python_models import _sql_scoring as sql
 from python_models._segmentation import (
     SCALED_SUFFIX,
@@ -30,7 +29,6 @@ from python_models._segmentation import (
     silhouette_blocks,
     squared_distances,
 )
-from python_models.segment_centroids import SCORER_NAME
 
 PARAMETERS = {"silhouette_exact_max_rows": 20_000}
 PARAMETER_CONSTRAINTS = {"silhouette_exact_max_rows": {"type": "integer", "min": 0}}
@@ -60,7 +58,7 @@ def _sql_assignment(
     int_customer_features: duckdb.DuckDBPyRelation, features: list[str]
 ) -> duckdb.DuckDBPyRelation:
     """Every customer's segment from the SQL scorer, beside the scaled features, by id."""
-    call = exp.func(f"ml.{SCORER_NAME}", *[exp.column(f) for f in features])
+    call = exp.func(f"ml.{sql.CENTROID_SCORER}", *[exp.column(f) for f in features])
     columns = [
         exp.column("customer_id"),
         call.as_("segment_id"),
@@ -148,7 +146,7 @@ def _scoring_query(features: list[str], segments: Segments) -> exp.Select:
     ids = [int(i) for i in segments.ids]
     distance = {i: exp.column(f"squared_distance_{i}") for i in ids}
     segment = exp.column("segment_id")
-    scorer = exp.func(f"ml.{SCORER_NAME}", *[exp.column(f, quoted=True) for f in features])
+    scorer = exp.func(f"ml.{sql.CENTROID_SCORER}", *[exp.column(f, quoted=True) for f in features])
     distances = exp.select(
         exp.cast(exp.column("customer_id"), "bigint").as_("customer_id"),
         exp.cast(scorer, "bigint").as_("segment_id"),

@@ -47,7 +47,6 @@ PARAMETER_CONSTRAINTS = {
     "names": {"type": "table"},
     "feature_words": {"type": "table"},
 }
-SCORER_NAME = "assign_segment"
 
 
 COLUMNS = {
@@ -194,5 +193,7 @@ def model(
         }
     )
     distances = [sql.squared_distance(features, transforms, centers, scales, c) for c in centroids]
-    scorer = sql.create_macro("ml", SCORER_NAME, features, sql.nearest(distances, ids.tolist()))
+    scorer = sql.create_macro(
+        "ml", sql.CENTROID_SCORER, features, sql.nearest(distances, ids.tolist())
+    )
     return ModelResult(table=table, functions=(scorer,))

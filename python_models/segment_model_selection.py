@@ -22,8 +22,7 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
-from engine.errors import InputError
-from engine.project.constraints import ParameterError
+from engine.model_api import InputError, ParameterError
 from python_models._segmentation import (
     feature_matrix,
     feature_names,

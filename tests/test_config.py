@@ -172,9 +172,9 @@ def test_spark_settings_take_effect(tmp_path: Path) -> None:
         )
     )
     assert config.engine == "duckdb"  # the [spark] section alone switches nothing
-    assert config.spark.master == "spark://head:7077"
-    assert config.spark.warehouse_dir == (tmp_path / "lake").resolve()
-    assert config.spark.conf == {"spark.executor.memory": "4g"}
-    assert config.spark.fit_sample_rows == 5000
+    assert config.engine_settings["spark"].master == "spark://head:7077"
+    assert config.engine_settings["spark"].warehouse_dir == (tmp_path / "lake").resolve()
+    assert config.engine_settings["spark"].conf == {"spark.executor.memory": "4g"}
+    assert config.engine_settings["spark"].fit_sample_rows == 5000
     switched = with_engine(config, "spark")
     assert switched.engine == "spark" and switched.fingerprint() != config.fingerprint()

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from engine.errors import ConfigError, InputError
-from engine.project.config import Config, load_config, unmatched_warnings
+from engine.project.config import Config, load_config
+from engine.project.sources import unmatched_warnings
 from engine.refresh.loader import source_parts
 
 SHIPPED = Path(__file__).resolve().parent.parent / "pipeline.toml"
@@ -177,7 +178,7 @@ def test_patterns_ignore_case_and_other_landing_files_are_reported(config: Confi
     land(config, "notes.txt", b"not a customer file")
     (config.raw_dir / "customers" / ".hidden").write_bytes(b"")
     assert [r["_source_file"] for r in rows(config)] == ["customers/April_export.CSV"]
-    names, warnings = unmatched_warnings(config)
+    names, warnings = unmatched_warnings(config.raw_dir, config.sources)
     assert names == ["customers/notes.txt"]
     assert "notes.txt matches no source's files (customers/*.csv, experiments/*.csv)" in warnings[0]
 

@@ -13,12 +13,13 @@ import duckdb
 import pytest
 from test_spark_sql import empty_spark_layers, mirror_inputs
 
+from engine.adapters.spark.expectations import spark_validator
 from engine.checks.expectations import ExpectationResult, Validator, load_suites
-from engine.project.columns import column_sets
+from engine.project.column_sets import column_sets
 from engine.project.config import load_config
 from engine.project.discovery import discover, model_configs
-from engine.refresh.building import fetch_arrow
-from engine.refresh.runner import _expectation_parameters
+from engine.refresh.runner import expectation_parameters
+from engine.warehouse.catalog import fetch_arrow
 
 from conftest import ProjectCopy
 
@@ -45,7 +46,7 @@ def _without_condition(kwargs: str) -> dict:
 
 @pytest.fixture(scope="module")
 def validators() -> tuple[Validator, Validator]:
-    return Validator(), Validator(spark=True)
+    return Validator(), spark_validator()
 
 
 def test_every_suite_agrees_on_spark(
@@ -57,7 +58,7 @@ def test_every_suite_agrees_on_spark(
     project = discover(built_sample.root, config)
     absent = frozenset(n for n, s in config.sources.items() if s.implicit)
     suites = load_suites(built_sample.root / "expectations", column_sets(config), absent)
-    parameters = _expectation_parameters(config, model_configs(project, config))
+    parameters = expectation_parameters(config, model_configs(project, config))
     con = duckdb.connect(str(built_sample.warehouse), read_only=True)
     mirror_inputs(spark, con, tuple(suites), {}, tmp_path)
     for table, suite in suites.items():

@@ -5,25 +5,20 @@ Each suite is a reviewable JSON file named after the table it guards
 what a failure does: ``critical`` (the default) blocks the publish, ``warning`` and ``info`` are
 recorded and reported only.
 
-GX runs on a pandas frame fetched from DuckDB through Arrow: GX's SQLAlchemy path is broken on
-DuckDB upstream, and the pandas path is fast. A table Spark holds is validated as a Spark
-DataFrame, through GX's Spark data source, with the same suites (their pandas row conditions
-written as Spark SQL filters). GX is imported lazily (it costs seconds); the runner validates in
-a worker process (engine/adapters/duckdb/validation_worker.py) so that cost is paid on the
-other core.
+Suites are written for GX's pandas data source (row conditions in pandas' syntax, pandas
+dtypes); an engine that validates through another data source adapts each expectation as it
+goes (``Validator(data_source, adapt)``). GX is imported lazily: it costs seconds.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from sqlglot import exp
 
 from engine.errors import ProjectError
 
@@ -211,85 +206,31 @@ def _error_message(exception_info: Any) -> str | None:
     return None
 
 
-_COMPARISONS = {
-    ast.Eq: exp.EQ, ast.NotEq: exp.NEQ, ast.Lt: exp.LT, ast.LtE: exp.LTE, ast.Gt: exp.GT,
-    ast.GtE: exp.GTE,
-}  # fmt: skip
+# An expectation as a data source reads it, given the file it came from for messages.
+Adapt = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
-def spark_row_condition(query: str, where: str) -> str:
-    """A suite's pandas row condition (``is_segmented == True and scope == 'all'``) as the
-    Spark SQL filter GX's Spark data source takes."""
-    try:
-        tree = ast.parse(query, mode="eval").body
-        return _condition(tree).sql("spark")
-    except (SyntaxError, ValueError) as exc:
-        raise ProjectError(f"{where}: row_condition {query!r}: not for Spark: {exc}") from exc
-
-
-def _condition(node: ast.AST) -> exp.Expression:
-    if isinstance(node, ast.BoolOp):
-        combine = exp.and_ if isinstance(node.op, ast.And) else exp.or_
-        return combine(*(_condition(v) for v in node.values))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        return exp.Not(this=exp.Paren(this=_condition(node.operand)))
-    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARISONS:
-        comparison = _COMPARISONS[type(node.ops[0])]
-        return comparison(this=_condition(node.left), expression=_condition(node.comparators[0]))
-    if isinstance(node, ast.Name):
-        return exp.column(node.id, quoted=True)
-    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
-        return exp.Boolean(this=node.value)
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return exp.Literal.string(node.value)
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        return exp.Literal.number(repr(node.value))
-    raise ValueError(f"{ast.unparse(node)} is not a comparison of columns and constants")
-
-
-# A suite's column types are pandas dtypes; GX's Spark data source checks Spark's types.
-SPARK_TYPES = {
-    "int64": "LongType", "int32": "IntegerType", "int16": "ShortType", "int8": "ByteType",
-    "float64": "DoubleType", "float32": "FloatType", "bool": "BooleanType",
-    "object": "StringType", "str": "StringType",
-}  # fmt: skip
-
-
-def _spark_type(dtype: str, where: str) -> str:
-    if dtype not in SPARK_TYPES:
-        raise ProjectError(f"{where}: column type {dtype!r} has no Spark type here")
-    return SPARK_TYPES[dtype]
-
-
-def _for_spark(expectation: dict[str, Any], where: str) -> dict[str, Any]:
-    """The expectation as GX's Spark data source reads it: its row condition as a Spark SQL
-    filter, its pandas dtypes as Spark types."""
-    kwargs = dict(expectation.get("kwargs", {}))
-    if kwargs.get("condition_parser") == "pandas":
-        kwargs["row_condition"] = spark_row_condition(kwargs["row_condition"], where)
-        kwargs["condition_parser"] = "spark"
-    if isinstance(kwargs.get("type_"), str):
-        kwargs["type_"] = _spark_type(kwargs["type_"], where)
-    if isinstance(kwargs.get("type_list"), list):
-        kwargs["type_list"] = [_spark_type(t, where) for t in kwargs["type_list"]]
-    return expectation | {"kwargs": kwargs}
+def _as_written(expectation: dict[str, Any], _: str) -> dict[str, Any]:
+    return expectation
 
 
 class Validator:
-    """One ephemeral GX context per run, validating pandas frames against suites (or, with
-    ``spark=True``, Spark DataFrames, through GX's Spark data source)."""
+    """One ephemeral GX context per run, validating frames against suites.
 
-    def __init__(self, spark: bool = False) -> None:
+    ``data_source`` is the name of the GX data source kind (``"pandas"``, or another engine's:
+    ``add_<kind>``); ``adapt`` rewrites each expectation for it (row conditions and dtypes are
+    written for pandas)."""
+
+    def __init__(self, data_source: str = "pandas", adapt: Adapt = _as_written) -> None:
         gx = _import_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        self._gx, self._spark = gx, spark
+        self._gx, self._adapt = gx, adapt
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(
             globally=False, metric_calculations=False
         )
-        sources = context.data_sources
-        source = sources.add_spark("warehouse") if spark else sources.add_pandas("warehouse")
+        source = getattr(context.data_sources, f"add_{data_source}")("warehouse")
         self._batch_definition = source.add_dataframe_asset(
             "table"
         ).add_batch_definition_whole_dataframe("whole_table")
@@ -320,8 +261,7 @@ class Validator:
     ) -> list[ExpectationResult]:
         gx = self._gx
         expectations = [suite.document["expectations"][i] for i in positions]
-        if self._spark:
-            expectations = [_for_spark(e, suite.path.name) for e in expectations]
+        expectations = [self._adapt(e, suite.path.name) for e in expectations]
         document = {k: v for k, v in suite.document.items() if k in ("name", "meta")}
         document["expectations"] = expectations
         document.setdefault("name", suite.table)

@@ -7,20 +7,22 @@ at the reconciliation instead, saying what the landing files held and why the ro
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 from sqlglot import exp
 
 from engine.project.config import Config
 from engine.project.discovery import REJECTED_ROLE, SOURCE_LAYER, Model, Project
 from engine.warehouse.statements import DIALECT, table_ref
 
+if TYPE_CHECKING:
+    from engine.warehouse.catalog import BuildCatalog
+
 REASONS_SHOWN = 3
 
 
 def nothing_staged(
-    con: duckdb.DuckDBPyConnection,
+    catalog: BuildCatalog,
     project: Project,
     model: Model,
     row: dict[str, Any],
@@ -36,7 +38,7 @@ def nothing_staged(
         files = ", ".join(config.sources[name].files)
         return f"no row was staged: {source} is empty (the landing files {files} hold no data rows)"
     rejected = [t for t in model.inputs if project.models[t].role == REJECTED_ROLE]
-    reasons = _top_reasons(con, rejected[0]) if rejected else ""
+    reasons = _top_reasons(catalog, rejected[0]) if rejected else ""
     return f"no row was staged: all {raw_rows} rows of {source} were rejected{reasons}"
 
 
@@ -46,15 +48,9 @@ def reconciled_source(project: Project, model: Model) -> str | None:
     return project.models[sources[0]].name if len(sources) == 1 else None
 
 
-def _top_reasons(con: duckdb.DuckDBPyConnection, table: str) -> str:
+def _top_reasons(catalog: BuildCatalog, table: str) -> str:
     layer, name = table.split(".")
-    columns = {
-        c[0]
-        for c in con.sql(
-            exp.select("*").from_(table_ref(layer, name)).limit(0).sql(DIALECT)
-        ).description
-    }
-    if "reason_text" not in columns:
+    if "reason_text" not in catalog.schema(table).column_names:
         return ""
     query = (
         exp.select(exp.column("reason_text"), exp.func("count", exp.Star()).as_("n"))
@@ -63,7 +59,7 @@ def _top_reasons(con: duckdb.DuckDBPyConnection, table: str) -> str:
         .order_by(exp.column("n").desc(), exp.column("reason_text"))
         .limit(REASONS_SHOWN)
     )
-    found = con.sql(query.sql(DIALECT)).fetchall()
+    found = catalog.query(query.sql(DIALECT))
     return "; most common reasons: " + "; ".join(
         f"{text} ({n} row{'s' if n != 1 else ''})" for text, n in found
     )

@@ -1,15 +1,20 @@
-"""Declared constraints on parameter values, checked the same way wherever values come from.
+"""Declared constraints on values, checked the same way wherever values come from.
 
-A Python model declares, beside its ``PARAMETERS`` defaults, a literal ``PARAMETER_CONSTRAINTS``
-(as scikit-learn's estimators declare ``_parameter_constraints``): for each key its type and,
-where it applies, an interval or a list of choices. An interval's bound may name another
-parameter (``{"type": "integer", "min": "k_min"}``). The engine checks every model's section of
-the config against them before any model runs; models check their own free-form variables (the
-experiments) with the same function.
+One vocabulary serves the config's own keys (engine/project/schema.py declares them with it) and
+the Python models' parameters. A model declares, beside its ``PARAMETERS`` defaults, a literal
+``PARAMETER_CONSTRAINTS`` (as scikit-learn's estimators declare ``_parameter_constraints``): for
+each key its type and, where it applies, an interval or a list of choices. An interval's bound
+may name another parameter (``{"type": "integer", "min": "k_min"}``). The engine checks every
+model's section of the config against them before any model runs; models check their own
+free-form variables (the experiments) with the same function.
 
     {"type": "integer" | "number" | "string" | "boolean" | "table" | "list",
      "min"/"max": a number or a key (inclusive), "above"/"below": the same, exclusive,
-     "choices": [...], "nullable": true}
+     "choices": [...], "nullable": true,
+     "items": a constraint on every element of a list, "non_empty": true,
+     "fields": {key: constraint} of a table with fixed keys,
+     "values": a constraint on every value of a table whose keys the user chooses,
+     "keys": what those keys name, for messages ("a source name")}
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ TYPE_WORDS = {
     "table": "a table",
     "list": "a list",
 }
-FIELDS = ("type", "min", "max", "above", "below", "choices", "nullable")
+FIELDS = (
+    "type", "min", "max", "above", "below", "choices", "nullable",
+    "items", "non_empty", "fields", "values", "keys",
+)  # fmt: skip
 
 
 BOUNDS = (
@@ -59,6 +67,15 @@ def _is_type(value: Any, kind: str) -> bool:
     return isinstance(value, TYPES[kind])
 
 
+def described(rule: Mapping[str, Any]) -> str:
+    """What a value of the rule is, in words: 'an integer', 'a list of a string'."""
+    if rule["type"] == "list" and "items" in rule:
+        return f"a list of {described(rule['items'])}"
+    if rule["type"] == "table" and "keys" in rule:
+        return f"a table of {rule['keys']}s"
+    return TYPE_WORDS[rule["type"]]
+
+
 def _bound(bound: Any, values: Mapping[str, Any]) -> tuple[float, str]:
     """A bound's value, and how a message names it."""
     if isinstance(bound, str):
@@ -74,8 +91,13 @@ def check_value(key: str, value: Any, rule: Mapping[str, Any], values: Mapping[s
     if value is None and rule.get("nullable"):
         return
     kind = rule["type"]
-    if not _is_type(value, kind):
-        raise ParameterError(key, f"must be {TYPE_WORDS[kind]}, got {value!r}")
+    items = rule.get("items")
+    if not _is_type(value, kind) or (
+        items is not None and not all(_is_type(v, items["type"]) for v in value)
+    ):
+        raise ParameterError(key, f"must be {described(rule)}, got {value!r}")
+    if rule.get("non_empty") and not value:
+        raise ParameterError(key, "must not be empty")
     if "choices" in rule and value not in rule["choices"]:
         choices = " or ".join(repr(c) for c in rule["choices"])
         raise ParameterError(key, f"must be {choices}, got {value!r}")

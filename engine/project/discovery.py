@@ -59,7 +59,7 @@ class Model:
     role: str | None = None
     description: str = ""
     column_descriptions: dict[str, str] | None = None
-    # A Python model's FIT_SAMPLE_KEY: it fits on a sample, so at scale the Spark engine may
+    # A Python model's FIT_SAMPLE_KEY: it fits on a sample, so at scale an engine may
     # hand it a sample of each input, chosen by a hash of this column.
     fit_sample_key: str | None = None
 
@@ -102,9 +102,9 @@ def _closure(start: str, edges: dict[str, set[str]]) -> set[str]:
 class ModelDialect(DuckDB):
     """DuckDB as the models write it: ``len()`` is a list's length (a string's is ``length()``).
 
-    DuckDB's ``len`` takes either, and sqlglot reads both as LENGTH, which Spark applies to
-    strings only; reading ``len`` as ARRAY_LENGTH keeps the difference for
-    engine/adapters/spark/sql.py.
+    DuckDB's ``len`` takes either, and sqlglot reads both as LENGTH, which other engines apply
+    to strings only; reading ``len`` as ARRAY_LENGTH keeps the difference for an engine that
+    transpiles the models.
     """
 
     class Parser(DuckDB.Parser):

@@ -30,14 +30,8 @@ from typing import TYPE_CHECKING
 from sqlglot import exp
 
 from engine.errors import ProjectError
-from engine.project.columns import (
-    Column,
-    column_sets,
-    declared_columns,
-    describe,
-    feature_pairs,
-    transformed,
-)
+from engine.project.column_sets import column_sets, declared_columns, feature_pairs
+from engine.project.columns import Column, describe, transformed
 from engine.project.orders import ORDER_AGGREGATES
 
 if TYPE_CHECKING:

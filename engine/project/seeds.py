@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from engine.project.columns import accepted_spellings
+from engine.project.column_sets import accepted_spellings
 from engine.project.config import Config
 
 

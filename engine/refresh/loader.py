@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from engine.errors import InputError
-from engine.project.config import Config, SourceConfig
+from engine.project.config import Config
+from engine.project.sources import SourceConfig
 
 SOURCE_FILE = "_source_file"
 LINE_NUMBER = "_line_number"

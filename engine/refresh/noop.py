@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.project.config import Config, unmatched_warnings
+from engine.project.config import Config
+from engine.project.sources import unmatched_warnings
 from engine.refresh.interrupts import held_back
 from engine.warehouse import publish
 from engine.warehouse.run_results import new_run_id, write_run_result
@@ -109,7 +110,7 @@ def try_noop(root: Path, config: Config, fingerprint: str) -> NoopRun | None:
             publish.discard_build(build)
             raise
     seconds = time.perf_counter() - clock
-    unmatched, warnings = unmatched_warnings(config)
+    unmatched, warnings = unmatched_warnings(config.raw_dir, config.sources)
     _write_result(config, run_id, started, built_by or "", seconds, unmatched)
     return NoopRun(run_id, built_by or "", seconds, tuple(warnings))
 

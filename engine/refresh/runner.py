@@ -1,8 +1,11 @@
-"""Build the selected models into a fresh DuckDB file, validate each, and publish if all pass.
+"""One refresh, whatever engine holds the tables: plan, lock, build every selected model in DAG
+order, validate, record and publish.
 
 The run reads top to bottom: discover the project and check the config (``Runner._run``), take
-the lock and start a build file, build every selected model in DAG order (``_Build``), and, when
-every blocking expectation passed, record the run and swap the build in atomically.
+the lock and open a build file beside the published one, build every selected model in DAG order
+(``_Build``, which asks the engine to make each table and to validate it), and, when every
+blocking expectation passed, record the run and swap the build in atomically. The engine
+(engine/adapters/) is reached only through its interface; the build file through its catalog.
 """
 
 from __future__ import annotations
@@ -14,15 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
-from engine.adapters.duckdb.validation_worker import ValidationService
+from engine.adapters.base import Build, Engine, Validated
 from engine.checks import expectations as quality
 from engine.checks.reconciliation import nothing_staged, reconciled_source
 from engine.console import Console
 from engine.errors import ExpectationsFailed, ModelError, PipelineError, ProjectError, is_interrupt
-from engine.project.columns import column_sets
-from engine.project.config import Config, unmatched_warnings
+from engine.project.column_sets import column_sets
+from engine.project.config import Config
 from engine.project.discovery import (
     RECONCILIATION_ROLE,
     SOURCE_LAYER,
@@ -32,19 +33,14 @@ from engine.project.discovery import (
     model_configs,
     select,
 )
-from engine.refresh.building import (
-    PREVIOUS_CATALOG,
-    BuildContext,
-    build_model,
-    describe,
-    fetch_arrow,
-    row_count,
-)
+from engine.project.sources import unmatched_warnings
+from engine.refresh.building import BuildContext, build_model
 from engine.refresh.fit_workers import FitWorkers
 from engine.refresh.memory import release_unused
 from engine.refresh.scheduler import apply_to_dag
-from engine.warehouse import meta, publish, statements
-from engine.warehouse.recording import ModelRun, RunResult, record_in_meta, write_json
+from engine.warehouse import publish
+from engine.warehouse.catalog import BuildCatalog
+from engine.warehouse.recording import ModelRun, RunResult, write_json
 from engine.warehouse.run_results import new_run_id
 
 
@@ -71,7 +67,7 @@ class Runner:
     root: Path
     config: Config
     console: Console
-    validation: ValidationService | None
+    engine: Engine
     selectors: list[str] | None = None
     inputs_fingerprint: str | None = None
     reset_history: bool = False
@@ -98,7 +94,9 @@ class Runner:
         return result
 
     def _warn_unmatched(self, result: RunResult) -> None:
-        result.unmatched_files, warnings = unmatched_warnings(self.config)
+        result.unmatched_files, warnings = unmatched_warnings(
+            self.config.raw_dir, self.config.sources
+        )
         for warning in warnings:
             self.console.error(warning)
 
@@ -116,77 +114,59 @@ class Runner:
     def _run(self, result: RunResult) -> None:
         self._warn_unmatched(result)
         plan = self._plan()
-        validating = any(t in plan.suites for t in plan.selected)
         paths = publish.WarehousePaths(self.config.warehouse_path)
         with publish.exclusive_lock(paths):
-            for leftover in self._remove_leftovers(paths):
+            leftovers = publish.remove_leftovers(paths) + self.engine.remove_leftovers(paths)
+            for leftover in leftovers:
                 self.console.info(f"Removed {leftover.name}, left behind by an interrupted run")
-            build = publish.start_build(paths, result.run_id, copy_published=plan.partial)
-            if not validating and self.validation is not None:
-                self.validation.close()  # nothing selected has a suite: free the other core now
-            service = self.validation if validating else None
+            path = publish.start_build(paths, result.run_id, copy_published=plan.partial)
             try:
-                ok = self._build(build, paths, plan, result, service)
+                passed = self._build(path, paths, plan, result)
             except BaseException:
-                self._discard(build, result)
+                self._discard(path, result)
                 raise
-            if not ok:
-                self._discard(build, result)
+            if not passed:
+                self._discard(path, result)
                 _raise_failure(result)
-            publish.publish(build, paths)
+            publish.publish(path, paths)
             result.published = True
-            self._after_publish(paths)
+            for message in self.engine.after_publish(paths):
+                self.console.info(message)
 
-    # What another engine does differently around a build: the DuckDB engine's build is one file.
-
-    def _remove_leftovers(self, paths: publish.WarehousePaths) -> list[Path]:
-        return publish.remove_leftovers(paths)
-
-    def _discard(self, build: Path, result: RunResult) -> None:
-        publish.discard_build(build)
-
-    def _after_publish(self, paths: publish.WarehousePaths) -> None:
-        """Called with the lock still held, once the build is the published warehouse."""
-
-    def _build_type(self) -> type[_Build]:
-        return _Build
+    def _discard(self, path: Path, result: RunResult) -> None:
+        publish.discard_build(path)
+        self.engine.discard(result.run_id)
 
     def _build(
-        self,
-        path: Path,
-        paths: publish.WarehousePaths,
-        plan: Plan,
-        result: RunResult,
-        service: ValidationService | None,
+        self, path: Path, paths: publish.WarehousePaths, plan: Plan, result: RunResult
     ) -> bool:
         """Build every selected model into ``path``; True if all of them passed."""
-        settings = {"memory_limit": self.config.memory_limit} if self.config.memory_limit else {}
-        con = duckdb.connect(str(path), config=settings)
+        catalog = BuildCatalog.open(path, paths.published, self.config.memory_limit)
         workers = FitWorkers(self.config.fit_workers)
-        interrupted = False
+        interrupted, passed = False, False
         try:
-            build = self._build_type()(
-                self, plan, result, service, con, workers, paths.published.exists()
-            )
-            build.prepare()
+            build = Build(result.run_id, plan.project, tuple(plan.selected), plan.suites, catalog)
+            state = _Build(self, plan, result, build, workers)
+            state.prepare()
+            self.engine.begin(build)
             apply_to_dag(
                 {t: plan.project.models[t].inputs for t in plan.selected},
-                build.build_one,
+                state.build_one,
                 failures=(ModelError, UpstreamFailed),
-                on_skip=build.skip,
+                on_skip=state.skip,
             )
-            build.finish()
-            if build.blocked:
+            state.finish()
+            if state.blocked:
                 return False
-            record_in_meta(con, result, self.inputs_fingerprint)
-            con.execute("checkpoint")
+            catalog.record(result, self.inputs_fingerprint)
+            passed = True
             return True
         except BaseException as exc:
             interrupted = is_interrupt(exc)
             raise
         finally:
             workers.close(wait=not interrupted)
-            con.close()
+            catalog.close(checkpoint=passed)
 
 
 @dataclass
@@ -196,10 +176,8 @@ class _Build:
     runner: Runner
     plan: Plan
     result: RunResult
-    service: ValidationService | None
-    con: duckdb.DuckDBPyConnection
+    build: Build
     workers: FitWorkers
-    has_previous: bool
     blocked: set[str] = field(default_factory=set)  # failed, skipped, or failed expectations
     runs: dict[str, ModelRun] = field(default_factory=dict)
     context: BuildContext = field(init=False)
@@ -213,37 +191,37 @@ class _Build:
     def config(self) -> Config:
         return self.runner.config
 
+    @property
+    def engine(self) -> Engine:
+        return self.runner.engine
+
+    @property
+    def catalog(self) -> BuildCatalog:
+        return self.build.catalog
+
     def prepare(self) -> None:
         """Meta tables with the history carried forward, schemas, and a check of the inputs."""
-        con, published = self.con, self.config.warehouse_path
-        meta.ensure_meta_tables(con)
-        if self.has_previous:
-            con.execute(f"attach ? as {PREVIOUS_CATALOG} (read_only)", [str(published)])
-            if not self.plan.partial:
-                meta.carry_history(con, PREVIOUS_CATALOG)
-        if self.config.history_runs:
-            # One place fewer: this run's own rows are appended when it is recorded.
-            dropped = meta.prune_history(con, self.config.history_runs - 1)
-            if dropped:
-                self.console.info(
-                    f"Run history: this build leaves out the {dropped} oldest run(s); meta "
-                    f"keeps the last {self.config.history_runs} (warehouse.history_runs)"
-                )
+        keep = self.config.history_runs
+        dropped = self.catalog.start_history(carry=not self.plan.partial, keep_runs=keep)
+        if dropped:
+            self.console.info(
+                f"Run history: this build leaves out the {dropped} oldest run(s); meta "
+                f"keeps the last {keep} (warehouse.history_runs)"
+            )
         for layer in sorted({self.plan.project.models[t].layer for t in self.plan.selected}):
-            con.execute(statements.create_schema(layer))
-        _check_unselected_inputs(con, self.plan)
+            self.catalog.create_schema(layer)
+        _check_unselected_inputs(self.catalog, self.plan)
         self.context = BuildContext(
-            con,
+            self.engine,
+            self.catalog,
             self.plan.project,
             self.config,
             self.result.run_id,
             self.plan.params,
-            self.has_previous,
-            con.cursor(),
             self.workers.map,
             self.runner.reset_history,
         )
-        self.expectation_parameters = _expectation_parameters(self.config, self.plan.params)
+        self.expectation_parameters = expectation_parameters(self.config, self.plan.params)
 
     def _position(self, table: str) -> tuple[int, int]:
         return self.plan.selected.index(table) + 1, len(self.plan.selected)
@@ -264,7 +242,7 @@ class _Build:
 
     def build_one(self, table: str) -> None:
         """Build, describe, count and send one model to validation, or say why it was not."""
-        self._take(self.service.ready() if self.service else [])
+        self._take(self.engine.validated(wait=False))
         model = self.plan.project.models[table]
         # Upstream, not only the inputs: a failed expectation can arrive from the validation
         # worker after its table's dependants were built; what depends on those waits no more.
@@ -277,37 +255,41 @@ class _Build:
         run.started_at, clock = datetime.now(UTC), time.perf_counter()
         try:
             with self.console.step(*self._position(table), table) as progress:
-                self._make(model, progress.update)
+                note = self._make(model, progress.update)
+            if note:
+                run.message = note
             release_unused()
-            describe(self.con, model)
+            self.catalog.describe(model, self.plan.project)
         except ModelError as exc:
             run.seconds, run.status, run.message = time.perf_counter() - clock, "error", str(exc)
             self.blocked.add(table)
             self.console.model_line(*self._position(table), "ERROR", table, "failed", run.seconds)
             self.console.error(f"           {exc}")
             raise
-        run.rows, run.status = row_count(self.con, table), "success"
+        run.rows, run.status = self.catalog.row_count(table), "success"
         run.seconds = time.perf_counter() - clock
         if model.role == RECONCILIATION_ROLE:
             self._reconcile(model, run)
         self.console.model_line(
             *self._position(table), "OK", table, f"{run.rows} rows", run.seconds
         )
-        self._validate(table, run.rows)
+        suite = self.plan.suites.get(table)
+        if suite is not None:
+            self.engine.validate(table, suite, self.expectation_parameters, run.rows)
+            self._take(self.engine.validated(wait=False))
 
-    def _make(self, model: Model, progress: Callable[[str], None]) -> None:
-        build_model(self.context, model, progress)
+    def _make(self, model: Model, progress: Callable[[str], None]) -> str | None:
+        return build_model(self.context, model, progress)
 
     def _reconcile(self, model: Model, run: ModelRun) -> None:
         """Record the reconciliation; stop what reads the staged tables if none was staged."""
         source = reconciled_source(self.plan.project, model)
         if source is not None and self.config.sources[source].implicit:
             return  # a source the config does not have: empty by design, nothing to record
-        rows = fetch_arrow(self.con, model.table).to_pylist()
+        rows = self.catalog.fetch_arrow(model.table).to_pylist()
         self.result.reconciliation[model.table] = rows[0] if rows else {}
-        problem = nothing_staged(
-            self.con, self.plan.project, model, self.result.reconciliation[model.table], self.config
-        )
+        row = self.result.reconciliation[model.table]
+        problem = nothing_staged(self.catalog, self.plan.project, model, row, self.config)
         if problem is None:
             return
         run.status, run.message = "error", problem
@@ -321,18 +303,7 @@ class _Build:
         self.console.error(f"           {problem}")
         raise ModelError(run.message)
 
-    def _validate(self, table: str, rows: int) -> None:
-        suite = self.plan.suites.get(table)
-        if suite is None or self.service is None:
-            return
-        self.service.submit(
-            suite, *_validation_input(self.con, table, suite), self.expectation_parameters
-        )
-        if rows >= self.config.serial_validation_rows:
-            # A big table is validated before the next model, so two memory peaks never add.
-            self._take(self.service.wait_all())
-
-    def _take(self, results: list[tuple[str, list[quality.ExpectationResult]]]) -> None:
+    def _take(self, results: list[Validated]) -> None:
         for table, outcomes in results:
             self.result.expectations.extend(outcomes)
             self.console.expectation_line(table, outcomes)
@@ -343,38 +314,14 @@ class _Build:
     def finish(self) -> None:
         order = {t: i for i, t in enumerate(self.plan.selected)}
         self.result.models.sort(key=lambda m: order[m.table])
-        if self.service is not None:
-            self._take(self.service.wait_all())
-        if self.has_previous:
-            self.con.execute(f"detach {PREVIOUS_CATALOG}")
-        self.context.reader.close()
+        self._take(self.engine.validated(wait=True))
+        self.engine.finish(self.build)
+        self.catalog.detach_previous()
 
 
-def _validation_input(
-    con: duckdb.DuckDBPyConnection, table: str, suite: quality.Suite
-) -> tuple[Any, Any]:
-    """The rows of just the columns a suite's data expectations read, and the table's schema.
-
-    A 10M-row table fetched whole would cost the validation worker gigabytes as pandas objects.
-    """
-    layer, name = table.split(".", 1)
-    schema = con.sql(statements.select_columns(layer, name, None)).limit(0).to_arrow_table()
-    if not suite.data_positions:
-        return schema, schema  # a suite about the columns alone reads no row
-    # Row-count checks need rows of something: the first column when no other is read.
-    columns = [c for c in schema.column_names if c in suite.columns] or schema.column_names[:1]
-    return fetch_arrow(con, table, columns), schema
-
-
-def _check_unselected_inputs(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
+def _check_unselected_inputs(catalog: BuildCatalog, plan: Plan) -> None:
     chosen = set(plan.selected)
-    present = {
-        f"{schema}.{name}"
-        for schema, name in con.execute(
-            f"select schema_name, name from {statements.RELATIONS} "
-            "where database_name = current_database()"
-        ).fetchall()
-    }
+    present = catalog.relations()
     for table in plan.selected:
         model = plan.project.models[table]
         for parent in model.inputs:
@@ -385,7 +332,7 @@ def _check_unselected_inputs(con: duckdb.DuckDBPyConnection, plan: Plan) -> None
                 )
 
 
-def _expectation_parameters(config: Config, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def expectation_parameters(config: Config, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Config values suites may use: rules, plus every scalar model parameter as model__key."""
     values = config.expectation_parameters()
     for model, settings in params.items():

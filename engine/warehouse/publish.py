@@ -62,30 +62,11 @@ def exclusive_lock(paths: WarehousePaths) -> Iterator[None]:
         handle.close()
 
 
-SPOOL_PREFIX = ".validation-"
-
-
-def spool_owner_alive(folder: Path) -> bool:
-    """Spool folders are named .validation-<pid>-<random>: is that process still running?"""
-    try:
-        pid = int(folder.name.removeprefix(SPOOL_PREFIX).split("-", 1)[0])
-        os.kill(pid, 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def remove_leftovers(paths: WarehousePaths) -> list[Path]:
-    """Build files, and validation spool folders of processes that are gone."""
+    """Build files (and their WALs) that a killed run left behind."""
     removed = paths.leftovers()
     for path in removed:
         path.unlink(missing_ok=True)
-    for folder in sorted(paths.published.parent.glob(f"{SPOOL_PREFIX}*")):
-        if folder.is_dir() and not spool_owner_alive(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
     return removed
 
 

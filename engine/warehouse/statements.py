@@ -11,7 +11,7 @@ from sqlglot import exp
 
 DIALECT = "duckdb"
 
-# Every table and view (the Spark engine publishes views over its Parquet files), as a subquery.
+# Every table and view (an engine may publish views over its own storage), as a subquery.
 RELATIONS = (
     "(select database_name, schema_name, table_name as name, 'TABLE' as kind from duckdb_tables() "
     "union all select database_name, schema_name, view_name, 'VIEW' from duckdb_views() "
@@ -23,10 +23,15 @@ def table_ref(layer: str, name: str) -> exp.Table:
     return exp.table_(name, db=layer, quoted=True)
 
 
-def create_schema(layer: str, dialect: str = DIALECT) -> str:
+def schema_creation(layer: str) -> exp.Create:
+    """CREATE SCHEMA IF NOT EXISTS, as an expression (an engine renders it in its dialect)."""
     return exp.Create(
         this=exp.Table(this=exp.to_identifier(layer, quoted=True)), kind="SCHEMA", exists=True
-    ).sql(dialect)
+    )
+
+
+def create_schema(layer: str) -> str:
+    return schema_creation(layer).sql(DIALECT)
 
 
 def create_table_as(layer: str, name: str, query: exp.Query) -> str:
@@ -56,9 +61,13 @@ def insert_by_name(layer: str, name: str, source: exp.Table | str) -> str:
     ).sql(DIALECT)
 
 
-def drop(layer: str, name: str, kind: str, dialect: str = DIALECT) -> str:
-    """DROP TABLE / VIEW IF EXISTS layer.name."""
-    return exp.Drop(tables=[table_ref(layer, name)], kind=kind, exists=True).sql(dialect)
+def dropping(layer: str, name: str, kind: str) -> exp.Drop:
+    """DROP TABLE / VIEW IF EXISTS layer.name, as an expression."""
+    return exp.Drop(tables=[table_ref(layer, name)], kind=kind, exists=True)
+
+
+def drop(layer: str, name: str, kind: str) -> str:
+    return dropping(layer, name, kind).sql(DIALECT)
 
 
 def drop_schema(layer: str) -> str:

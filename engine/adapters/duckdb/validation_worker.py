@@ -31,9 +31,30 @@ from engine.checks.expectations import ExpectationResult, Suite
 from engine.errors import ProjectError
 from engine.refresh.interrupts import held_back
 from engine.refresh.memory import objects_frozen, release_unused
-from engine.warehouse.publish import SPOOL_PREFIX
 
 PARENT_CHECK_SECONDS = 1.0
+SPOOL_PREFIX = ".validation-"  # a spool folder is .validation-<pid>-<random>
+
+
+def remove_dead_spools(folder: Path) -> list[Path]:
+    """Spool folders in ``folder`` whose worker's parent is gone (killed, say)."""
+    removed = []
+    for spool in sorted(folder.glob(f"{SPOOL_PREFIX}*")):
+        if spool.is_dir() and not _owner_alive(spool):
+            shutil.rmtree(spool, ignore_errors=True)
+            removed.append(spool)
+    return removed
+
+
+def _owner_alive(spool: Path) -> bool:
+    try:
+        pid = int(spool.name.removeprefix(SPOOL_PREFIX).split("-", 1)[0])
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _spool(table: pa.Table, folder: Path, name: str) -> str:
@@ -59,9 +80,12 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
     # Ctrl-C reaches every process of the command; stopping is the builder's call (it kills
     # this worker), and a traceback from here would only clutter the terminal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # GX imports SQLAlchemy when it is installed, for SQL data sources this worker never uses
-    # (a third of a second); a None entry makes that import fail the way "not installed" does.
-    sys.modules.setdefault("sqlalchemy", None)  # type: ignore[arg-type]
+    # GX imports SQLAlchemy and pyspark when they are installed, for data sources this worker
+    # never uses (a third of a second; and pyspark's Spark Connect check exits the process
+    # when it takes a notebook or `python -c` for its own doctest run). A None entry makes
+    # each import fail the way "not installed" does.
+    for unused in ("sqlalchemy", "pyspark"):
+        sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
     from engine.checks.expectations import Validator
 
     # GX's import makes objects that live as long as the worker: collecting while it runs is

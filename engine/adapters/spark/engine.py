@@ -9,7 +9,7 @@ run in Spark). GX validates each table as a Spark DataFrame.
 
 What is published is still a DuckDB file, now a catalog: a view per table over its Parquet files,
 with the descriptions, the scorers as macros and the meta tables. It is built beside the
-published one and swapped in by the DuckDB engine's atomic rename, so a reader (show, export,
+published one and swapped in by the run loop's atomic rename, so a reader (show, export,
 docs, report, a BI tool) sees one run's tables or the next run's, never a mix; a failed or
 killed run leaves it as it was. ``meta.table_files`` lists the folders the catalog reads and
 those its predecessor read; every other folder is deleted after a publish (and, left by a killed
@@ -18,9 +18,10 @@ run, at the next run's start), so a reader that opened the previous catalog keep
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,27 +29,25 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.adapters.spark import session as spark_session
+from engine.adapters.base import Build, ModelInputs, Progress, Validated
+from engine.adapters.spark import session
+from engine.adapters.spark.expectations import spark_validator
 from engine.adapters.spark.loader import source_frame
-from engine.adapters.spark.sql import Catalog, to_spark
+from engine.adapters.spark.settings import SECTION, SparkSettings
+from engine.adapters.spark.sql import DIALECT, Catalog, to_spark
 from engine.adapters.spark.tables import duckdb_view, parquet_properties, register_parquet
-from engine.checks import expectations as quality
+from engine.checks.expectations import Suite, Validator
+from engine.console import Console
 from engine.errors import ModelError, ProjectError, is_interrupt
+from engine.project.config import Config
 from engine.project.discovery import Model
-from engine.refresh.building import (
-    build_model,
-    install_functions,
-    parameter_errors_as_config,
-    python_result,
-    row_count,
-    write_python_result,
-)
-from engine.refresh.runner import Runner, _Build
-from engine.warehouse import publish, statements
+from engine.warehouse import statements
+from engine.warehouse.catalog import BuildCatalog
 from engine.warehouse.meta import META_LAYER
-from engine.warehouse.recording import RunResult
+from engine.warehouse.publish import WarehousePaths
 
 TABLE_FILES = "table_files"
+TABLE_FILES_TABLE = f"{META_LAYER}.{TABLE_FILES}"
 FIT_SAMPLES = "fit_samples"  # a schema of the build only, never published
 TABLE_FILES_COMMENT = (
     "Spark engine: the Parquet folder each published view reads ('current'), and the folders "
@@ -113,63 +112,57 @@ def _referenced(warehouse: Path) -> set[str]:
 
 
 @dataclass
-class SparkRunner(Runner):
-    """The Runner with Spark building the tables (``warehouse.engine = "spark"``)."""
+class SparkEngine:
+    """Spark builds each table into its run's folder; the build file holds the catalog."""
 
-    @property
-    def folders(self) -> RunFolders:
-        return RunFolders(self.config.spark.warehouse_dir / "runs")
-
-    def _remove_leftovers(self, paths: publish.WarehousePaths) -> list[Path]:
-        return publish.remove_leftovers(paths) + self.folders.remove_unreferenced(
-            _referenced(paths.published)
-        )
-
-    def _discard(self, build: Path, result: RunResult) -> None:
-        publish.discard_build(build)
-        shutil.rmtree(self.folders.root / result.run_id, ignore_errors=True)
-
-    def _after_publish(self, paths: publish.WarehousePaths) -> None:
-        removed = self.folders.remove_unreferenced(_referenced(paths.published))
-        if removed:
-            self.console.info(f"Removed {len(removed)} table folder(s) of older Spark runs")
-
-    def _build_type(self) -> type[_Build]:
-        return _SparkBuild
-
-
-@dataclass
-class _SparkBuild(_Build):
-    """A build whose tables Spark writes; the DuckDB connection holds the catalog."""
-
-    spark: Any = None  # the session, started by prepare()
+    config: Config
+    console: Console
+    name: str = "spark"
+    spark: Any = None  # the session, started by begin()
+    build: Build | None = None
     published: dict[str, str] = field(default_factory=dict)  # table -> folder, as published
     locations: dict[str, str] = field(default_factory=dict)  # this build's table -> folder
     columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    validator: quality.Validator | None = None
+    validator: Validator | None = None
+    _due: list[Validated] = field(default_factory=list)
+
+    @property
+    def settings(self) -> SparkSettings:
+        return self.config.engine_settings[SECTION]
 
     @property
     def folders(self) -> RunFolders:
-        assert isinstance(self.runner, SparkRunner)
-        return self.runner.folders
+        return RunFolders(self.settings.warehouse_dir / "runs")
 
-    def prepare(self) -> None:
-        # Read before super() attaches the published file to the build connection.
-        self.published = dict(published_files(self.config.warehouse_path).get("current", []))
-        super().prepare()
-        settings = self.config.spark
-        self.spark = spark_session.start_session(
+    @property
+    def catalog(self) -> BuildCatalog:
+        assert self.build is not None, "begin() first"
+        return self.build.catalog
+
+    def remove_leftovers(self, paths: WarehousePaths) -> list[Path]:
+        return self.folders.remove_unreferenced(_referenced(paths.published))
+
+    def begin(self, build: Build) -> None:
+        self.build = build
+        self.published = {
+            table: location
+            for publish_name, table, location in build.catalog.previous_rows(TABLE_FILES_TABLE)
+            if publish_name == "current"
+        }
+        self.locations, self.columns = {}, {}
+        settings = self.settings
+        self.spark = session.start_session(
             settings.master, settings.warehouse_dir / "catalog", settings.conf
         )
         self.console.info(
             f"Spark {self.spark.version} on {self.spark.sparkContext.master}, "
             f"tables in {self.folders.root}"
         )
-        project = self.plan.project
+        project = build.project
         for layer in sorted({m.layer for m in project.models.values()}):
             _empty_database(self.spark, layer)
-        chosen = set(self.plan.selected)
-        for table in self.plan.selected:
+        chosen = set(build.selected)
+        for table in build.selected:
             for parent in project.models[table].inputs:
                 if parent not in chosen and parent not in self.locations:
                     self._register_published(parent)
@@ -183,75 +176,97 @@ class _SparkBuild(_Build):
                 "with warehouse.engine = 'spark' before selecting models"
             )
         register_parquet(self.spark, table, location)
-        self._catalog(table, location)
+        self._known(table, location)
 
-    def _catalog(self, table: str, location: str) -> None:
+    def _known(self, table: str, location: str) -> None:
         self.locations[table] = location
         self.columns[table] = tuple(self.spark.table(table).columns)
 
-    def _make(self, model: Model, progress: Callable[[str], None]) -> None:
-        location = self.folders.table(self.result.run_id, model.table)
-        _drop_relation(self.con, model)
-        if model.kind == "sql":
-            assert model.query is not None
-            self._run_in_spark(model, model.query, location)
-        elif model.kind == "source":
-            frame = source_frame(self.spark, self.config, self.config.sources[model.name])
-            frame.write.parquet(str(location))
-            register_parquet(self.spark, model.table, location)
-        elif model.kind == "seed":
-            build_model(self.context, model, progress)
-            self._hand_to_spark(model, location)
-        else:
-            with parameter_errors_as_config(self.config):
-                self._make_python(model, progress, location)
-        self._catalog(model.table, str(location))
-        self.con.execute(duckdb_view(model.table, location))
+    # --- the tables ---------------------------------------------------------------------------
 
-    def _make_python(self, model: Model, progress: Callable[[str], None], location: Path) -> None:
-        """A model that gives a query has it run in Spark; a table it returns is handed over.
-        Its scorers go to both: the catalog (for readers) and Spark (for later models)."""
-        stand_ins = self._fit_samples(model) if model.fit_sample_key else {}
-        try:
-            result = python_result(replace(self.context, stand_ins=stand_ins), model, progress)
-            if result.query is not None:
-                self._run_in_spark(model, result.query, location)
-                install_functions(self.con, model, result.functions)
-            else:
-                write_python_result(self.con, model, result)
-                self._hand_to_spark(model, location)
-        finally:
-            for stand_in in stand_ins.values():
-                self.con.execute(statements.drop(*stand_in.split(".", 1), "VIEW"))
-        for function in result.functions:
+    def _location(self, model: Model) -> Path:
+        """Where the model's table goes; whatever the catalog had under its name is dropped
+        (a partial run starts from a copy of the published catalog)."""
+        assert self.build is not None
+        self.catalog.drop(model.table)
+        return self.folders.table(self.build.run_id, model.table)
+
+    def _made(self, model: Model, location: Path) -> None:
+        """The table Spark now holds, as a view in the catalog for readers and Python models."""
+        self._known(model.table, str(location))
+        self.catalog.con.execute(duckdb_view(model.table, location))
+
+    def load_source(self, model: Model, progress: Progress) -> None:
+        location = self._location(model)
+        frame = source_frame(self.spark, self.config, self.config.sources[model.name])
+        frame.write.parquet(str(location))
+        register_parquet(self.spark, model.table, location)
+        self._made(model, location)
+
+    def create_table(self, model: Model, query: exp.Query) -> None:
+        location = self._location(model)
+        self._run_in_spark(model, query, location)
+        self._made(model, location)
+
+    def write_table(self, model: Model, data: Any) -> None:
+        """What a Python model or seed returned is written by DuckDB as one Parquet file, which
+        becomes the Spark table (the catalog keeps a view over it)."""
+        location = self._location(model)
+        self.catalog.write(model, data)
+        location.mkdir(parents=True)
+        self.catalog.con.execute(
+            statements.copy_to(model.layer, model.name, location / "part-0.parquet", "parquet")
+        )
+        self.catalog.con.execute(statements.drop(model.layer, model.name, "TABLE"))
+        register_parquet(self.spark, model.table, location)
+        self._made(model, location)
+
+    def install_functions(self, model: Model, functions: tuple[exp.Create, ...]) -> None:
+        """Into both: the catalog (for readers) and Spark (for later models)."""
+        self.catalog.install_functions(model, functions)
+        for function in functions:
             self.spark.sql(to_spark(function.copy(), {}))
 
+    @contextlib.contextmanager
+    def model_inputs(self, model: Model) -> Iterator[ModelInputs]:
+        """A model that fits on a sample (FIT_SAMPLE_KEY) reads, of each input over
+        ``fit_sample_rows`` rows that has the key, the rows whose key (with the seed) hashes
+        below a cut, taken in Spark: the same sample on every run and however the data is
+        partitioned."""
+        stand_ins = self._fit_samples(model) if model.fit_sample_key else {}
+        notes = [
+            f"{self.catalog.row_count(s)} of {self.catalog.row_count(t)} rows of {t}"
+            for t, s in stand_ins.items()
+        ]
+        limit = self.settings.fit_sample_rows
+        how = f"{model.fit_sample_key} hashed; spark.fit_sample_rows = {limit}"
+        note = f"fitted on {'; '.join(notes)} ({how})" if notes else None
+        try:
+            yield ModelInputs(stand_ins, note)
+        finally:
+            for stand_in in stand_ins.values():
+                self.catalog.con.execute(statements.drop(*stand_in.split(".", 1), "VIEW"))
+
     def _fit_samples(self, model: Model) -> dict[str, str]:
-        """Each input over ``fit_sample_rows`` rows that has the model's key, sampled in Spark:
-        the rows whose key (with the seed) hashes below a cut, so the sample is the same on
-        every run and however the data is partitioned. Input -> the view of its sample."""
+        """Input -> the view of its sample, for each input large enough to sample."""
         from pyspark.sql import functions as F
 
-        limit, key = self.config.spark.fit_sample_rows, model.fit_sample_key
+        assert self.build is not None
+        limit, key = self.settings.fit_sample_rows, model.fit_sample_key
         stand_ins: dict[str, str] = {}
-        notes = []
         for table in model.inputs:
-            rows = row_count(self.con, table)
+            rows = self.catalog.row_count(table)
             if key not in self.columns.get(table, ()) or rows <= limit:
                 continue
             buckets = 1 << 30
             cut = F.pmod(F.xxhash64(F.col(key), F.lit(self.config.seed)), F.lit(buckets))
             sample = self.spark.table(table).where(cut < F.lit(buckets * limit // rows))
             stand_in = f"{FIT_SAMPLES}.{model.name}__{table.replace('.', '__')}"
-            location = self.folders.table(self.result.run_id, stand_in)
+            location = self.folders.table(self.build.run_id, stand_in)
             sample.write.parquet(str(location))
-            self.con.execute(statements.create_schema(FIT_SAMPLES))
-            self.con.execute(duckdb_view(stand_in, location))
+            self.catalog.create_schema(FIT_SAMPLES)
+            self.catalog.con.execute(duckdb_view(stand_in, location))
             stand_ins[table] = stand_in
-            notes.append(f"{row_count(self.con, stand_in)} of {rows} rows of {table}")
-        if notes:
-            how = f"{key} hashed; spark.fit_sample_rows = {limit}"
-            self.runs[model.table].message = f"fitted on {'; '.join(notes)} ({how})"
         return stand_ins
 
     def _run_in_spark(self, model: Model, query: exp.Query, location: Path) -> None:
@@ -273,68 +288,61 @@ class _SparkBuild(_Build):
     def _input_columns(self, model: Model) -> Catalog:
         return {t: self.columns[t] for t in model.inputs if t in self.columns}
 
-    def _hand_to_spark(self, model: Model, location: Path) -> None:
-        """The DuckDB table a Python model or seed wrote, as the Parquet file of its Spark table
-        (the catalog keeps a view over it)."""
-        location.mkdir(parents=True)
-        self.con.execute(
-            statements.copy_to(model.layer, model.name, location / "part-0.parquet", "parquet")
-        )
-        self.con.execute(statements.drop(model.layer, model.name, "TABLE"))
-        register_parquet(self.spark, model.table, location)
+    # --- checks -------------------------------------------------------------------------------
 
-    def _validate(self, table: str, rows: int) -> None:
-        suite = self.plan.suites.get(table)
-        if suite is None:
-            return
+    def validate(self, table: str, suite: Suite, parameters: dict[str, Any], rows: int) -> None:
+        """GX on the Spark DataFrame, in this process, now."""
         if self.validator is None:
-            self.validator = quality.Validator(spark=True)
-        outcomes = self.validator.validate(
-            suite, self.spark.table(table), self.expectation_parameters
-        )
-        self._take([(table, outcomes)])
+            self.validator = spark_validator()
+        outcomes = self.validator.validate(suite, self.spark.table(table), parameters)
+        self._due.append((table, outcomes))
 
-    def finish(self) -> None:
-        super().finish()
-        self.con.execute(statements.drop_schema(FIT_SAMPLES))
-        shutil.rmtree(self.folders.root / self.result.run_id / FIT_SAMPLES, ignore_errors=True)
+    def validated(self, wait: bool) -> list[Validated]:
+        arrived, self._due = self._due, []
+        return arrived
+
+    # --- the end of a build -------------------------------------------------------------------
+
+    def finish(self, build: Build) -> None:
+        self.catalog.con.execute(statements.drop_schema(FIT_SAMPLES))
+        shutil.rmtree(self.folders.root / build.run_id / FIT_SAMPLES, ignore_errors=True)
         # A partial run keeps the tables it did not rebuild where they are.
-        current = {**self.published, **self.locations} if self.plan.partial else self.locations
+        current = {**self.published, **self.locations} if build.partial else self.locations
         _write_table_files(
-            self.con,
+            self.catalog,
             [("current", t, loc) for t, loc in sorted(current.items())]
             + [("previous", t, loc) for t, loc in sorted(self.published.items())],
         )
 
+    def discard(self, run_id: str) -> None:
+        shutil.rmtree(self.folders.root / run_id, ignore_errors=True)
+
+    def after_publish(self, paths: WarehousePaths) -> list[str]:
+        removed = self.folders.remove_unreferenced(_referenced(paths.published))
+        return [f"Removed {len(removed)} table folder(s) of older Spark runs"] if removed else []
+
+    def stop(self) -> None:
+        """The session stays for the process (starting one costs seconds)."""
+
 
 def _empty_database(spark: Any, layer: str) -> None:
     """The layer's database with no table: dropping a table over files keeps the files."""
-    spark.sql(statements.create_schema(layer, dialect="spark"))
+    spark.sql(statements.schema_creation(layer).sql(DIALECT))
     for table in spark.catalog.listTables(layer):
         if table.isTemporary:
             continue
-        spark.sql(statements.drop(layer, table.name, "TABLE", dialect="spark"))
+        spark.sql(statements.dropping(layer, table.name, "TABLE").sql(DIALECT))
 
 
-def _drop_relation(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    """What the catalog has under the model's name (a partial run starts from a copy)."""
-    for (kind,) in con.execute(
-        f"select kind from {statements.RELATIONS} where database_name = current_database() "
-        "and schema_name = ? and name = ?",
-        [model.layer, model.name],
-    ).fetchall():
-        con.execute(statements.drop(model.layer, model.name, kind))
-
-
-def _write_table_files(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str]]) -> None:
+def _write_table_files(catalog: BuildCatalog, rows: list[tuple[str, str, str]]) -> None:
     names = ("publish", "table_name", "location")
     table = pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)})
-    con.register("__table_files", table)
+    catalog.con.register("__table_files", table)
     try:
-        con.execute(statements.create_table_from(META_LAYER, TABLE_FILES, "__table_files"))
+        catalog.con.execute(statements.create_table_from(META_LAYER, TABLE_FILES, "__table_files"))
     finally:
-        con.unregister("__table_files")
-    con.execute(statements.comment_on_table(META_LAYER, TABLE_FILES, TABLE_FILES_COMMENT))
+        catalog.con.unregister("__table_files")
+    catalog.con.execute(statements.comment_on_table(META_LAYER, TABLE_FILES, TABLE_FILES_COMMENT))
 
 
 def _first_lines(exc: Exception, count: int = 3) -> str:

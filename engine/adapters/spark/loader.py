@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
-from engine.project.config import Config, SourceConfig
+from engine.project.config import Config
+from engine.project.sources import SourceConfig
 from engine.refresh.loader import (
     LINE_NUMBER,
     LINEAGE_COLUMNS,

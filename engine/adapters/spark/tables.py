@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
+from engine.adapters.spark.sql import DIALECT
 from engine.warehouse import statements
 
 
@@ -35,7 +36,7 @@ def to_spark_table(spark: Any, con: duckdb.DuckDBPyConnection, table: str, folde
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{table}.parquet"
     con.execute(statements.copy_to(layer, name, path, "parquet"))
-    spark.sql(statements.create_schema(layer, dialect="spark"))
+    spark.sql(statements.schema_creation(layer).sql(DIALECT))
     register_parquet(spark, table, path)
 
 
@@ -54,4 +55,4 @@ def register_parquet(spark: Any, table: str, location: Path | str) -> None:
     layer, name = table.split(".", 1)
     table_ref = statements.table_ref(layer, name)
     create = exp.Create(this=table_ref, kind="TABLE", properties=parquet_properties(location))
-    spark.sql(create.sql("spark"))
+    spark.sql(create.sql(DIALECT))

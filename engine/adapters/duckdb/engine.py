@@ -1,0 +1,105 @@
+"""The DuckDB engine: SQL and Python models write their tables into the build file, and each
+table is sent to the GX worker (validation_worker.py) as Arrow, just the columns its suite reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from engine.adapters.base import Build, ModelInputs, Progress, Validated
+from engine.adapters.duckdb.validation_worker import ValidationService, remove_dead_spools
+from engine.checks.expectations import Suite
+from engine.project.config import Config
+from engine.project.discovery import Model
+from engine.refresh.loader import source_parts
+from engine.warehouse.catalog import BuildCatalog
+from engine.warehouse.publish import WarehousePaths
+
+
+@dataclass
+class DuckDBEngine:
+    config: Config
+    service: ValidationService | None  # None once nothing is left to validate
+    name: str = "duckdb"
+    catalog: BuildCatalog | None = None
+    _due: list[Validated] = field(default_factory=list)
+
+    @property
+    def _build_file(self) -> BuildCatalog:
+        assert self.catalog is not None, "begin() first"
+        return self.catalog
+
+    def remove_leftovers(self, paths: WarehousePaths) -> list[Path]:
+        """Validation spools of killed runs (the run loop removes their build files)."""
+        return remove_dead_spools(paths.published.parent)
+
+    def begin(self, build: Build) -> None:
+        self.catalog = build.catalog
+        if self.service is not None and not any(t in build.suites for t in build.selected):
+            self.service.close()  # nothing selected has a suite: free the other core now
+            self.service = None
+
+    def load_source(self, model: Model, progress: Progress) -> None:
+        source = self.config.sources[model.name]
+        self._build_file.write(model, source_parts(self.config, source, progress))
+
+    def create_table(self, model: Model, query: exp.Query) -> None:
+        self._build_file.create_as(model, query)
+
+    def write_table(self, model: Model, data: Any) -> None:
+        self._build_file.write(model, data)
+
+    def install_functions(self, model: Model, functions: tuple[exp.Create, ...]) -> None:
+        self._build_file.install_functions(model, functions)
+
+    @contextlib.contextmanager
+    def model_inputs(self, model: Model) -> Iterator[ModelInputs]:
+        yield ModelInputs()  # every input, whole: DuckDB streams what a model reads
+
+    def validate(self, table: str, suite: Suite, parameters: dict[str, Any], rows: int) -> None:
+        if self.service is None:
+            return
+        self.service.submit(suite, *_validation_input(self._build_file, table, suite), parameters)
+        if rows >= self.config.serial_validation_rows:
+            # A big table is validated before the next model, so two memory peaks never add.
+            self._due.extend(self.service.wait_all())
+
+    def validated(self, wait: bool) -> list[Validated]:
+        arrived, self._due = self._due, []
+        if self.service is not None:
+            arrived += self.service.wait_all() if wait else self.service.ready()
+        return arrived
+
+    def finish(self, build: Build) -> None:
+        """Nothing to add: the build file holds the tables themselves."""
+
+    def discard(self, run_id: str) -> None:
+        """Nothing outside the build file, which the run loop discards."""
+
+    def after_publish(self, paths: WarehousePaths) -> list[str]:
+        return []
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.close()
+            self.service = None
+
+
+def _validation_input(catalog: BuildCatalog, table: str, suite: Suite) -> tuple[pa.Table, pa.Table]:
+    """The rows of just the columns a suite's data expectations read, and the table's schema.
+
+    A 10M-row table fetched whole would cost the validation worker gigabytes as pandas objects.
+    """
+    schema = catalog.schema(table)
+    if not suite.data_positions:
+        return schema, schema  # a suite about the columns alone reads no row
+    # Row-count checks need rows of something: the first column when no other is read.
+    columns = [c for c in schema.column_names if c in suite.columns] or schema.column_names[:1]
+    return catalog.fetch_arrow(table, columns), schema

@@ -1,0 +1,51 @@
+"""The ``[spark]`` section: where the Spark engine runs and keeps its Parquet tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.adapters import EngineSettings
+from engine.errors import ConfigError
+from engine.project.schema import INTEGER, STRING, table_of
+
+SECTION = "spark"
+WAREHOUSE_DIR = "warehouse/spark"
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    warehouse_dir: Path
+    master: str = "local[2]"
+    # Extra Spark settings (spark.executor.memory, spark.sql.shuffle.partitions, ...).
+    conf: dict[str, str] = field(default_factory=dict)
+    # A Python model that fits on a sample (FIT_SAMPLE_KEY) gets at most about this many rows
+    # of each input, chosen by a hash of the key so every run and partitioning picks the same.
+    fit_sample_rows: int = 1_000_000
+
+
+SCHEMA: dict[str, Any] = {
+    "master": STRING,
+    "warehouse_dir": STRING,
+    "conf": table_of(STRING, "a Spark setting"),
+    "fit_sample_rows": INTEGER,
+}
+
+
+def parse(section: dict[str, Any], root: Path, where: str) -> SparkSettings:
+    rows = section.get("fit_sample_rows", SparkSettings.fit_sample_rows)
+    if rows < 1:
+        raise ConfigError(f"{where}: key 'spark.fit_sample_rows' must be at least 1, got {rows}")
+    master = section.get("master", SparkSettings.master)
+    if not master.strip():
+        raise ConfigError(f"{where}: key 'spark.master' is empty; expected e.g. 'local[2]'")
+    return SparkSettings(
+        warehouse_dir=(root / section.get("warehouse_dir", WAREHOUSE_DIR)).resolve(),
+        master=master,
+        conf=dict(section.get("conf", {})),
+        fit_sample_rows=rows,
+    )
+
+
+SETTINGS = EngineSettings(SECTION, SCHEMA, parse)

@@ -1,0 +1,262 @@
+"""The build file: the DuckDB catalog every engine builds into and every reader opens.
+
+Whatever engine builds the tables, the published warehouse is one DuckDB file: the DuckDB
+engine's tables themselves, or the Spark engine's views over its Parquet files. What the run
+loop does to that file, whichever engine it runs, is here: the meta history carried forward,
+schemas, the descriptions (COMMENT ON), row counts, the tables a Python model reads, the last
+published warehouse (attached read-only), tables written from what a model returned, SQL
+macros for readers, and the run's record.
+"""
+
+from __future__ import annotations
+
+import traceback
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+from sqlglot import exp
+
+from engine.errors import ModelError, PipelineError, is_interrupt
+from engine.project.constraints import ParameterError
+from engine.project.discovery import Model, Project
+from engine.warehouse import meta, statements
+from engine.warehouse.recording import RunResult, record_in_meta
+
+PREVIOUS_CATALOG = "previous"
+_OUTPUT = "__model_output"
+COLUMN_COMMENTS = (
+    "select schema_name || '.' || table_name, column_name, comment from duckdb_columns() "
+    "where database_name = current_database()"
+)
+
+
+@dataclass
+class BuildCatalog:
+    """An open build file; ``previous`` is the last published warehouse, when there is one."""
+
+    con: duckdb.DuckDBPyConnection
+    # Relations handed to Python models read through a second connection, so a model may
+    # stream its input while the engine writes its output through ``con``.
+    reader: duckdb.DuckDBPyConnection
+    has_previous: bool
+
+    @classmethod
+    def open(cls, path: Path, published: Path, memory_limit: str | None) -> BuildCatalog:
+        settings = {"memory_limit": memory_limit} if memory_limit else {}
+        con = duckdb.connect(str(path), config=settings)
+        has_previous = published.exists()
+        if has_previous:
+            con.execute(f"attach ? as {PREVIOUS_CATALOG} (read_only)", [str(published)])
+        return cls(con, con.cursor(), has_previous)
+
+    def close(self, checkpoint: bool = False) -> None:
+        if checkpoint:
+            self.con.execute("checkpoint")
+        self.reader.close()
+        self.con.close()
+
+    # --- the run's history -------------------------------------------------------------------
+
+    def start_history(self, carry: bool, keep_runs: int) -> int:
+        """Meta tables, with the published history when ``carry``; how many of the oldest runs
+        were left out to keep ``keep_runs`` (0: all) once this run is appended."""
+        meta.ensure_meta_tables(self.con)
+        if carry and self.has_previous:
+            meta.carry_history(self.con, PREVIOUS_CATALOG)
+        # One place fewer: this run's own rows are appended when it is recorded.
+        return meta.prune_history(self.con, keep_runs - 1) if keep_runs else 0
+
+    def record(self, result: RunResult, inputs_fingerprint: str | None) -> None:
+        record_in_meta(self.con, result, inputs_fingerprint)
+
+    def detach_previous(self) -> None:
+        if self.has_previous:
+            self.con.execute(f"detach {PREVIOUS_CATALOG}")
+            self.has_previous = False
+
+    # --- what is in it -----------------------------------------------------------------------
+
+    def create_schema(self, layer: str) -> None:
+        self.con.execute(statements.create_schema(layer))
+
+    def relations(self, database: str | None = None) -> dict[str, str]:
+        """Every table and view of the build (or of ``database``): ``layer.name`` -> its kind."""
+        where = "database_name = ?" if database else "database_name = current_database()"
+        rows = self.con.execute(
+            f"select schema_name, name, kind from {statements.RELATIONS} where {where}",
+            [database] if database else [],
+        ).fetchall()
+        return {f"{schema}.{name}": kind for schema, name, kind in rows}
+
+    def drop(self, table: str) -> None:
+        """Whatever the build holds under the table's name (a partial run starts from a copy)."""
+        kind = self.relations().get(table)
+        if kind:
+            self.con.execute(statements.drop(*table.split(".", 1), kind))
+
+    def row_count(self, table: str) -> int:
+        return int(self.con.execute(statements.row_count(*table.split(".", 1))).fetchall()[0][0])
+
+    def fetch_arrow(self, table: str, columns: list[str] | None = None) -> pa.Table:
+        return fetch_arrow(self.con, table, columns)
+
+    def schema(self, table: str) -> pa.Table:
+        """The table's columns, no rows."""
+        query = statements.select_columns(*table.split(".", 1), None)
+        return self.con.sql(query).limit(0).to_arrow_table()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.con.sql(sql).fetchall()
+
+    # --- what a Python model reads -----------------------------------------------------------
+
+    def read(self, table: str, wanted: Any) -> Any:
+        """The table as a model's parameter annotation asks: an unread DuckDB relation, an
+        Arrow table, or else a pandas DataFrame."""
+        if wanted is duckdb.DuckDBPyRelation:
+            return self.reader.sql(statements.select_columns(*table.split(".", 1), None))
+        arrow = self.fetch_arrow(table)
+        return arrow if wanted is pa.Table else arrow.to_pandas()
+
+    def previous(self, table: str, wanted: Any) -> Any:
+        """The table as last published (a relation when the annotation allows one, else a
+        DataFrame), or None when there is none."""
+        if not self.has_previous or table not in self.relations(PREVIOUS_CATALOG):
+            return None
+        layer, name = table.split(".", 1)
+        source = exp.table_(name, db=layer, catalog=PREVIOUS_CATALOG, quoted=True)
+        query = exp.select("*").from_(source).sql(statements.DIALECT)
+        if duckdb.DuckDBPyRelation in typing.get_args(wanted):
+            return self.reader.sql(query)
+        return self.con.sql(query).to_arrow_table().to_pandas()
+
+    def previous_rows(self, table: str) -> list[tuple[Any, ...]]:
+        """Every row of a table of the last published warehouse (none when it has no such
+        table)."""
+        if not self.has_previous or table not in self.relations(PREVIOUS_CATALOG):
+            return []
+        layer, name = table.split(".", 1)
+        source = exp.table_(name, db=layer, catalog=PREVIOUS_CATALOG, quoted=True)
+        return self.con.execute(exp.select("*").from_(source).sql(statements.DIALECT)).fetchall()
+
+    # --- what a model made -------------------------------------------------------------------
+
+    def write(self, model: Model, data: Any) -> None:
+        """Create the model's table from what it returned.
+
+        An iterator (a generator of pyarrow record batches, say) is written one part at a time,
+        so a model over 10M customers never holds its whole output: the first part creates the
+        table, the rest are appended.
+        """
+        parts = iter(data) if isinstance(data, Iterator) else iter([data])
+        written = 0
+        try:
+            for position, part in enumerate(parts):
+                self.con.register(_OUTPUT, _registrable(model, part))
+                try:
+                    if position == 0:
+                        create = statements.create_table_from(model.layer, model.name, _OUTPUT)
+                        self.con.execute(create)
+                    else:
+                        insert = statements.insert_by_name(model.layer, model.name, _OUTPUT)
+                        self.con.execute(insert)
+                finally:
+                    self.con.unregister(_OUTPUT)
+                written += 1
+        except (PipelineError, ParameterError):
+            raise
+        except duckdb.Error as exc:
+            if is_interrupt(exc):  # Ctrl-C while DuckDB was reading the model's frame
+                raise KeyboardInterrupt from exc
+            raise
+        except Exception as exc:  # a generator model fails while it is being consumed
+            raise model_failure(model, exc) from exc
+        if not written:
+            raise ModelError(f"{model.path}: model() returned an iterator that yielded nothing")
+
+    def create_as(self, model: Model, query: exp.Query) -> None:
+        """CREATE TABLE layer.name AS the query, run by DuckDB."""
+        try:
+            self.con.execute(statements.create_table_as(model.layer, model.name, query))
+        except duckdb.Error as exc:
+            if is_interrupt(exc):
+                raise KeyboardInterrupt from exc
+            raise ModelError(f"{model.path}: {exc}") from exc
+
+    def install_functions(self, model: Model, functions: tuple[exp.Create, ...]) -> None:
+        for function in functions:
+            if not isinstance(function, exp.Create) or function.kind not in ("MACRO", "FUNCTION"):
+                raise ModelError(
+                    f"{model.path}: ModelResult.functions must be CREATE MACRO statements"
+                )
+            try:
+                self.con.execute(function.sql(statements.DIALECT))
+            except duckdb.Error as exc:
+                raise ModelError(f"{model.path}: installing a SQL function failed: {exc}") from exc
+
+    def describe(self, model: Model, project: Project) -> None:
+        """COMMENT ON the table and its columns, so BI tools show the descriptions.
+
+        A column the model does not describe itself takes the description of the column of that
+        name in its first input that has one: a column passed through means what it meant
+        there."""
+        con = self.con
+        if model.description:
+            con.execute(statements.comment_on_table(model.layer, model.name, model.description))
+        comments: dict[str, dict[str, str | None]] = {}
+        for table, column, comment in con.execute(COLUMN_COMMENTS).fetchall():
+            comments.setdefault(table, {})[column] = comment
+        columns = comments.get(model.table, {})
+        own = model.column_descriptions or {}
+        for column in own:
+            if column not in columns:
+                raise ModelError(
+                    f"{model.path}: describes column '{column}', which it does not write"
+                )
+        for column in columns:
+            inherited = (comments.get(t, {}).get(column) for t in model.inputs)
+            text = own.get(column) or next((c for c in inherited if c), None)
+            if text is None and model.kind == "source":
+                text = (
+                    f"A column of the landing files that no sources.{model.name}.columns maps, text"
+                )
+            if text:
+                con.execute(statements.comment_on_column(model.layer, model.name, column, text))
+
+
+def fetch_arrow(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None = None
+) -> pa.Table:
+    return con.sql(statements.select_columns(*table.split(".", 1), columns)).to_arrow_table()
+
+
+def _registrable(model: Model, data: Any) -> pa.Table | pa.RecordBatch | pd.DataFrame:
+    if isinstance(data, duckdb.DuckDBPyRelation):
+        data = data.to_arrow_table()
+    if not isinstance(data, pa.Table | pa.RecordBatch | pd.DataFrame):
+        raise ModelError(
+            f"{model.path}: model() returned {type(data).__name__}; expected a pandas "
+            "DataFrame, a pyarrow Table, a DuckDB relation, an iterator of record batches or "
+            "an engine.model_api.ModelResult"
+        )
+    return data
+
+
+def model_failure(model: Model, exc: BaseException) -> ModelError:
+    """A model's own exception as an error naming its file and line."""
+    if is_interrupt(exc):  # Ctrl-C that surfaced as DuckDB's error: still Ctrl-C
+        raise KeyboardInterrupt from exc
+    where = model.path.name if model.path else model.table
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if model.path and f.filename == str(model.path)
+    ]
+    at = f" (line {frames[-1].lineno})" if frames else ""
+    return ModelError(f"{where}{at}: {type(exc).__name__}: {exc}")
