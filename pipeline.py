@@ -71,9 +71,15 @@ def _parser() -> argparse.ArgumentParser:
         default=ROOT / DEFAULT_CONFIG_NAME,
         help=f"config file (default: {DEFAULT_CONFIG_NAME} beside pipeline.py)",
     )
+    # --config may also follow the command (run --config X); given there, it wins.
+    after_command = argparse.ArgumentParser(add_help=False)
+    after_command.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="as above")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="build, validate and publish the warehouse")
+    def command(name: str, **options: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[after_command], **options)
+
+    run = command("run", help="build, validate and publish the warehouse")
     run.add_argument(
         "--select",
         "-s",
@@ -101,29 +107,29 @@ def _parser() -> argparse.ArgumentParser:
         help="rebuild even when no input, model or config changed since the last build",
     )
 
-    report = commands.add_parser("report", help="write the HTML report of the published warehouse")
+    report = command("report", help="write the HTML report of the published warehouse")
     report.add_argument(
         "--output",
         type=Path,
         help=f"default: {api.REPORT_NAME} beside the warehouse",
     )
 
-    listing = commands.add_parser("list", help="list the models in build order")
+    listing = command("list", help="list the models in build order")
     listing.add_argument("--select", "-s", nargs="+", metavar="SELECTOR")
 
-    compile_ = commands.add_parser(
+    compile_ = command(
         "compile", help="print a SQL model as it runs, its column-set macros written out"
     )
     compile_.add_argument("model", help="a SQL model, e.g. stg_customers_checked")
 
-    docs = commands.add_parser("docs", help="write lineage docs and a manifest of every model")
+    docs = command("docs", help="write lineage docs and a manifest of every model")
     docs.add_argument("--output", type=Path, help="folder (default: warehouse/docs)")
 
-    export = commands.add_parser("export", help="write the marts as files, atomically")
+    export = command("export", help="write the marts as files, atomically")
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     export.add_argument("--output", type=Path, help="folder (default: warehouse/exports/<format>)")
 
-    generate = commands.add_parser(
+    generate = command(
         "generate",
         help="write seeded Mall-shaped customers (or Online-Retail-shaped order lines) and a "
         "config for them into a folder",
@@ -139,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         "--dirty-rate", type=float, default=0.0, help="share of rows with defects (0..0.5)"
     )
 
-    show = commands.add_parser("show", help="print rows of a published table")
+    show = command("show", help="print rows of a published table")
     show.add_argument("table", help="layer.table, e.g. marts.eda_profile")
     show.add_argument("--limit", type=_row_limit, default=20, help="rows to print (0 or more)")
     return parser
@@ -321,6 +327,10 @@ def _exit(code: int, exit_handlers: bool = True) -> NoReturn:
 def _main_for_shell() -> int:
     try:
         return main()
+    except BrokenPipeError:
+        # The reader went away (`pipeline.py list | head`): stop quietly, as `ls | head` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (KeyboardInterrupt, Exception) as exc:
         if not is_interrupt(exc):
             raise
@@ -332,10 +342,6 @@ def _main_for_shell() -> int:
         # validation worker was killed and the build file discarded on the way out.
         print("Interrupted.", file=sys.stderr, flush=True)
         _exit(130, exit_handlers=False)
-    except BrokenPipeError:
-        # The reader went away (`pipeline.py list | head`): stop quietly, as `ls | head` does.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
 
 
 if __name__ == "__main__":

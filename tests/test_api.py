@@ -47,6 +47,8 @@ def test_the_api_runs_in_a_plain_python_process(project: ProjectCopy) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    # A DuckDB run imports no pyspark, even where it is installed (GX would, in its worker).
+    assert "PySpark" not in done.stderr and "pyspark" not in done.stderr, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["first"] == ["success", 0, True]
     assert out["second_noop"] is True

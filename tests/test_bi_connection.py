@@ -66,3 +66,96 @@ def test_sqlalchemy_client_keeps_working_through_two_refreshes(project: ProjectC
     assert report["errors"] == [], report["errors"][:3]
     assert report["queries"] > 20
     assert report["seen"] == [200, 201]
+
+
+REFLECTION = textwrap.dedent(
+    """
+    import json, sys
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(sys.argv[1], poolclass=sa.pool.NullPool)
+    inspector = sa.inspect(engine)
+    columns = inspector.get_columns("dim_segments", schema="marts")
+    print(json.dumps({
+        "tables": inspector.get_table_names(schema="marts"),
+        "columns": {c["name"]: c.get("comment") for c in columns},
+        "table_comment": inspector.get_table_comment("dim_segments", schema="marts")["text"],
+    }))
+    """
+)
+
+
+def test_superset_reflects_tables_columns_and_descriptions(built_sample: ProjectCopy) -> None:
+    """Superset adds a table by reflecting it (SQLAlchemy's inspector), in its own process."""
+    url = f"duckdb:///{built_sample.warehouse}?access_mode=read_only"
+    done = subprocess.run(
+        [sys.executable, "-c", REFLECTION, url], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    marts = built_sample.query(
+        "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+    )
+    assert sorted(found["tables"]) == [name for (name,) in marts]
+    described = dict(
+        built_sample.query(
+            "select column_name, comment from duckdb_columns() where schema_name = 'marts' "
+            "and table_name = 'dim_segments'"
+        )
+    )
+    assert found["columns"] == described and all(described.values())
+    assert (
+        found["table_comment"]
+        == built_sample.query(
+            "select comment from duckdb_tables() where schema_name = 'marts' "
+            "and table_name = 'dim_segments'"
+        )[0][0]
+    )
+
+
+POOLS = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    import sqlalchemy as sa
+
+    url, pool, command = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    # SQLAlchemy's default pool keeps connections; NullPool opens one per session.
+    options = {"poolclass": sa.pool.NullPool} if pool == "none" else {}
+    engine = sa.create_engine(url, **options)
+    query = sa.text("select max(run_id) from meta.runs")
+
+    def latest():
+        with engine.connect() as con:
+            return con.execute(query).scalar()
+
+    before = latest()
+    subprocess.run(command, check=True, capture_output=True)
+    print(json.dumps([before, latest()]))
+    """
+)
+
+
+def test_a_new_session_sees_the_latest_publish_without_a_pool(project: ProjectCopy) -> None:
+    """The README's setting (poolclass=NullPool) is what makes a refresh visible; a pooled
+    connection keeps serving the file it opened."""
+    assert project.run("run", "-q", "--no-report").returncode == 0
+    url = f"duckdb:///{project.warehouse}?access_mode=read_only"
+    refresh = [sys.executable, str(project.root / "pipeline.py"), "run", "-q", "--no-report",
+               "--full-refresh"]  # fmt: skip
+    seen = {}
+    for pool in ("default", "none"):
+        (published,) = project.query("select max(run_id) from meta.runs")[0]
+        done = subprocess.run(
+            [sys.executable, "-c", POOLS, url, pool, json.dumps(refresh)],
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        (newest,) = project.query("select max(run_id) from meta.runs")[0]
+        seen[pool] = (json.loads(done.stdout), published, newest)
+    (before, after), published, newest = seen["default"]
+    assert before == published != newest and after == published  # the pool keeps the old file
+    (before, after), published, newest = seen["none"]
+    assert before == published != newest and after == newest

@@ -8,6 +8,7 @@ scikit-learn.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -334,3 +335,22 @@ def test_compile_prints_the_staging_sql_with_every_declared_column(project: Proj
     python_model = project.run("compile", "segment_centroids")
     assert python_model.returncode == 2
     assert "only SQL models compile" in python_model.stderr
+
+
+def test_a_category_without_accepted_values_takes_any_value(project: ProjectCopy) -> None:
+    """The README allows kind = "category" with no rules.accepted: its values are counted per
+    segment, and no suite checks them against a list that does not exist."""
+    accepted = '[rules.accepted.gender]\nvalues = ["Male", "Female"]\n'
+    project.edit_config(accepted + 'aliases = { M = "Male", F = "Female" }\n', "")
+    project.edit_config(
+        'spending_score = "integer"', 'spending_score = "integer"\ngender = "category"'
+    )
+    done = project.run("run", "-q", "--no-report")
+    assert done.returncode == 0, done.stderr
+    shares = project.query(
+        "select segment_id, sum(share) from marts.dim_segment_attributes "
+        "where attribute = 'gender' group by 1 order by 1"
+    )
+    assert shares and all(abs(total - 1) < 1e-12 for _, total in shares)
+    latest = json.loads((project.root / "warehouse" / "run_results" / "latest.json").read_text())
+    assert latest["status"] == "success"

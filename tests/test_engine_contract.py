@@ -85,7 +85,7 @@ def started(request: pytest.FixtureRequest, project: ProjectCopy) -> Iterator[St
     engine = adapters.adapter(config.engine).start(config, Console(quiet=True))
     paths = WarehousePaths(config.warehouse_path)
     paths.published.parent.mkdir(parents=True, exist_ok=True)
-    catalog = BuildCatalog.open(paths.build("contract"), paths.published, None)
+    catalog = BuildCatalog.open(paths.build("contract"), paths.published, config.storage_version)
     order = tuple(m.table for m in MODELS)
     project_models = Project({m.table: m for m in MODELS}, order)
     build = Build("contract", project_models, order, {SUITE.table: SUITE}, catalog)

@@ -311,6 +311,72 @@ def test_date_format_amount_and_no_order_id_by_config_alone(tmp_path: Path) -> N
     assert products == 0  # no product_id mapped: null, not zero
 
 
+def _built_rejections(copy: ProjectCopy, rows: list[list[str]]) -> list[tuple]:
+    """Write the variant export, run, and return (line, reason) of every rejected line."""
+    text = "\n".join(",".join(r) for r in [["Client", "Day", "Amount"], *rows]) + "\n"
+    _write(copy, "lines.csv", text)
+    done = copy.run("run", "-q", "--no-report")
+    assert done.returncode == 0, done.stderr
+    return copy.query(
+        "select line_number, reason_text from staging.stg_transactions_rejected order by 1"
+    )
+
+
+def _filler() -> list[list[str]]:
+    """Enough other customers to segment, with plain dates in January and February 2023."""
+    rng = random.Random(11)
+    return [
+        [str(customer), f"202301{rng.randint(10, 28)}", f"{rng.uniform(5, 90):.2f}"]
+        for customer in range(100, 160)
+        for _ in range(rng.randint(1, 3))
+    ]
+
+
+def test_a_date_must_match_its_format_exactly(tmp_path: Path) -> None:
+    """'%Y%m%d' is eight digits: DuckDB's strptime alone reads '2023013' as 2023-01-03."""
+    copy = _project(tmp_path, WAREHOUSE + VARIANT_SOURCE + RFM_FEATURES)
+    days = ["20230112", "2023013", "2023111", "202301120", "20230230", "20231105"]
+    rows = [[str(1 + i % 2), day, "10.00"] for i, day in enumerate(days)] + _filler()
+    assert _built_rejections(copy, rows) == [
+        (line, f"order_date '{days[line - 2]}' is not a date") for line in (3, 4, 5, 6)
+    ]
+    staged = copy.query(
+        "select line_number, order_date from staging.stg_transactions where line_number <= 7 "
+        "order by 1"
+    )
+    assert staged == [
+        (2, datetime.datetime(2023, 1, 12)),
+        (7, datetime.datetime(2023, 11, 5)),
+    ]
+
+
+def test_an_implausible_order_date_is_rejected_and_moves_no_snapshot(tmp_path: Path) -> None:
+    """A year typo (2997) must not become the snapshot that every recency counts to."""
+    source = VARIANT_SOURCE.replace('snapshot_date = "2024-01-01"', 'min_order_date = "2000-01-01"')
+    copy = _project(tmp_path, WAREHOUSE + source + RFM_FEATURES)
+    rows = [
+        ["1", "20230110", "10.00"],
+        ["1", "20230301", "12.00"],
+        ["2", "20230205", "30.00"],
+        ["2", "29970112", "30.00"],  # line 5: a year typo
+        ["2", "19970112", "30.00"],  # line 6: before the configured minimum
+        *_filler(),
+    ]
+    today = datetime.datetime.now(datetime.UTC).date()
+    assert _built_rejections(copy, rows) == [
+        (
+            5,
+            f"order_date 2997-01-12 00:00:00 is after transactions.max_order_date {today} "
+            "(default: the day of the run)",
+        ),
+        (6, "order_date 1997-01-12 00:00:00 is before transactions.min_order_date 2000-01-01"),
+    ]
+    assert copy.query(
+        "select customer_id, snapshot_date, recency_days from intermediate.int_customer_orders "
+        "where customer_id <= 2 order by 1"
+    ) == [(1, datetime.date(2023, 3, 2), 1), (2, datetime.date(2023, 3, 2), 25)]
+
+
 JOINED = """
 [sources.customers]
 files = ["customers/*.csv"]
@@ -375,6 +441,15 @@ CONFIG_MISTAKES = {
     "snapshot": (
         LINES_SOURCE + 'snapshot_date = "10/12/2011"\n',
         "key 'transactions.snapshot_date' = '10/12/2011' is not a date",
+    ),
+    "max date": (
+        LINES_SOURCE + 'max_order_date = "2011-13-01"\n',
+        "key 'transactions.max_order_date' = '2011-13-01' is not a date",
+    ),
+    "min after max": (
+        LINES_SOURCE + 'min_order_date = "2012-01-01"\nmax_order_date = "2011-12-31"\n',
+        "key 'transactions.min_order_date' = 2012-01-01 is after "
+        "'transactions.max_order_date' = 2011-12-31",
     ),
     "format": (
         LINES_SOURCE.replace(

@@ -54,6 +54,8 @@ def column_sets(config: Config) -> dict[str, tuple[str, ...]]:
         sets[source] = tuple(c.name for c in columns)
         sets[f"{source}_attributes"] = tuple(c.name for c in attributes)
         sets[f"{source}_categories"] = tuple(c.name for c in attributes if c.kind == "category")
+        # A category may have accepted values (rules.accepted) or take any value.
+        sets[f"{source}_accepted"] = tuple(c.name for c in columns if c.spellings is not None)
         sets[f"{source}_ranged"] = tuple(c.name for c in columns if c.bounds is not None)
         sets[f"{source}_required"] = tuple(c.name for c in columns if c.required)
     sets.update(_profile_sets(config))

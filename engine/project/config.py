@@ -70,6 +70,9 @@ class Config:
     labels: dict[str, str] = field(default_factory=dict)
     # DuckDB's memory_limit for builds ("2GB"); beyond it DuckDB spills to disk. None: DuckDB's.
     memory_limit: str | None = None
+    # The DuckDB storage format the published file is written in: the oldest DuckDB release
+    # whose clients (BI tools bundle their own, often a release or two behind) must open it.
+    storage_version: str = "v1.2.0"
     # Tables with at least this many rows are validated before the next model starts, so the
     # builder's and the validation worker's memory peaks never stack.
     serial_validation_rows: int = 2_000_000
@@ -118,6 +121,7 @@ SCHEMA = section(
         seed=INTEGER,
         run_results_dir=STRING,
         memory_limit=STRING,
+        storage_version=STRING,
         serial_validation_rows=INTEGER,
         fit_workers=INTEGER,
         history_runs=INTEGER,
@@ -152,6 +156,8 @@ SCHEMA = section(
     ),
     transactions=section(
         snapshot_date=STRING,
+        min_order_date=STRING,
+        max_order_date=STRING,
         cancellation_prefix=STRING,
         exclude_products=list_of(STRING, non_empty=False),
         rfm_groups=list_of(ANY_TABLE),
@@ -245,6 +251,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         ).resolve(),
         seed=warehouse["seed"],
         memory_limit=_memory_limit(warehouse.get("memory_limit"), where),
+        storage_version=_storage_version(warehouse.get("storage_version"), where),
         serial_validation_rows=at_least_zero("serial_validation_rows"),
         fit_workers=at_least_zero("fit_workers"),
         history_runs=at_least_zero("history_runs"),
@@ -267,6 +274,20 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         variables=dict(document.get("vars", {})),
         document=document,
     )
+
+
+STORAGE_VERSION = re.compile(r"v\d+\.\d+\.\d+|latest")
+
+
+def _storage_version(value: str | None, where: str) -> str:
+    if value is None:
+        return Config.storage_version
+    if not STORAGE_VERSION.fullmatch(value):
+        raise ConfigError(
+            f"{where}: key 'warehouse.storage_version' = {value!r}; expected a DuckDB release "
+            'such as "v1.2.0" (the oldest DuckDB that must open the warehouse), or "latest"'
+        )
+    return value
 
 
 def _engine(value: str, where: str) -> str:

@@ -167,9 +167,59 @@ def whole_number(text: exp.Expression, type_name: str) -> exp.Expression:
 
 
 def timestamp_of(text: exp.Expression, date_format: str | None) -> exp.Expression:
+    """The text as a timestamp, or null when it is not one. With a format, the text must match
+    it exactly (digits and length): DuckDB's strptime would read '1997013' as 1997-01-03."""
     if date_format is None:
         return exp.TryCast(this=text, to=exp.DataType.build("timestamp"))
-    return exp.func("try_strptime", text, exp.Literal.string(date_format))
+    exact = exp.func(
+        "regexp_full_match", text.copy(), exp.Literal.string(format_pattern(date_format))
+    )
+    parsed = exp.func("try_strptime", text, exp.Literal.string(date_format))
+    return exp.case().when(exact, parsed)
+
+
+# What each strptime code matches: (flexible, when it touches another field with no separator).
+FORMAT_FIELDS = {
+    "%Y": (r"\d{4}", r"\d{4}"), "%y": (r"\d{2}", r"\d{2}"), "%m": (r"\d{1,2}", r"\d{2}"),
+    "%d": (r"\d{1,2}", r"\d{2}"), "%H": (r"\d{1,2}", r"\d{2}"), "%I": (r"\d{1,2}", r"\d{2}"),
+    "%M": (r"\d{1,2}", r"\d{2}"), "%S": (r"\d{1,2}", r"\d{2}"), "%f": (r"\d{1,6}", r"\d{6}"),
+    "%j": (r"\d{1,3}", r"\d{3}"), "%p": ("(?:[AaPp][Mm])", "(?:[AaPp][Mm])"),
+    "%b": ("[A-Za-z]{3}", "[A-Za-z]{3}"), "%B": ("[A-Za-z]+", "[A-Za-z]+"),
+}  # fmt: skip
+
+
+REGEX_SPECIAL = frozenset(".^$*+?()[]{}|\\")
+
+
+def format_pattern(date_format: str) -> str:
+    """The regular expression a text written in ``date_format`` matches in full. A number takes
+    one or two digits, as strptime's do, unless it touches another field with no separator
+    ("%Y%m%d"): then it has its full width, so '1997013' is no date."""
+    pieces: list[tuple[str, str] | str] = []  # a field's two forms, or literal text
+    position = 0
+    while position < len(date_format):
+        code = date_format[position : position + 2]
+        if code in FORMAT_FIELDS:
+            pieces.append(FORMAT_FIELDS[code])
+            position += 2
+        elif code == "%%":
+            pieces.append("%")
+            position += 2
+        elif date_format[position] == "%":
+            raise ProjectError(f"date format {date_format!r}: {code} is not a supported code")
+        else:
+            character = date_format[position]
+            # Escaped only where it means something to a regex: RE2 and Java differ on the rest.
+            pieces.append(f"\\{character}" if character in REGEX_SPECIAL else character)
+            position += 1
+    out = []
+    for index, piece in enumerate(pieces):
+        if isinstance(piece, str):
+            out.append(piece)
+            continue
+        neighbours = pieces[max(index - 1, 0) : index] + pieces[index + 1 : index + 2]
+        out.append(piece[1] if any(not isinstance(n, str) for n in neighbours) else piece[0])
+    return "".join(out)
 
 
 def _source(name: str, context: MacroContext, where: str) -> tuple[Column, ...]:

@@ -67,21 +67,36 @@ class OrderSettings:
     """The ``[transactions]`` section: how order lines are read and aggregated."""
 
     snapshot_date: datetime.date | None = None  # None: the day after the latest order date
+    # Order dates outside these are implausible (a year typo): rejected with their own reason.
+    min_order_date: datetime.date | None = None  # None: no lower bound
+    max_order_date: datetime.date | None = None  # None: the day of the run
     cancellation_prefix: str = "C"  # an order id starting with it is a cancellation (a return)
     exclude_products: tuple[str, ...] = ()  # product ids that are not products (POST, fees)
     rfm_groups: tuple[RfmGroup, ...] = ()
 
 
+def _date(section: dict[str, Any], key: str, where: str) -> datetime.date | None:
+    value = section.get(key)
+    if value is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{where}: key 'transactions.{key}' = {value!r} is not a date; "
+            'expected YYYY-MM-DD, such as "2011-12-10"'
+        ) from None
+
+
 def order_settings(section: dict[str, Any], where: str) -> OrderSettings:
-    snapshot = section.get("snapshot_date")
-    if snapshot is not None:
-        try:
-            snapshot = datetime.date.fromisoformat(snapshot)
-        except ValueError:
-            raise ConfigError(
-                f"{where}: key 'transactions.snapshot_date' = {snapshot!r} is not a date; "
-                'expected YYYY-MM-DD, such as "2011-12-10"'
-            ) from None
+    snapshot = _date(section, "snapshot_date", where)
+    earliest = _date(section, "min_order_date", where)
+    latest = _date(section, "max_order_date", where)
+    if earliest is not None and latest is not None and earliest > latest:
+        raise ConfigError(
+            f"{where}: key 'transactions.min_order_date' = {earliest} is after "
+            f"'transactions.max_order_date' = {latest}; no order date could be staged"
+        )
     prefix = section.get("cancellation_prefix", "C")
     if not prefix:
         raise ConfigError(
@@ -91,6 +106,8 @@ def order_settings(section: dict[str, Any], where: str) -> OrderSettings:
     groups = section.get("rfm_groups", list(DEFAULT_RFM_GROUPS))
     return OrderSettings(
         snapshot_date=snapshot,
+        min_order_date=earliest,
+        max_order_date=latest,
         cancellation_prefix=prefix,
         exclude_products=tuple(section.get("exclude_products", [])),
         rfm_groups=rfm_groups(groups, where),

@@ -6,6 +6,8 @@ expanded into the SQL itself (engine/project/macros.py).
 
 from __future__ import annotations
 
+import datetime
+
 import pyarrow as pa
 
 from engine.project.column_sets import accepted_spellings
@@ -54,9 +56,12 @@ def features(config: Config) -> pa.Table:
 def order_settings(config: Config) -> pa.Table:
     """One row: how order lines are read and aggregated ([transactions])."""
     orders = config.orders
+    latest = orders.max_order_date or datetime.datetime.now(datetime.UTC).date()
     return pa.table(
         {
             "snapshot_date": pa.array([orders.snapshot_date], pa.date32()),
+            "min_order_date": pa.array([orders.min_order_date], pa.date32()),
+            "max_order_date": pa.array([latest], pa.date32()),
             "cancellation_prefix": pa.array([orders.cancellation_prefix], pa.string()),
             "excluded_products": pa.array([list(orders.exclude_products)], pa.list_(pa.string())),
         }
@@ -98,6 +103,10 @@ SEED_COLUMNS = {
     "order_settings": {
         "snapshot_date": "The date recency and tenure count to (transactions.snapshot_date); "
         "null: the day after the latest staged order date",
+        "min_order_date": "An order line dated before it is rejected as implausible "
+        "(transactions.min_order_date); null: no lower bound",
+        "max_order_date": "An order line dated after it is rejected as implausible, a year typo "
+        "say (transactions.max_order_date; default: the day of the run)",
         "cancellation_prefix": "An order id starting with it is a cancellation, staged as a "
         "return (transactions.cancellation_prefix)",
         "excluded_products": "Product ids rejected as not products (transactions.exclude_products)",

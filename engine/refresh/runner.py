@@ -141,7 +141,9 @@ class Runner:
         self, path: Path, paths: publish.WarehousePaths, plan: Plan, result: RunResult
     ) -> bool:
         """Build every selected model into ``path``; True if all of them passed."""
-        catalog = BuildCatalog.open(path, paths.published, self.config.memory_limit)
+        catalog = BuildCatalog.open(
+            path, paths.published, self.config.storage_version, self.config.memory_limit
+        )
         workers = FitWorkers(self.config.fit_workers)
         interrupted, passed = False, False
         try:

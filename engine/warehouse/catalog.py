@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.errors import ModelError, PipelineError, is_interrupt
+from engine.errors import ConfigError, ModelError, PipelineError, is_interrupt
 from engine.project.constraints import ParameterError
 from engine.project.discovery import Model, Project
 from engine.warehouse import meta, statements
@@ -47,9 +47,20 @@ class BuildCatalog:
     has_previous: bool
 
     @classmethod
-    def open(cls, path: Path, published: Path, memory_limit: str | None) -> BuildCatalog:
-        settings = {"memory_limit": memory_limit} if memory_limit else {}
-        con = duckdb.connect(str(path), config=settings)
+    def open(
+        cls, path: Path, published: Path, storage_version: str, memory_limit: str | None = None
+    ) -> BuildCatalog:
+        """A new build file, written in ``storage_version``'s format (DuckDB clients from that
+        release on open it); a partial run's copy of the published file keeps its format."""
+        settings = {"storage_compatibility_version": storage_version}
+        if memory_limit:
+            settings["memory_limit"] = memory_limit
+        try:
+            con = duckdb.connect(str(path), config=settings)
+        except duckdb.InvalidInputException as exc:
+            raise ConfigError(
+                f"key 'warehouse.storage_version' = {storage_version!r}: {exc}"
+            ) from exc
         has_previous = published.exists()
         if has_previous:
             con.execute(f"attach ? as {PREVIOUS_CATALOG} (read_only)", [str(published)])

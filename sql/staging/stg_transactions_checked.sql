@@ -47,6 +47,8 @@ valued as (
         end as written_value,
         settings.cancellation_prefix,
         settings.snapshot_date,
+        settings.min_order_date,
+        settings.max_order_date,
         settings.excluded_products
     from typed
     cross join settings
@@ -72,6 +74,12 @@ line_checks as (
                     when order_date_text is null then 'order_date is missing'
                     when order_date is null
                         then 'order_date ''' || order_date_text || ''' is not a date'
+                    when cast(order_date as date) > max_order_date
+                        then 'order_date ' || order_date || ' is after transactions.max_order_date '
+                            || max_order_date || ' (default: the day of the run)'
+                    when cast(order_date as date) < min_order_date
+                        then 'order_date ' || order_date || ' is before transactions.min_order_date '
+                            || min_order_date
                     when cast(order_date as date) >= snapshot_date
                         then 'order_date ' || order_date || ' is not before transactions.snapshot_date '
                             || snapshot_date

@@ -109,6 +109,8 @@ def _serve(requests: Any, responses: Any, parent: int) -> None:
             responses.put((table, [asdict(o) for o in outcomes], None))
         except ProjectError as exc:
             responses.put((table, [], str(exc)))
+        except Exception as exc:  # GX's own failure: the run fails naming the suite, not a crash
+            responses.put((table, [], f"{path}: Great Expectations failed: {exc}"))
         del frame, columns
         release_unused()
 

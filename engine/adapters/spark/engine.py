@@ -4,8 +4,7 @@ Each run writes every table it builds as Parquet under ``<warehouse_dir>/runs/<r
 <name>``: SQL models run in Spark (engine/adapters/spark/sql.py), raw sources are read by Spark
 (engine/adapters/spark/loader.py), and a Python model or seed gets its inputs as DuckDB views
 over those files, by the usual contract, its output written as one Parquet file (or, when it
-gives a query,
-run in Spark). GX validates each table as a Spark DataFrame.
+gives a query, run in Spark). GX validates each table as a Spark DataFrame.
 
 What is published is still a DuckDB file, now a catalog: a view per table over its Parquet files,
 with the descriptions, the scorers as macros and the meta tables. It is built beside the
