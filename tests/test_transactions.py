@@ -377,6 +377,53 @@ def test_an_implausible_order_date_is_rejected_and_moves_no_snapshot(tmp_path: P
     ) == [(1, datetime.date(2023, 3, 2), 1), (2, datetime.date(2023, 3, 2), 25)]
 
 
+@pytest.mark.parametrize("setting", [None, "always"])
+def test_identical_lines_without_order_ids_are_purchases(
+    tmp_path: Path, setting: str | None
+) -> None:
+    """Without order ids (CDNOW: customer, day, value) two identical lines are plausibly two
+    purchases: staged both, and counted, unless transactions.collapse_copies says otherwise."""
+    source = VARIANT_SOURCE + (f'collapse_copies = "{setting}"\n' if setting else "")
+    copy = _project(tmp_path, WAREHOUSE + source + RFM_FEATURES)
+    twice = ["1", "20230110", "10.00"]
+    rows = [twice, twice, ["1", "20230301", "12.00"], twice, *_filler()]
+    assert _built_rejections(copy, rows) == []
+    copies = 0 if setting else 2
+    collapsed = 2 if setting else 0
+    ((raw, staged, rejected, folded, staged_copies, balanced),) = copy.query(
+        "select raw_rows, staged_rows, rejected_rows, collapsed_rows, staged_copy_rows, "
+        "is_balanced from staging.stg_transactions_reconciliation"
+    )
+    assert (raw, rejected, folded, staged_copies, balanced) == (
+        len(rows),
+        0,
+        collapsed,
+        copies,
+        True,
+    )
+    assert staged == len(rows) - collapsed
+    ((frequency, monetary),) = copy.query(
+        "select frequency, monetary from intermediate.int_customer_orders where customer_id = 1"
+    )
+    assert frequency == (4 if not setting else 2)
+    assert monetary == (42.0 if not setting else 22.0)
+
+
+def test_zero_value_lines_are_no_purchase_and_no_return(tmp_path: Path) -> None:
+    """A customer whose only line is worth 0 has no returns: the reason must say what is true."""
+    copy = _project(tmp_path, WAREHOUSE + VARIANT_SOURCE + RFM_FEATURES)
+    rows = [["1", "20230110", "0.00"], ["2", "20230110", "-5.00"], *_filler()]
+    assert _built_rejections(copy, rows) == []
+    assert copy.query(
+        "select customer_id, unsegmented_reason from intermediate.int_customer_profiles "
+        "where customer_id <= 2 order by 1"
+    ) == [(1, "no purchase: only lines of zero value"), (2, "returns only: no purchase order")]
+    assert copy.query(
+        "select customer_id, frequency, return_orders, order_lines "
+        "from intermediate.int_customer_orders where customer_id <= 2 order by 1"
+    ) == [(1, 0, 0, 1), (2, 0, 1, 1)]
+
+
 JOINED = """
 [sources.customers]
 files = ["customers/*.csv"]
@@ -441,6 +488,10 @@ CONFIG_MISTAKES = {
     "snapshot": (
         LINES_SOURCE + 'snapshot_date = "10/12/2011"\n',
         "key 'transactions.snapshot_date' = '10/12/2011' is not a date",
+    ),
+    "collapse": (
+        LINES_SOURCE + 'collapse_copies = "sometimes"\n',
+        "key 'transactions.collapse_copies' must be 'auto' or 'always' or 'never', got 'sometimes'",
     ),
     "max date": (
         LINES_SOURCE + 'max_order_date = "2011-13-01"\n',

@@ -20,7 +20,7 @@ from typing import Any
 from engine import adapters
 from engine.errors import ConfigError
 from engine.project.constraints import ParameterError, check_values
-from engine.project.orders import TRANSACTIONS, OrderSettings, order_settings
+from engine.project.orders import COLLAPSE_CHOICES, TRANSACTIONS, OrderSettings, order_settings
 from engine.project.rules import (
     accepted_values,
     attributes_are_unique,
@@ -160,6 +160,7 @@ SCHEMA = section(
         max_order_date=STRING,
         cancellation_prefix=STRING,
         exclude_products=list_of(STRING, non_empty=False),
+        collapse_copies={"type": "string", "choices": list(COLLAPSE_CHOICES)},
         rfm_groups=list_of(ANY_TABLE),
     ),
     models=table_of(ANY_TABLE, "a model name"),

@@ -29,6 +29,7 @@ ORDER_AGGREGATES = (
     "distinct_products",
 )
 RFM_SCORES = ("recency", "frequency")
+COLLAPSE_CHOICES = ("auto", "always", "never")
 SCORE_RANGE = (1, 5)
 
 # The widely used RFM segment map over the recency (R) and frequency (F) scores, 1-5 each;
@@ -72,6 +73,10 @@ class OrderSettings:
     max_order_date: datetime.date | None = None  # None: the day of the run
     cancellation_prefix: str = "C"  # an order id starting with it is a cancellation (a return)
     exclude_products: tuple[str, ...] = ()  # product ids that are not products (POST, fees)
+    # Whether a later exact copy of a staged line collapses into it: "auto" where lines carry an
+    # order id (a copy is then a duplicated export line; without one, two identical lines are
+    # plausibly two purchases), "always" or "never".
+    collapse_copies: str = "auto"
     rfm_groups: tuple[RfmGroup, ...] = ()
 
 
@@ -110,6 +115,7 @@ def order_settings(section: dict[str, Any], where: str) -> OrderSettings:
         max_order_date=latest,
         cancellation_prefix=prefix,
         exclude_products=tuple(section.get("exclude_products", [])),
+        collapse_copies=section.get("collapse_copies", "auto"),
         rfm_groups=rfm_groups(groups, where),
     )
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from engine.project.column_sets import accepted_spellings
 from engine.project.config import Config
+from engine.project.orders import TRANSACTIONS
 
 
 def value_ranges(config: Config) -> pa.Table:
@@ -57,6 +58,10 @@ def order_settings(config: Config) -> pa.Table:
     """One row: how order lines are read and aggregated ([transactions])."""
     orders = config.orders
     latest = orders.max_order_date or datetime.datetime.now(datetime.UTC).date()
+    has_order_ids = "order_id" in config.sources[TRANSACTIONS].columns
+    collapses = orders.collapse_copies == "always" or (
+        orders.collapse_copies == "auto" and has_order_ids
+    )
     return pa.table(
         {
             "snapshot_date": pa.array([orders.snapshot_date], pa.date32()),
@@ -64,6 +69,7 @@ def order_settings(config: Config) -> pa.Table:
             "max_order_date": pa.array([latest], pa.date32()),
             "cancellation_prefix": pa.array([orders.cancellation_prefix], pa.string()),
             "excluded_products": pa.array([list(orders.exclude_products)], pa.list_(pa.string())),
+            "collapses_copies": pa.array([collapses], pa.bool_()),
         }
     )
 
@@ -110,6 +116,8 @@ SEED_COLUMNS = {
         "cancellation_prefix": "An order id starting with it is a cancellation, staged as a "
         "return (transactions.cancellation_prefix)",
         "excluded_products": "Product ids rejected as not products (transactions.exclude_products)",
+        "collapses_copies": "Whether a later exact copy of a staged line collapses into it "
+        "(transactions.collapse_copies; auto: where lines carry an order id)",
     },
     "rfm_groups": {
         "rfm_group": "A named RFM group (transactions.rfm_groups)",

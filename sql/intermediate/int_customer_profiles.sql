@@ -1,6 +1,7 @@
 -- One row per customer known to any source: the customers source's columns, the order lines'
 -- per-customer aggregates and attributes, joined on customer_id; and whether the customer can be
--- segmented, with the reason when not (returns only, a feature missing or not transformable).
+-- segmented, with the reason when not (returns only, only zero-value lines, a feature missing or
+-- not transformable).
 with
 
 customers as (
@@ -17,6 +18,7 @@ joined as (
         customers.customer_id is not null as in_customers,
         orders.customer_id is not null as in_orders,
         orders.has_purchase,
+        orders.return_orders,
         each(customers, customers._),
         each(transactions, orders._),
         each(order_aggregates, orders._)
@@ -43,7 +45,12 @@ checked as (
     select
         sourced.*,
         coalesce(
-            case when in_orders and not has_purchase then 'returns only: no purchase order' end,
+            case
+                when in_orders and not has_purchase and return_orders > 0
+                    then 'returns only: no purchase order'
+                when in_orders and not has_purchase
+                    then 'no purchase: only lines of zero value'
+            end,
             each(features, case when _ is null then '_' || ' is missing' || missing_from end),
             each(
                 features,

@@ -6,8 +6,9 @@ checked as (
     select * from staging.stg_transactions_checked
 ),
 
-copies as (
+collapsed as (
     select * from staging.stg_transactions_copies
+    where is_collapsed
 )
 
 select
@@ -24,7 +25,7 @@ select
     source_file,
     line_number
 from checked
-anti join copies
-    on checked.source_file = copies.source_file
-    and checked.line_number = copies.line_number
+anti join collapsed
+    on checked.source_file = collapsed.source_file
+    and checked.line_number = collapsed.line_number
 where len(checked.reasons) = 0

@@ -1,9 +1,15 @@
 -- The later exact copies of staged order lines: equal in every column of the file to a line
--- earlier by file and line, into which they collapse (they are not staged, and not rejected).
+-- earlier by file and line. Where config.order_settings says copies collapse (lines with order
+-- ids, by default), a copy collapses into the first (not staged, and not rejected); otherwise
+-- it is staged as a purchase of its own and listed here, so the run still counts it.
 -- Equal hashes find the few candidates cheaply; the candidates' lines are then compared whole,
 -- so a hash collision can never collapse two different lines. A model of its own because the
 -- comparison reads the checked lines twice: as a table, not a query run twice over every line.
 with
+
+settings as (
+    select collapses_copies from config.order_settings
+),
 
 staged_lines as (
     select source_file, line_number, line_hash
@@ -47,10 +53,12 @@ first_copies as (
 )
 
 select
-    source_file,  -- The landing file of the later copy
-    line_number,  -- Its line
-    struct_extract(first_copy, 'f') as first_source_file,  -- The file of the first copy, which is staged
-    struct_extract(first_copy, 'l') as first_line_number  -- Its line
+    first_copies.source_file,  -- The landing file of the later copy
+    first_copies.line_number,  -- Its line
+    struct_extract(first_copies.first_copy, 'f') as first_source_file,  -- The file of the first copy, which is staged
+    struct_extract(first_copies.first_copy, 'l') as first_line_number,  -- Its line
+    settings.collapses_copies as is_collapsed  -- Collapsed into the first copy; false: staged too (transactions.collapse_copies)
 from first_copies
-where {'f': source_file, 'l': line_number} <> first_copy
-order by source_file, line_number
+cross join settings
+where {'f': first_copies.source_file, 'l': first_copies.line_number} <> first_copies.first_copy
+order by first_copies.source_file, first_copies.line_number
