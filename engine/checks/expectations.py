@@ -52,22 +52,49 @@ class ExpectationResult:
     unexpected_count: int | None
     unexpected_percent: float | None
     error: str | None
+    unexpected_values: str | None = None  # up to UNEXPECTED_SHOWN of them, as JSON
 
     @property
     def blocking_failure(self) -> bool:
         return not self.success and self.severity == BLOCKING_SEVERITY
 
     def describe(self) -> str:
+        """'table column: type (the rule) — what was found', e.g. 'rejected_share:
+        expect_column_values_to_be_between (at most 0.05) — 1 unexpected (100.00%): [0.123]'."""
         column = f"{self.column_name}: " if self.column_name else ""
+        rule = _rule_words(json.loads(self.kwargs) if self.kwargs else {})
         detail = []
         if self.observed_value is not None:
             detail.append(f"observed {self.observed_value}")
         if self.unexpected_count:
-            detail.append(f"{self.unexpected_count} unexpected ({self.unexpected_percent:.2f}%)")
+            values = f": {self.unexpected_values}" if self.unexpected_values else ""
+            percent = f"{self.unexpected_percent:.2f}%"
+            detail.append(f"{self.unexpected_count} unexpected ({percent}){values}")
         if self.error:
             detail.append(f"error: {self.error}")
         tail = f" — {', '.join(detail)}" if detail else ""
-        return f"{self.table_name} {column}{self.expectation_type}{tail}"
+        return f"{self.table_name} {column}{self.expectation_type}{rule}{tail}"
+
+
+UNEXPECTED_SHOWN = 5
+
+
+def _rule_words(kwargs: dict[str, Any]) -> str:
+    """What the expectation asks, in words, from its kwargs: ' (between 0 and 1)'."""
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    if isinstance(kwargs.get("value_set"), list):
+        shown = kwargs["value_set"][:UNEXPECTED_SHOWN]
+        more = ", …" if len(kwargs["value_set"]) > UNEXPECTED_SHOWN else ""
+        return f" (one of {', '.join(map(str, shown))}{more})"
+    if isinstance(low, int | float) and isinstance(high, int | float):
+        return f" (between {low:g} and {high:g})"
+    if isinstance(high, int | float):
+        return f" (at most {high:g})"
+    if isinstance(low, int | float):
+        return f" (at least {low:g})"
+    if "value" in kwargs:
+        return f" (equal to {kwargs['value']})"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -301,6 +328,9 @@ class Validator:
                     unexpected_count=result.get("unexpected_count"),
                     unexpected_percent=result.get("unexpected_percent"),
                     error=_error_message(item.exception_info),
+                    unexpected_values=_as_text(
+                        result.get("partial_unexpected_list", [])[:UNEXPECTED_SHOWN] or None
+                    ),
                 )
             )
         return results

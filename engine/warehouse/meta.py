@@ -57,6 +57,7 @@ META_TABLES: dict[str, dict[str, pa.DataType]] = {
         "unexpected_count": pa.int64(),
         "unexpected_percent": pa.float64(),
         "error": pa.string(),
+        "unexpected_values": pa.string(),
     },
 }
 
@@ -121,6 +122,7 @@ META_COLUMNS: dict[str, dict[str, str]] = {
         "unexpected_count": "Rows that broke it",
         "unexpected_percent": "Share of rows that broke it, in percent",
         "error": "GX's error, if the expectation could not be evaluated",
+        "unexpected_values": "Up to five of the values that broke the expectation, as JSON",
     },
 }
 
