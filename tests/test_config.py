@@ -47,6 +47,11 @@ MISTAKES = {
         'scalling = "standard"',
         r"unknown key 'features\.scalling'",
     ),
+    "storage version": (
+        "seed = 42",
+        'seed = 42\nstorage_version = "1.4"',
+        r"'warehouse\.storage_version' = '1\.4'; expected a DuckDB release such as \"v1\.4\.0\"",
+    ),
     "wrong type": (
         "seed = 42",
         'seed = "forty-two"',

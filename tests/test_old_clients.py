@@ -78,3 +78,11 @@ def test_a_newer_storage_version_is_what_old_clients_cannot_open(project: Projec
         timeout=120,
     )
     assert done.returncode != 0 and "version" in done.stderr.lower()
+
+
+def test_a_storage_version_duckdb_does_not_know_is_a_config_error(project: ProjectCopy) -> None:
+    project.edit_config("[warehouse]", '[warehouse]\nstorage_version = "v9.9.9"')
+    done = project.run("run", "-q", "--no-report")
+    assert done.returncode == 2
+    assert "key 'warehouse.storage_version' = 'v9.9.9' is not a DuckDB release" in done.stderr
+    assert not project.warehouse.exists()

@@ -72,7 +72,7 @@ class Config:
     memory_limit: str | None = None
     # The DuckDB storage format the published file is written in: the oldest DuckDB release
     # whose clients (BI tools bundle their own, often a release or two behind) must open it.
-    storage_version: str = "v1.2.0"
+    storage_version: str = "v1.4.0"
     # Tables with at least this many rows are validated before the next model starts, so the
     # builder's and the validation worker's memory peaks never stack.
     serial_validation_rows: int = 2_000_000
@@ -286,7 +286,7 @@ def _storage_version(value: str | None, where: str) -> str:
     if not STORAGE_VERSION.fullmatch(value):
         raise ConfigError(
             f"{where}: key 'warehouse.storage_version' = {value!r}; expected a DuckDB release "
-            'such as "v1.2.0" (the oldest DuckDB that must open the warehouse), or "latest"'
+            'such as "v1.4.0" (the oldest DuckDB that must open the warehouse), or "latest"'
         )
     return value
 

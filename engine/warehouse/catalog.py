@@ -58,8 +58,10 @@ class BuildCatalog:
         try:
             con = duckdb.connect(str(path), config=settings)
         except duckdb.InvalidInputException as exc:
+            known = str(exc).split("valid options are:")[-1].strip()
             raise ConfigError(
-                f"key 'warehouse.storage_version' = {storage_version!r}: {exc}"
+                f"key 'warehouse.storage_version' = {storage_version!r} is not a DuckDB release "
+                f"DuckDB {duckdb.__version__} can write for; it knows: {known}"
             ) from exc
         has_previous = published.exists()
         if has_previous:
