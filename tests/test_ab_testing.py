@@ -58,7 +58,7 @@ def test_two_proportion_test_matches_statsmodels_and_goes_exact_when_small() -> 
     expected_p = proportions_ztest([b.sum(), a.sum()], [len(b), len(a)])[1]
     assert p_value == pytest.approx(expected_p, rel=1e-12)
     expected_ci = confint_proportions_2indep(
-        b.sum(), len(b), a.sum(), len(a), method="wald", compare="diff"
+        b.sum(), len(b), a.sum(), len(a), method="newcomb", compare="diff"
     )
     assert (low, high) == pytest.approx(expected_ci, rel=1e-10)
 
@@ -228,6 +228,33 @@ def test_at_the_planned_effect_dont_ship_is_rare() -> None:
         inconclusive += decision == "inconclusive"
     assert stats.binomtest(dont_ship, runs, 0.025, alternative="greater").pvalue > 0.001
     assert inconclusive > runs / 2  # 300 users are not enough to decide at this effect
+
+
+@pytest.mark.parametrize(
+    ("size_a", "size_b", "baseline"), [(25, 14, 0.03), (13, 10, 0.03), (2000, 2000, 0.2)]
+)
+def test_a_planned_effect_that_is_true_is_rarely_ruled_out(
+    size_a: int, size_b: int, baseline: float
+) -> None:
+    """'Don't ship: the planned effect is ruled out' when the effect is real must happen at most
+    at the rule's nominal rate (alpha/2 of the interval it is judged at), in small cells too,
+    where Wald's interval collapsed to [0, 0] and said so 15-30% of the time."""
+    planned, judged_at, runs = 0.05, 0.05 / 6, 200_000
+    rng = np.random.default_rng(size_a)
+    control = rng.binomial(size_a, baseline, runs)
+    treated = rng.binomial(size_b, baseline + planned, runs)
+    _, upper = ab.newcombe_interval(control, size_a, treated, size_b, judged_at)
+    wrongly_ruled_out = int((upper < planned).sum())
+    nominal = judged_at / 2
+    assert stats.binomtest(wrongly_ruled_out, runs, nominal, alternative="greater").pvalue > 0.001
+
+
+def test_no_conversions_in_either_arm_rule_nothing_out() -> None:
+    """0 of 25 and 0 of 14: the interval is not [0, 0], and a planned 5 points is not excluded."""
+    _, _, low, high, p_value, test = ab.proportion_test(np.zeros(25), np.zeros(14), 0.05 / 6)
+    expected = confint_proportions_2indep(0, 14, 0, 25, method="newcomb", alpha=0.05 / 6)
+    assert (low, high) == pytest.approx(expected, abs=1e-12)
+    assert low < 0 < 0.05 < high and p_value == 1.0 and test == "fisher_exact"
 
 
 def test_a_null_effect_with_enough_users_rules_the_planned_effect_out() -> None:
