@@ -43,8 +43,9 @@ COLUMNS = {
     "lift_ci_low": "Lower bound of the lift's confidence interval at alpha",
     "lift_ci_high": "Upper bound of the lift's confidence interval at alpha",
     "relative_lift": "Lift as a share of the control mean",
-    "relative_ci_low": "Lower bound of the relative lift's interval (delta method)",
-    "relative_ci_high": "Upper bound of the relative lift's interval (delta method)",
+    "relative_ci_low": "Lower bound of the relative lift's interval (MOVER-R from Wilson "
+    "intervals for a conversion, the delta method for an amount)",
+    "relative_ci_high": "Upper bound of the relative lift's interval (as relative_ci_low)",
     "p_value": "The test's two-sided p-value",
     "decision_alpha": (
         "The alpha the row is judged at: alpha, or alpha / segments for Holm's strictest step"
@@ -110,9 +111,17 @@ def analyse(
         test = "welch_t"
     se_control = float(np.std(y_c, ddof=1) / np.sqrt(len(y_c)))
     se_treatment = float(np.std(y_t, ddof=1) / np.sqrt(len(y_t)))
-    relative, relative_low, relative_high = ab.relative_interval(
-        float(y_t.mean()), se_treatment, float(y_c.mean()), se_control, alpha
-    )
+    if experiment.metric == ab.CONVERSION:
+        relative, relative_low, relative_high = (
+            float(v)
+            for v in ab.relative_proportion_interval(
+                y_c.sum(), len(y_c), y_t.sum(), len(y_t), alpha
+            )
+        )
+    else:
+        relative, relative_low, relative_high = ab.relative_interval(
+            float(y_t.mean()), se_treatment, float(y_c.mean()), se_control, alpha
+        )
     judged_at = alpha / family
     if experiment.metric == ab.CONVERSION:
         decision_high = ab.proportion_test(y_c, y_t, judged_at)[3]
