@@ -261,6 +261,8 @@ class PowerPlan:
     expected_effect: float
     power: float
     seed: int
+    # Which control mean the figures plan for, in words: "the configured baseline 0.03".
+    baseline_note: str = "the observed control"
 
 
 def power_figures(
@@ -311,7 +313,7 @@ def power_figures(
     return {
         "achieved_power": float(achieved),
         "power_alpha": alpha,
-        "power_method": method,
+        "power_method": f"{method}; planned at {plan.baseline_note}",
         "mde": float(mde),
         # Whole users in each arm, in the experiment's split.
         "users_needed": int(np.ceil(per_arm) + np.ceil(per_arm * ratio)),
@@ -338,6 +340,11 @@ def adjust(p_values: np.ndarray, method: str) -> np.ndarray:
     if len(p_values) == 0:
         return p_values
     return multipletests(p_values, method=method)[1]
+
+
+def _planned_at(row: dict[str, Any]) -> str:
+    """'at the configured baseline 0.03', from the row's power_method."""
+    return "planned " + str(row.get("power_method", "")).rpartition("; planned ")[2]
 
 
 def decide(row: dict[str, Any], p_value: float, alpha: float) -> tuple[str, str]:
@@ -367,5 +374,5 @@ def decide(row: dict[str, Any], p_value: float, alpha: float) -> tuple[str, str]
     return "inconclusive", (
         f"not significant (p = {p_value:.3g}) and the planned effect {planned:g} is not ruled "
         f"out (upper bound {upper:.3g}; {row['achieved_power']:.0%} power"
-        + (f"; about {needed:,} users needed)" if needed else ")")
+        + (f"; about {needed:,} users needed, {_planned_at(row)})" if needed else ")")
     )

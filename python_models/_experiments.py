@@ -45,6 +45,7 @@ class Experiment:
     pre_period_correlation: float
     population: int
     seed: int | None
+    baseline_given: bool = False  # the config set baseline (power is then planned at it)
 
     def truth(self, segment_id: int) -> Truth:
         effect = self.effects.get(str(segment_id), self.effects.get("default", 0.0))
@@ -132,6 +133,7 @@ def parse(name: str, spec: Any) -> Experiment:
         pre_period_correlation=float(values["pre_period_correlation"]),
         population=values["population"],
         seed=values["seed"],
+        baseline_given=values["baseline"] is not None,
     )
 
 

@@ -159,16 +159,20 @@ def analyse(
         if family == 1
         else (f"alpha/{family} = {judged_at:.3g} (Holm's strictest step, {family} segments)")
     )
-    plan = ab.PowerPlan(test, judged_at, note, experiment.expected_effect, experiment.power, seed)
+    # Plan for the configured baseline where the config gives one: a segment's observed control
+    # rate may be 0 of 14, and a plan at 0 says nothing about the experiment that was planned.
+    if experiment.baseline_given:
+        control_mean, control_sd = experiment.baseline, experiment.baseline_sd
+        baseline_note = f"the configured baseline {experiment.baseline:g}"
+    else:
+        control_mean, control_sd = float(y_c.mean()), float(np.std(y_c, ddof=1))
+        measure = "rate" if experiment.metric == ab.CONVERSION else "mean"
+        baseline_note = f"the observed control {measure} {control_mean:.3g}"
+    plan = ab.PowerPlan(
+        test, judged_at, note, experiment.expected_effect, experiment.power, seed, baseline_note
+    )
     row.update(
-        ab.power_figures(
-            experiment.metric,
-            len(y_c),
-            len(y_t),
-            float(y_c.mean()),
-            float(np.std(y_c, ddof=1)),
-            plan,
-        )
+        ab.power_figures(experiment.metric, len(y_c), len(y_t), control_mean, control_sd, plan)
     )
     return row
 

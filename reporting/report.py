@@ -157,8 +157,8 @@ def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
             Headline(
                 f"ab_decision_{row.experiment}",
                 str(row.decision),
-                f"{kind.capitalize()} {row.experiment} ({row.metric}, {int(row.users)} "
-                f"{'simulated ' if row.source == 'simulation' else ''}users): "
+                f"{kind.capitalize()} {row.experiment} ({row.metric}, {int(row.users):,} users"
+                f"{', outcomes simulated' if row.source == 'simulation' else ''}): "
                 f"{{value}} — {row.decision_reason}.",
             )
         )

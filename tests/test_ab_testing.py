@@ -277,6 +277,31 @@ def test_the_relative_lift_is_the_ratio_of_rates() -> None:
     assert np.isnan(ab.relative_proportion_interval(0, 50, 4, 50, 0.05)).all()
 
 
+def test_planning_figures_use_the_configured_baseline_and_say_so() -> None:
+    """A segment whose 14 control users never converted: the users needed are planned at the
+    configured 3%, not at the observed 0%, and the reason says which."""
+    frame = pd.DataFrame(
+        {
+            "arm": ["control"] * 14 + ["treatment"] * 25,
+            "outcome": [0.0] * 14 + [1.0] + [0.0] * 24,
+            "pre_period_value": [0.0] * 39,
+        }
+    )
+    configured = experiment(metric="conversion", baseline=0.03, expected_effect=0.05)
+    row = analyse(frame, configured, family=6)
+    h = proportion_effectsize(0.08, 0.03)
+    per_arm = NormalIndPower().solve_power(h, None, 0.05 / 6, 0.8, ratio=25 / 14)
+    assert row["users_needed"] == int(np.ceil(per_arm) + np.ceil(per_arm * 25 / 14))
+    assert row["power_method"].endswith("planned at the configured baseline 0.03")
+    _, reason = ab.decide({**row, "planned_effect": 0.05}, 0.9, 0.05)
+    assert (
+        f"about {row['users_needed']:,} users needed, planned at the configured baseline 0.03"
+        in reason
+    )
+    observed = analyse(frame, experiment(metric="conversion", expected_effect=0.05), family=6)
+    assert observed["power_method"].endswith("planned at the observed control rate 0")
+
+
 def test_no_conversions_in_either_arm_rule_nothing_out() -> None:
     """0 of 25 and 0 of 14: the interval is not [0, 0], and a planned 5 points is not excluded."""
     _, _, low, high, p_value, test = ab.proportion_test(np.zeros(25), np.zeros(14), 0.05 / 6)

@@ -82,10 +82,12 @@ def test_headline_numbers_equal_the_warehouse(
     assert float(_headline(page, "surrogate_fidelity").rstrip("%")) == pytest.approx(
         100 * fidelity, abs=0.05
     )
-    for experiment, decision in built_sample.query(
-        "select experiment, decision from marts.ab_experiment_summary"
+    for experiment, decision, source in built_sample.query(
+        "select experiment, decision, source from marts.ab_experiment_summary"
     ):
         assert _headline(page, f"ab_decision_{experiment}") == decision
+        # A simulated experiment's decision says so in the value itself.
+        assert decision.startswith("simulated: ") == (source == "simulation")
     (passed,) = built_sample.query(
         "select count(*) filter (where success) from meta.expectation_results"
     )[0]

@@ -28,7 +28,13 @@ select
     overall.experiment,
     overall.metric,
     overall.source,
-    overall.decision,  -- ship / don't ship / inconclusive / invalid (sample-ratio mismatch)
+    case
+        when overall.source = 'log' then overall.decision
+        when overall.decision = 'ship' then 'simulated: would ship'
+        when overall.decision = 'don''t ship' then 'simulated: would not ship'
+        else 'simulated: ' || overall.decision
+    end as decision,  -- ship / don't ship / inconclusive / invalid (sample-ratio mismatch); a simulated experiment's says so: 'simulated: would ship'
+
     overall.decision_reason,  -- Why, in words
     overall.users_control + overall.users_treatment as users,  -- Users in the experiment, both arms
     overall.mean_control,
