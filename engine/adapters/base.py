@@ -54,8 +54,6 @@ class ModelInputs:
 class Engine(Protocol):
     """An engine, started once per command and stopped when it is done."""
 
-    name: str
-
     def remove_leftovers(self, paths: WarehousePaths) -> list[Path]:
         """Delete what an interrupted run left behind; what was removed."""
         ...

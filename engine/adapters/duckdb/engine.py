@@ -27,7 +27,6 @@ from engine.warehouse.publish import WarehousePaths
 class DuckDBEngine:
     config: Config
     service: ValidationService | None  # None once nothing is left to validate
-    name: str = "duckdb"
     catalog: BuildCatalog | None = None
     _due: list[Validated] = field(default_factory=list)
 

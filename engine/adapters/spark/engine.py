@@ -116,7 +116,6 @@ class SparkEngine:
 
     config: Config
     console: Console
-    name: str = "spark"
     spark: Any = None  # the session, started by begin()
     build: Build | None = None
     published: dict[str, str] = field(default_factory=dict)  # table -> folder, as published
