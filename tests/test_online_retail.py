@@ -229,3 +229,30 @@ def test_segments_are_named_on_behaviour(example) -> None:
 
 def test_every_published_column_is_described(example) -> None:
     assert example.undescribed_columns() == []
+
+
+def test_the_examples_readme_figures_are_the_warehouses(built_example: ProjectCopy) -> None:
+    """Every count the example's README states about its data, read back from the build."""
+    text = " ".join((EXAMPLE / "README.md").read_text(encoding="utf-8").split())
+    stated = {
+        name: int(re.search(pattern, text)[1].replace(",", ""))
+        for name, pattern in {
+            "no_customer": r"([\d,]+) lines have no CustomerID",
+            "cancellations": r"([\d,]+) are cancellations",
+            "staged_returns": r"\(([\d,]+) of them staged as returns",
+            "negative_price": r"([\d,]+) have a negative UnitPrice",
+            "copies": r"([\d,]+) are exact copies of another line",
+            "collapsed": r"\(([\d,]+) of them copies of a staged line, collapsed\)",
+        }.items()
+    }
+    checked = "staging.stg_transactions_checked"
+    counted = {
+        "no_customer": f"select count(*) from {checked} where customer_id_text is null",
+        "cancellations": f"select count(*) from {checked} where is_return",
+        "staged_returns": "select count(*) from staging.stg_transactions where is_return",
+        "negative_price": f"select count(*) from {checked} where unit_price < 0",
+        "copies": "select count(*) - (select count(*) from (select distinct * exclude "
+        "(_source_file, _line_number, _parse_error) from raw.transactions)) from raw.transactions",
+        "collapsed": "select count(*) from staging.stg_transactions_copies where is_collapsed",
+    }
+    assert {name: built_example.query(sql)[0][0] for name, sql in counted.items()} == stated
