@@ -219,11 +219,18 @@ def forest_plot(results: pd.DataFrame, experiment: str) -> bytes:
     return _png(figure)
 
 
+def timed_builds(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs that built, oldest first: a no-op refresh took no build time, and plotted at
+    0 s it would draw a dip that no build had."""
+    return runs[runs["status"] != "no-op"].sort_values("started_at")
+
+
 def run_history(runs: pd.DataFrame) -> bytes:
     figure, axis = plt.subplots(figsize=(8, 2.8))
-    ordered = runs.sort_values("started_at")
+    ordered = timed_builds(runs)
     axis.plot(range(1, len(ordered) + 1), ordered["seconds"], marker="o")
-    axis.set_xlabel("refresh")
+    skipped = len(runs) - len(ordered)
+    axis.set_xlabel(f"build ({skipped} no-op refreshes left out)" if skipped else "build")
     axis.set_ylabel("seconds")
     axis.set_ylim(bottom=0)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # refreshes are counted, not measured

@@ -156,3 +156,16 @@ def test_the_order_lines_report_fits_and_shows_the_rfm_cross_tab(
     assert champions == 2  # its row in the group table and in the cross-tab
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_the_run_history_leaves_no_op_refreshes_out(project: ProjectCopy) -> None:
+    """A no-op refresh took no build time: drawn at 0 s it made a dip no build had."""
+    from reporting.figures import timed_builds
+
+    assert project.run("run", "-q", "--no-report").returncode == 0
+    assert "no-op" in project.run("run", "-q", "--no-report").stdout
+    runs = project.frame("select run_id, status, started_at, seconds from meta.runs")
+    assert sorted(runs["status"]) == ["no-op", "success"]
+    plotted = timed_builds(runs)
+    assert list(plotted["status"]) == ["success"]
+    assert (plotted["seconds"] > 0).all()
