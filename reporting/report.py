@@ -308,13 +308,20 @@ def _experiments_section(t: dict[str, Any], experiments: list[str]) -> str:
     )
 
 
-def _rfm_section(t: dict[str, Any]) -> str:
-    """The classic RFM groups, and how they spread over the k-means segments."""
-    crosstab = t["rfm_crosstab"].pivot_table(
+def rfm_crosstab(pairs: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+    """Customers per RFM group (rows, in the groups' order) and segment (columns, by segment id,
+    the customers not segmented last)."""
+    crosstab = pairs.pivot_table(
         index="rfm_group", columns="segment_name", values="customers", aggfunc="sum", fill_value=0
     )
-    crosstab = crosstab.reindex(t["rfm_groups"]["rfm_group"]).fillna(0).astype(int)
-    crosstab = crosstab.reset_index().rename(columns={"rfm_group": "RFM group"})
+    by_id = pairs.sort_values("segment_id", na_position="last")["segment_name"].drop_duplicates()
+    crosstab = crosstab.reindex(index=groups["rfm_group"], columns=by_id).fillna(0).astype(int)
+    return crosstab.reset_index().rename(columns={"rfm_group": "RFM group"})
+
+
+def _rfm_section(t: dict[str, Any]) -> str:
+    """The classic RFM groups, and how they spread over the k-means segments."""
+    crosstab = rfm_crosstab(t["rfm_crosstab"], t["rfm_groups"])
     return (
         "<p>Recency (R) and frequency (F) scores 1-5 (5: the most recent, most frequent fifth) "
         "name each customer's group, as in marts.rfm_scores.</p>"

@@ -256,3 +256,20 @@ def test_the_examples_readme_figures_are_the_warehouses(built_example: ProjectCo
         "collapsed": "select count(*) from staging.stg_transactions_copies where is_collapsed",
     }
     assert {name: built_example.query(sql)[0][0] for name, sql in counted.items()} == stated
+
+
+def test_the_reports_rfm_crosstab_lists_segments_by_id_and_the_unsegmented_last(
+    built_example: ProjectCopy,
+) -> None:
+    from reporting.report import TABLES, rfm_crosstab
+
+    pairs = built_example.frame(TABLES["rfm_crosstab"])
+    table = rfm_crosstab(pairs, built_example.frame(TABLES["rfm_groups"]))
+    segmented = pairs.dropna(subset=["segment_id"]).sort_values("segment_id")
+    assert pairs["segment_id"].isna().any()  # the example has customers not segmented
+    assert list(table.columns) == [
+        "RFM group",
+        *segmented["segment_name"].drop_duplicates(),
+        "Not segmented",
+    ]
+    assert int(table.drop(columns="RFM group").to_numpy().sum()) == int(pairs["customers"].sum())
