@@ -20,6 +20,7 @@ from engine.errors import ConfigError
 from engine.project.config import load_config
 
 from conftest import ProjectCopy, copy_project
+from order_reference import customer_orders
 
 WAREHOUSE = """[warehouse]
 path = "warehouse/segments.duckdb"
@@ -278,28 +279,53 @@ def test_date_format_amount_and_no_order_id_by_config_alone(tmp_path: Path) -> N
         (n + 3, "order_date '2023-01-02' is not a date"),
     ]
     frame["date"] = pd.to_datetime(frame["Day"], format="%Y%m%d")
-    snapshot = pd.Timestamp("2024-01-01")
-    buys = frame[frame["Amount"] > 0]
-    expected = pd.DataFrame(
+    lines = pd.DataFrame(
         {
-            "frequency": buys.groupby("Client").size(),
-            "monetary": frame.groupby("Client")["Amount"].sum(),
-            "recency_days": (snapshot - buys.groupby("Client")["date"].max()).dt.days,
-            "tenure_days": (snapshot - buys.groupby("Client")["date"].min()).dt.days,
+            "customer_id": frame["Client"],
+            "order_id": [f"orders/lines.csv:{i + 2}" for i in range(n)],
+            "product": None,
+            "order_date": frame["date"],
+            "value": frame["Amount"],
+            "quantity": np.nan,
+            "is_return": frame["Amount"] < 0,
+            "is_purchase": frame["Amount"] > 0,
+            "is_non_product": False,
+            "source_file": "orders/lines.csv",
+            "line_number": np.arange(2, n + 2),
         }
     )
-    expected["frequency"] = expected["frequency"].fillna(0)
-    got = copy.frame(
-        "select customer_id, frequency, monetary, recency_days, tenure_days "
-        "from intermediate.int_customer_orders order by customer_id"
-    ).set_index("customer_id")
-    assert list(got.index) == list(expected.index)
-    assert (got["frequency"].to_numpy() == expected["frequency"].to_numpy()).all()
-    np.testing.assert_allclose(got["monetary"], expected["monetary"], rtol=1e-12)
-    for column in ("recency_days", "tenure_days"):
-        np.testing.assert_array_equal(
-            got[column].astype("float64"), expected[column].astype("float64")
+    columns = ["frequency", "monetary", "recency_days", "tenure_days", "unmatched_return_value"]
+    written = copy.config.read_text()
+    for frequency, unmatched in (("orders", "exclude"), ("purchase_days", "subtract")):
+        config = written.replace(
+            "[transactions]\n",
+            f'[transactions]\nfrequency = "{frequency}"\nunmatched_returns = "{unmatched}"\n',
         )
+        copy.config.write_text(config)
+        done = copy.run("run", "-q", "--no-report")
+        assert done.returncode == 0, done.stderr
+        expected = customer_orders(
+            lines,
+            by_units=False,
+            frequency=frequency,
+            subtract=unmatched == "subtract",
+            snapshot=pd.Timestamp("2024-01-01"),
+        )
+        got = copy.frame(
+            f"select customer_id, {', '.join(columns)} "
+            "from intermediate.int_customer_orders order by customer_id"
+        ).set_index("customer_id")
+        assert list(got.index) == list(expected.index)
+        assert (got["frequency"].to_numpy() == expected["frequency"].to_numpy()).all()
+        for column in columns[1:]:
+            np.testing.assert_allclose(
+                got[column].astype("float64"), expected[column].astype("float64"), rtol=1e-12
+            )
+        # Several lines of one client on one day are several orders, and one purchase day.
+        assert (expected["orders"] > expected["purchase_days"]).any()
+    # Returns dated before any purchase of their client are unmatched, and subtracted only when
+    # configured so.
+    assert expected["unmatched_return_value"].gt(0).sum() > 5
     # Without order ids every line is its own order: the order id says which line it was.
     ((order_id,),) = copy.query(
         "select order_id from staging.stg_transactions where line_number = 2"
@@ -521,6 +547,21 @@ CONFIG_MISTAKES = {
         LINES_SOURCE + 'rfm_groups = [{ name = "All", recency = [0, 5], frequency = [1, 5] }]\n',
         "key 'transactions.rfm_groups[0].recency' must be [lowest, highest] scores within 1..5",
     ),
+    "frequency": (
+        LINES_SOURCE + 'frequency = "days"\n',
+        "key 'transactions.frequency' must be 'orders' or 'purchase_days', got 'days'",
+    ),
+    "unmatched": (
+        LINES_SOURCE + 'unmatched_returns = "keep"\n',
+        "key 'transactions.unmatched_returns' must be 'exclude' or 'subtract', got 'keep'",
+    ),
+    "codes without products": (
+        LINES_SOURCE.replace('product_id = ["Product"]\n', "").replace(
+            'exclude_products = ["POST"]', 'non_product_codes = ["POST"]'
+        ),
+        "key 'transactions.non_product_codes' lists product codes, but "
+        "'sources.transactions.columns' maps no 'product_id'",
+    ),
     "role kind": (
         LINES_SOURCE + '\n[sources.transactions.kinds]\nquantity = "integer"\n',
         "'quantity' is a canonical transactions column, whose kind is fixed",
@@ -610,3 +651,57 @@ def test_a_column_comes_from_one_source(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_config(_config(tmp_path, WAREHOUSE + clash + RFM_FEATURES))
     assert "a source maps ['monetary'], which int_customer_orders computes" in str(error.value)
+
+
+def test_what_counts_as_a_purchase_order(tmp_path: Path) -> None:
+    """Issue 29's cases, worked by hand: an order cancelled in full is no purchase (and moves no
+    recency), a partly returned one is; a return of something bought before the data is left out
+    of monetary; postage alone is no order; an order of free items is none either."""
+    source = LINES_SOURCE.replace('exclude_products = ["POST"]', 'non_product_codes = ["POST"]')
+    copy = _project(tmp_path, WAREHOUSE + source + RFM_FEATURES)
+    day = "2023-{}-{} 10:00:00"
+    rows = [
+        # 1: bought in March; bought 10 x P1 in June and cancelled all of it the same day.
+        ["1001", "P2", "1", day.format("03", "01"), "5.00", "1", "UK", ""],
+        ["1002", "P1", "10", day.format("06", "01"), "2.00", "1", "UK", ""],
+        ["C1003", "P1", "-10", day.format("06", "01").replace("10:", "11:"), "2.00", "1", "UK", ""],
+        # 2: bought 4 x P1 and 1 x P3 in May, returned 3 x P1 in July: the order stands.
+        ["1004", "P1", "4", day.format("05", "02"), "2.00", "2", "UK", ""],
+        ["1004", "P3", "1", day.format("05", "02"), "7.00", "2", "UK", ""],
+        ["C1005", "P1", "-3", day.format("07", "02"), "2.00", "2", "UK", ""],
+        # 3: returns 2 x P4 in January, bought nothing of it since; buys P5 twice on one day.
+        ["C1006", "P4", "-2", day.format("01", "03"), "6.00", "3", "UK", ""],
+        ["1007", "P5", "1", day.format("02", "03"), "9.00", "3", "UK", ""],
+        ["1008", "P5", "1", day.format("02", "03").replace("10:", "15:"), "9.00", "3", "UK", ""],
+        ["1008", "POST", "1", day.format("02", "03").replace("10:", "15:"), "3.50", "3", "UK", ""],
+        # 4: postage alone; 5: free items alone.
+        ["1009", "POST", "1", day.format("04", "04"), "3.50", "4", "UK", ""],
+        ["1010", "P6", "2", day.format("04", "05"), "0.00", "5", "UK", ""],
+    ]
+    filler = _clean_lines(random.Random(29), range(100, 160), 500000)
+    _write(copy, "a.csv", _csv(rows + filler))
+    done = copy.run("run", "-q", "--no-report")
+    assert done.returncode == 0, done.stderr
+    got = copy.frame(
+        "select customer_id, orders, purchase_days, cancelled_orders, monetary, "
+        "last_purchase_date, unmatched_return_value, non_product_value, return_value "
+        "from intermediate.int_customer_orders where customer_id <= 5 order by 1"
+    ).set_index("customer_id")
+    assert got["orders"].tolist() == [1, 1, 2, 0, 0]
+    assert got["purchase_days"].tolist() == [1, 1, 1, 0, 0]
+    assert got["cancelled_orders"].tolist() == [1, 0, 0, 0, 0]
+    assert got["monetary"].tolist() == [5.0, 9.0, 18.0, 0.0, 0.0]
+    assert got["return_value"].tolist() == [20.0, 6.0, 0.0, 0.0, 0.0]
+    assert got["unmatched_return_value"].tolist() == [0.0, 0.0, 12.0, 0.0, 0.0]
+    assert got["non_product_value"].tolist() == [0.0, 0.0, 3.5, 3.5, 0.0]
+    assert got.loc[1, "last_purchase_date"] == datetime.date(2023, 3, 1)
+    assert copy.query(
+        "select customer_id, unsegmented_reason from intermediate.int_customer_profiles "
+        "where customer_id <= 5 order by 1"
+    ) == [
+        (1, None),
+        (2, None),
+        (3, None),
+        (4, "no purchase: only non-product lines (transactions.non_product_codes)"),
+        (5, "no purchase: only lines of zero value"),
+    ]

@@ -20,7 +20,15 @@ from typing import Any
 from engine import adapters
 from engine.errors import ConfigError
 from engine.project.constraints import ParameterError, check_values
-from engine.project.orders import COLLAPSE_CHOICES, TRANSACTIONS, OrderSettings, order_settings
+from engine.project.orders import (
+    COLLAPSE_CHOICES,
+    FREQUENCY_CHOICES,
+    TRANSACTIONS,
+    UNMATCHED_RETURN_CHOICES,
+    OrderSettings,
+    check_product_codes,
+    order_settings,
+)
 from engine.project.rules import (
     accepted_values,
     attributes_are_unique,
@@ -160,6 +168,9 @@ SCHEMA = section(
         max_order_date=STRING,
         cancellation_prefix=STRING,
         exclude_products=list_of(STRING, non_empty=False),
+        non_product_codes=list_of(STRING, non_empty=False),
+        frequency={"type": "string", "choices": list(FREQUENCY_CHOICES)},
+        unmatched_returns={"type": "string", "choices": list(UNMATCHED_RETURN_CHOICES)},
         collapse_copies={"type": "string", "choices": list(COLLAPSE_CHOICES)},
         rfm_groups=list_of(ANY_TABLE),
     ),
@@ -232,6 +243,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
             f"{where}: key 'transactions.{next(iter(orders))}' takes effect only with a "
             f"'sources.{TRANSACTIONS}' section"
         )
+    check_product_codes(orders, sources[TRANSACTIONS].columns, where)
     feature_columns, scaling = features(document["features"], ranges, sources, where)
     attributes_are_unique(sources, where)
     kinds = kinds_of(sources, document, (ranges, accepted), where)

@@ -23,6 +23,8 @@ ORDER_AGGREGATES = (
     "recency_days",
     "frequency",
     "monetary",
+    "orders",
+    "purchase_days",
     "tenure_days",
     "average_order_value",
     "return_share",
@@ -30,6 +32,12 @@ ORDER_AGGREGATES = (
 )
 RFM_SCORES = ("recency", "frequency")
 COLLAPSE_CHOICES = ("auto", "always", "never")
+# What frequency counts: purchase orders, or the distinct days with one (several orders on one
+# day are one purchase in the value models' convention).
+FREQUENCY_CHOICES = ("orders", "purchase_days")
+# What monetary does with the part of a return no earlier purchase in the data explains (a
+# return of something bought before the window): leave it out, or subtract it anyway.
+UNMATCHED_RETURN_CHOICES = ("exclude", "subtract")
 SCORE_RANGE = (1, 5)
 
 # The widely used RFM segment map over the recency (R) and frequency (F) scores, 1-5 each;
@@ -72,7 +80,12 @@ class OrderSettings:
     min_order_date: datetime.date | None = None  # None: no lower bound
     max_order_date: datetime.date | None = None  # None: the day of the run
     cancellation_prefix: str = "C"  # an order id starting with it is a cancellation (a return)
-    exclude_products: tuple[str, ...] = ()  # product ids that are not products (POST, fees)
+    exclude_products: tuple[str, ...] = ()  # product ids rejected (not staged)
+    # Product ids that are not products (postage, fees, manual adjustments): staged, but neither
+    # purchases nor returns, and not part of monetary.
+    non_product_codes: tuple[str, ...] = ()
+    frequency: str = "orders"
+    unmatched_returns: str = "exclude"
     # Whether a later exact copy of a staged line collapses into it: "auto" where lines carry an
     # order id (a copy is then a duplicated export line; without one, two identical lines are
     # plausibly two purchases), "always" or "never".
@@ -115,6 +128,9 @@ def order_settings(section: dict[str, Any], where: str) -> OrderSettings:
         max_order_date=latest,
         cancellation_prefix=prefix,
         exclude_products=tuple(section.get("exclude_products", [])),
+        non_product_codes=tuple(section.get("non_product_codes", [])),
+        frequency=section.get("frequency", "orders"),
+        unmatched_returns=section.get("unmatched_returns", "exclude"),
         collapse_copies=section.get("collapse_copies", "auto"),
         rfm_groups=rfm_groups(groups, where),
     )
@@ -176,3 +192,15 @@ def check_transactions_mapping(columns: dict[str, tuple[str, ...]], where: str) 
             f"{where}: key '{key}' must map 'amount' (a line's value), or both 'quantity' and "
             "'unit_price' (the value is their product)"
         )
+
+
+def check_product_codes(
+    section: dict[str, Any], columns: dict[str, tuple[str, ...]], where: str
+) -> None:
+    """Product code lists act on product_id: without it mapped they could not take effect."""
+    for key in ("exclude_products", "non_product_codes"):
+        if section.get(key) and "product_id" not in columns:
+            raise ConfigError(
+                f"{where}: key 'transactions.{key}' lists product codes, but "
+                f"'sources.{TRANSACTIONS}.columns' maps no 'product_id' to compare them with"
+            )

@@ -69,6 +69,11 @@ def order_settings(config: Config) -> pa.Table:
             "max_order_date": pa.array([latest], pa.date32()),
             "cancellation_prefix": pa.array([orders.cancellation_prefix], pa.string()),
             "excluded_products": pa.array([list(orders.exclude_products)], pa.list_(pa.string())),
+            "non_product_codes": pa.array([list(orders.non_product_codes)], pa.list_(pa.string())),
+            "frequency_counts": pa.array([orders.frequency], pa.string()),
+            "subtracts_unmatched_returns": pa.array(
+                [orders.unmatched_returns == "subtract"], pa.bool_()
+            ),
             "collapses_copies": pa.array([collapses], pa.bool_()),
         }
     )
@@ -116,6 +121,12 @@ SEED_COLUMNS = {
         "cancellation_prefix": "An order id starting with it is a cancellation, staged as a "
         "return (transactions.cancellation_prefix)",
         "excluded_products": "Product ids rejected as not products (transactions.exclude_products)",
+        "non_product_codes": "Product ids staged as neither purchases nor returns: postage, "
+        "fees, manual adjustments (transactions.non_product_codes)",
+        "frequency_counts": "What frequency counts: orders or purchase_days "
+        "(transactions.frequency)",
+        "subtracts_unmatched_returns": "Whether monetary subtracts the part of a return no "
+        "earlier purchase explains (transactions.unmatched_returns = 'subtract')",
         "collapses_copies": "Whether a later exact copy of a staged line collapses into it "
         "(transactions.collapse_copies; auto: where lines carry an order id)",
     },

@@ -1,6 +1,12 @@
 -- One row per customer with staged order lines: recency, frequency, monetary and the other
--- order aggregates, counted to the snapshot date. A customer whose lines are all returns has no
--- purchase: frequency 0 and no purchase dates (int_customer_profiles does not segment them).
+-- order aggregates, counted to the snapshot date.
+-- A return takes back the same customer's latest earlier purchases of the same product first
+-- (last in, first out; in units where quantity is mapped, else in value; without a product_id,
+-- over all the customer's lines). An order whose purchases its later returns took back in full is
+-- cancelled: it counts for neither frequency nor recency. The part of a return that no earlier
+-- purchase explains (something bought before the data begins) is unmatched: monetary leaves it
+-- out unless transactions.unmatched_returns = 'subtract'. A customer with no purchase order left
+-- has frequency 0 and no purchase dates (int_customer_profiles does not segment them).
 with
 
 lines as (
@@ -23,28 +29,165 @@ snapshot as (
 ),
 
 -- Values are summed as decimals (each line's value to 10 decimal places): a sum of doubles
--- depends on the order DuckDB's threads add them in, and so would every figure after it.
-exact_lines as (
+-- depends on the order DuckDB's threads add them in, and so would every figure after it. Sums are
+-- divided as doubles (Spark would round a decimal quotient to 6 places). Each
+-- line moves the stock of its product (bought and not yet returned) by its weight.
+weighted as (
     select
         lines.*,
-        cast(line_value as decimal(38, 10)) as exact_value
+        cast(line_value as decimal(38, 10)) as exact_value,
+        case
+            when lines.is_purchase or lines.is_return
+                then cast(
+                    abs(
+                        case
+                            when is_mapped(transactions, quantity) then lines.quantity
+                            else lines.line_value
+                        end
+                    ) as decimal(38, 10)
+                )
+            else cast(0 as decimal(38, 10))
+        end as weight
     from lines
+),
+
+moves as (
+    select
+        weighted.*,
+        case when is_return then -weight else weight end as stock_change,
+        row_number() over (
+            partition by customer_id, product_id
+            order by order_date, is_return, source_file, line_number
+        ) as sequence
+    from weighted
+),
+
+running as (
+    select
+        moves.*,
+        sum(stock_change) over (
+            partition by customer_id, product_id
+            order by sequence
+            rows between unbounded preceding and current row
+        ) as running_total
+    from moves
+),
+
+-- The lowest the running total has been is what returns took beyond the purchases before them:
+-- the stock is the running total above that floor.
+floored as (
+    select
+        running.*,
+        least(
+            cast(0 as decimal(38, 10)),
+            min(running_total) over (
+                partition by customer_id, product_id
+                order by sequence
+                rows between unbounded preceding and current row
+            )
+        ) as shortfall
+    from running
+),
+
+stocked as (
+    select
+        floored.*,
+        running_total - shortfall as stock,
+        coalesce(
+            lag(shortfall, 1) over (partition by customer_id, product_id order by sequence),
+            cast(0 as decimal(38, 10))
+        ) - shortfall as unmatched_weight
+    from floored
+),
+
+-- A purchase's units sit on the stock between its level before and after it; later returns
+-- take back the part above the lowest level the stock reaches after it.
+matched as (
+    select
+        stocked.*,
+        min(stock) over (
+            partition by customer_id, product_id
+            order by sequence
+            rows between 1 following and unbounded following
+        ) as lowest_later_stock
+    from stocked
+),
+
+returned as (
+    select
+        matched.*,
+        case
+            when not is_purchase or weight = 0 then cast(0 as decimal(38, 10))
+            else greatest(
+                cast(0 as decimal(38, 10)),
+                stock - greatest(stock - weight, coalesce(lowest_later_stock, stock))
+            )
+        end as returned_weight
+    from matched
+),
+
+-- A share of a line is valued at its own price; a whole line keeps its exact value.
+valued as (
+    select
+        returned.*,
+        case
+            when returned_weight = weight then exact_value
+            else cast(
+                line_value * (cast(returned_weight as double) / cast(weight as double))
+                as decimal(38, 10)
+            )
+        end as returned_value,
+        case
+            when not is_return or unmatched_weight = 0 then cast(0 as decimal(38, 10))
+            when unmatched_weight = weight then -exact_value
+            else cast(
+                -line_value * (cast(unmatched_weight as double) / cast(weight as double))
+                as decimal(38, 10)
+            )
+        end as unmatched_value
+    from returned
+),
+
+ordered as (
+    select
+        valued.*,
+        sum(case when is_purchase then exact_value - returned_value else 0 end) over (
+            partition by customer_id, order_id
+        ) as order_net_value,
+        sum(case when is_purchase then exact_value else 0 end) over (
+            partition by customer_id, order_id
+        ) as order_purchase_value
+    from valued
 ),
 
 per_customer as (
     select
         customer_id,
-        count(distinct order_id) filter (where is_purchase) as frequency,
+        count(distinct order_id) filter (where is_purchase and order_net_value > 0) as orders,
+        count(distinct cast(order_date as date)) filter (
+            where is_purchase and order_net_value > 0
+        ) as purchase_days,
+        count(distinct order_id) filter (
+            where is_purchase and order_purchase_value > 0 and order_net_value <= 0
+        ) as cancelled_orders,
         count(distinct order_id) filter (where is_return) as return_orders,
-        cast(sum(exact_value) as double) as monetary,
-        cast(coalesce(sum(exact_value) filter (where is_purchase), 0) as double) as purchase_value,
-        cast(coalesce(-sum(exact_value) filter (where is_return), 0) as double) as return_value,
-        min(order_date) filter (where is_purchase) as first_purchase_at,
-        max(order_date) filter (where is_purchase) as last_purchase_at,
-        count(distinct product_id) filter (where is_purchase) as distinct_products,
+        coalesce(sum(exact_value) filter (where is_purchase), 0) as purchase_value,
+        coalesce(-sum(exact_value + unmatched_value) filter (where is_return), 0) as return_value,
+        coalesce(sum(unmatched_value), 0) as unmatched_return_value,
+        count(*) filter (where unmatched_value > 0) as unmatched_return_lines,
+        coalesce(sum(exact_value) filter (where is_non_product), 0) as non_product_value,
+        count(*) filter (where is_non_product) as non_product_lines,
+        sum(exact_value - returned_value) filter (
+            where is_purchase and order_net_value > 0
+        ) as purchase_order_value,
+        min(order_date) filter (where is_purchase and order_net_value > 0) as first_purchase_at,
+        max(order_date) filter (where is_purchase and order_net_value > 0) as last_purchase_at,
+        count(distinct product_id) filter (
+            where is_purchase and order_net_value > 0
+        ) as distinct_products,
         count(*) as order_lines,
         each(transactions, mode(_ order by _) as _)
-    from exact_lines
+    from ordered
     group by customer_id
 )
 
@@ -52,29 +195,50 @@ select
     per_customer.customer_id,  -- The customer (staging.stg_transactions)
     snapshot.snapshot_date,  -- The date recency and tenure count to: transactions.snapshot_date, or the day after the latest staged order date
     date_diff('day', cast(per_customer.last_purchase_at as date), snapshot.snapshot_date)
-        as recency_days,  -- Days from the last purchase date to snapshot_date; null without a purchase
-    per_customer.frequency,  -- Distinct purchase orders (not cancellations; without order ids, lines with a positive value)
-    per_customer.monetary,  -- Net value of all the customer's staged lines, returns subtracted
-    date_diff('day', cast(per_customer.first_purchase_at as date), snapshot.snapshot_date)
-        as tenure_days,  -- Days from the first purchase date to snapshot_date; null without a purchase
+        as recency_days,  -- Days from the last purchase order's date to snapshot_date; null without a purchase order
     case
-        when per_customer.frequency > 0 then per_customer.purchase_value / per_customer.frequency
-    end as average_order_value,  -- Purchase value / frequency (returns not subtracted)
+        when settings.frequency_counts = 'purchase_days' then per_customer.purchase_days
+        else per_customer.orders
+    end as frequency,  -- Purchase orders, or the days with one (transactions.frequency)
+    cast(
+        per_customer.purchase_value
+        - per_customer.return_value
+        - case
+            when settings.subtracts_unmatched_returns then per_customer.unmatched_return_value
+            else 0
+        end
+        as double
+    ) as monetary,  -- Value bought less the value of its returns (unmatched returns too when transactions.unmatched_returns = 'subtract'); non-product lines are not part of it
+    per_customer.orders,  -- Purchase orders: orders of products worth more than what their later returns took back
+    per_customer.purchase_days,  -- Distinct days with a purchase order
+    date_diff('day', cast(per_customer.first_purchase_at as date), snapshot.snapshot_date)
+        as tenure_days,  -- Days from the first purchase order's date to snapshot_date; null without a purchase order
+    cast(per_customer.purchase_order_value as double)
+        / nullif(per_customer.orders, 0) as average_order_value,  -- Value of the purchase orders after their returns / orders
     case
         when per_customer.purchase_value > 0
-            then per_customer.return_value / per_customer.purchase_value
-    end as return_share,  -- Value returned / value purchased; above 1 when returns exceed the purchases in the data
+            then cast(per_customer.return_value as double)
+                / cast(per_customer.purchase_value as double)
+    end as return_share,  -- Value returned (matched to a purchase) / value purchased
     case
         when is_mapped(transactions, product_id) then per_customer.distinct_products
-    end as distinct_products,  -- Distinct products on purchase lines; null without a mapped product_id
-    per_customer.purchase_value,  -- Value of the purchase lines
-    per_customer.return_value,  -- Value of the return lines, as a positive amount
+    end as distinct_products,  -- Distinct products in purchase orders; null without a mapped product_id
+    cast(per_customer.purchase_value as double) as purchase_value,  -- Value of the purchase lines, cancelled orders included
+    cast(per_customer.return_value as double) as return_value,  -- Value of the returns matched to an earlier purchase, as a positive amount
     per_customer.return_orders,  -- Distinct orders that are returns
-    per_customer.order_lines,  -- Staged lines, purchases and returns
-    cast(per_customer.first_purchase_at as date) as first_purchase_date,  -- The first purchase's date
-    cast(per_customer.last_purchase_at as date) as last_purchase_date,  -- The last purchase's date
+    per_customer.cancelled_orders,  -- Orders of products that later returns took back in full: not purchase orders
+    cast(per_customer.unmatched_return_value as double)
+        as unmatched_return_value,  -- Value of returns no earlier purchase in the data explains, as a positive amount
+    per_customer.unmatched_return_lines,  -- Return lines with an unmatched part
+    cast(per_customer.non_product_value as double)
+        as non_product_value,  -- Net value of lines of transactions.non_product_codes (postage, fees)
+    per_customer.non_product_lines,  -- Staged lines of transactions.non_product_codes
+    per_customer.order_lines,  -- Staged lines of every kind
+    cast(per_customer.first_purchase_at as date) as first_purchase_date,  -- The first purchase order's date
+    cast(per_customer.last_purchase_at as date) as last_purchase_date,  -- The last purchase order's date
     each(transactions, per_customer._),  -- The customer's most frequent {column} over their lines (ties: the first in sort order)
-    per_customer.frequency > 0 as has_purchase  -- False for a customer with returns only
+    per_customer.orders > 0 as has_purchase  -- False for a customer with no purchase order left
 from per_customer
 cross join snapshot
+cross join settings
 order by per_customer.customer_id

@@ -19,6 +19,9 @@ joined as (
         orders.customer_id is not null as in_orders,
         orders.has_purchase,
         orders.return_orders,
+        orders.cancelled_orders,
+        orders.non_product_lines,
+        orders.order_lines,
         each(customers, customers._),
         each(transactions, orders._),
         each(order_aggregates, orders._)
@@ -46,8 +49,12 @@ checked as (
         sourced.*,
         coalesce(
             case
+                when in_orders and not has_purchase and cancelled_orders > 0
+                    then 'every order cancelled in full: no purchase order left'
                 when in_orders and not has_purchase and return_orders > 0
                     then 'returns only: no purchase order'
+                when in_orders and not has_purchase and non_product_lines = order_lines
+                    then 'no purchase: only non-product lines (transactions.non_product_codes)'
                 when in_orders and not has_purchase
                     then 'no purchase: only lines of zero value'
             end,

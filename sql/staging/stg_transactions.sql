@@ -21,6 +21,7 @@ select
     line_value,
     is_return,
     is_purchase,
+    is_non_product,
     each(transactions, _),
     source_file,
     line_number

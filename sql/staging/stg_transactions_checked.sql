@@ -49,7 +49,8 @@ valued as (
         settings.snapshot_date,
         settings.min_order_date,
         settings.max_order_date,
-        settings.excluded_products
+        settings.excluded_products,
+        settings.non_product_codes
     from typed
     cross join settings
 ),
@@ -61,7 +62,8 @@ line_checks as (
             when is_mapped(transactions, order_id)
                 then coalesce(starts_with(order_id, cancellation_prefix), false)
             else coalesce(written_value < 0, false)
-        end as is_return,
+        end as is_cancellation,
+        coalesce(list_contains(non_product_codes, product_id), false) as is_non_product,
         list_filter(
             [
                 case when parse_error is not null then 'malformed row: ' || parse_error end,
@@ -132,14 +134,16 @@ select
     line_checks.quantity,  -- Units on the line, if mapped; negative on a cancellation
     line_checks.unit_price,  -- Price per unit, if mapped
     case
-        when line_checks.is_return then -abs(line_checks.written_value)
+        when line_checks.is_cancellation then -abs(line_checks.written_value)
         else line_checks.written_value
-    end as line_value,  -- The line's value: amount, or quantity x unit_price; a return's value is negative
-    line_checks.is_return,  -- A return: its order id starts with transactions.cancellation_prefix (without order ids: a negative value)
-    case
-        when is_mapped(transactions, order_id) then not line_checks.is_return
+    end as line_value,  -- The line's value: amount, or quantity x unit_price; a cancellation's value is negative
+    line_checks.is_cancellation and not line_checks.is_non_product
+        as is_return,  -- A product returned: its order id starts with transactions.cancellation_prefix (without order ids: a negative value)
+    not line_checks.is_non_product and case
+        when is_mapped(transactions, order_id) then not line_checks.is_cancellation
         else coalesce(line_checks.written_value > 0, false)
-    end as is_purchase,  -- Part of a purchase order: not a cancellation (without order ids: a positive value)
+    end as is_purchase,  -- A product bought: not a cancellation (without order ids: a positive value)
+    line_checks.is_non_product,  -- Its product_id is in transactions.non_product_codes (postage, fees): neither a purchase nor a return
     each(transactions, line_checks._),  -- {column}, typed ({declared})
     line_checks.customer_id_text,  -- customer_id as written, trimmed; null when empty
     line_checks.order_date_text,  -- order_date as written, trimmed; null when empty
