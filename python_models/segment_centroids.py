@@ -1,9 +1,11 @@
 """The segments themselves: the final k-means fit, stable ids, readable names, a SQL scorer.
 
-Ids are kept across refreshes by matching the new centroids to the previous run's with the
-Hungarian algorithm (scipy's linear_sum_assignment) on centroid distances; a segment with no close
-predecessor gets a new id, never a recycled one. The nearest-centroid rule is also installed as
-the DuckDB macro ``ml.assign_segment(<features>)``, so BI users can score new customers in SQL.
+Ids are kept across refreshes only between segments that are the same group (most customers in
+common, centroids close: python_models/_segment_matching.py); a segment with no counterpart gets
+a new id, never a recycled one. Names say what holds for most members
+(python_models/_segment_names.py), and the shares behind each word are published here. The
+nearest-centroid rule is also installed as the DuckDB macro ``ml.assign_segment(<features>)``, so
+BI users can score new customers in SQL.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
 
 from engine.model_api import ModelResult
+from python_models import _segment_matching as matching
+from python_models import _segment_names as naming
 from python_models import _sql_scoring as sql
 from python_models._segmentation import (
     feature_matrix,
@@ -31,10 +34,12 @@ from python_models._segmentation import (
 FIT_SAMPLE_KEY = "customer_id"
 
 PARAMETERS = {
-    # A new centroid keeps a previous id only if it lies within this distance (in scaled units).
+    # A new centroid keeps a previous id only if it lies within this distance (in scaled units)
+    # and the two segments share most of their customers.
     "match_max_distance": 1.0,
-    # A feature level is "High"/"Low" when the centroid is this many population SDs from the mean.
-    "name_threshold_sd": 0.5,
+    # A feature's word enters a segment's name when it holds for at least this share of the
+    # segment's customers (above, or below, the median customer).
+    "name_min_share": 0.75,
     # Override names by segment id, e.g. { 3 = "Big spenders" }.
     "names": {},
     # Words used in names: feature = [low word, high word]. A feature not listed reads
@@ -43,7 +48,7 @@ PARAMETERS = {
 }
 PARAMETER_CONSTRAINTS = {
     "match_max_distance": {"type": "number", "min": 0},
-    "name_threshold_sd": {"type": "number", "min": 0},
+    "name_min_share": {"type": "number", "above": 0.5, "max": 1},
     "names": {"type": "table"},
     "feature_words": {"type": "table"},
 }
@@ -56,28 +61,17 @@ COLUMNS = {
     "feature_position": "The feature's place in the feature list, from 1",
     "centroid_scaled": "The centroid's coordinate in scaled units (what k-means fitted)",
     "centroid_original": "The same coordinate in the data's own units",
+    "population_median": (
+        "The median customer's value of the feature, in the data's units (over the customers "
+        "k-means was fitted on: all of them up to fit_sample_size)"
+    ),
+    "share_above_median": "Share of the segment's customers above population_median",
+    "share_below_median": "Share of the segment's customers below population_median",
+    "name_word": (
+        "The word the name uses for the feature (its high word when share_above_median, its "
+        "low word when share_below_median reaches name_min_share); null when none does"
+    ),
 }
-
-
-def _match_ids(
-    centroids: np.ndarray,
-    previous: np.ndarray,
-    previous_ids: np.ndarray,
-    max_distance: float,
-    next_id: int,
-) -> np.ndarray:
-    """Previous ids for new centroids that match one closely; fresh ids for the rest."""
-    ids = np.full(centroids.shape[0], -1, dtype=np.int64)
-    if previous.size:
-        cost = np.sqrt(((centroids[:, None, :] - previous[None, :, :]) ** 2).sum(axis=2))
-        rows, cols = linear_sum_assignment(cost)
-        for row, col in zip(rows, cols, strict=True):
-            if cost[row, col] <= max_distance:
-                ids[row] = previous_ids[col]
-    for row in np.flatnonzero(ids < 0):
-        ids[row] = next_id
-        next_id += 1
-    return ids
 
 
 def _previous_centroids(
@@ -104,36 +98,6 @@ def _scaling_arrays(scaling: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list
     )
 
 
-def _names(
-    transformed: np.ndarray,
-    labels: list[tuple[str, str]],
-    population_mean: np.ndarray,
-    population_sd: np.ndarray,
-    ids: np.ndarray,
-    config: dict[str, Any],
-) -> list[str]:
-    """Names from where each centroid lies against the population, feature by feature, in the
-    units the features are scaled in (after any transform)."""
-    threshold = config["name_threshold_sd"]
-    words = config["feature_words"]
-    names = []
-    for centroid in transformed:
-        z = (centroid - population_mean) / np.where(population_sd > 0, population_sd, 1.0)
-        parts = []
-        for (feature, label), score in zip(labels, z, strict=True):
-            low, high = words.get(feature, [f"Low {label}", f"High {label}"])
-            if score >= threshold:
-                parts.append(high)
-            elif score <= -threshold:
-                parts.append(low)
-        names.append(" · ".join(parts) or "Average")
-    overrides = {int(k): str(v) for k, v in config["names"].items()}
-    names = [overrides.get(int(i), n) for i, n in zip(ids, names, strict=True)]
-    # Names must be unique within a run: repeated ones are told apart by id.
-    counts = pd.Series(names).value_counts()
-    return [f"{n} (segment {i})" if counts[n] > 1 else n for n, i in zip(names, ids, strict=True)]
-
-
 def model(
     int_customer_features: duckdb.DuckDBPyRelation,
     int_feature_scaling: pd.DataFrame,
@@ -141,20 +105,23 @@ def model(
     segment_lineage: pd.DataFrame,
     previous_segment_centroids: pd.DataFrame | None,
     previous_segment_history: pd.DataFrame | None,
+    previous_customer_segments: duckdb.DuckDBPyRelation | None,
     config: dict[str, Any],
     seed: int,
 ) -> ModelResult:
     if segment_lineage["is_new_lineage"].iloc[-1]:
         # A new lineage owes nothing to the previous segments: ids start again from 1.
         previous_segment_centroids = previous_segment_history = None
+        previous_customer_segments = None
     features = feature_names(int_feature_scaling)
     scaling = int_feature_scaling.set_index("feature").loc[features]
     centers, scales, transforms = _scaling_arrays(scaling)
 
     chosen = segment_model_selection[segment_model_selection["is_chosen"]].iloc[0]
     k, n_init, sample_size = int(chosen["k"]), int(chosen["n_init"]), int(chosen["fit_rows"])
-    _, matrix = feature_matrix(int_customer_features, features)
-    fitted = matrix[fit_rows(matrix.shape[0], sample_size, seed)]
+    customer_ids, matrix = feature_matrix(int_customer_features, features)
+    rows = fit_rows(matrix.shape[0], sample_size, seed)
+    fitted = matrix[rows]
     estimator = fit_kmeans(fitted, k, n_init, seed)
     centroids = estimator.cluster_centers_
 
@@ -165,19 +132,22 @@ def model(
     order = np.lexsort(transformed.T[::-1])
     centroids, transformed = centroids[order], transformed[order]
     original = to_original(transformed, transforms)
+    positions = matching.nearest(fitted, centroids)
 
     previous, previous_ids = _previous_centroids(previous_segment_centroids, features, scaling)
     used = [previous_ids]
     if previous_segment_history is not None and not previous_segment_history.empty:
         used.append(previous_segment_history["segment_id"].to_numpy(dtype=np.int64))
     next_id = int(max((u.max() for u in used if u.size), default=0)) + 1
-    ids = _match_ids(centroids, previous, previous_ids, config["match_max_distance"], next_id)
-
-    population = matrix * scales + centers
-    labels = list(zip(features, scaling["label"], strict=True))
-    names = _names(
-        transformed, labels, population.mean(axis=0), population.std(axis=0), ids, config
+    overlap = matching.member_overlap(
+        customer_ids[rows], positions, k, previous_customer_segments, previous_ids
     )
+    distance = np.sqrt(((centroids[:, None, :] - previous[None, :, :]) ** 2).sum(axis=2))
+    ids = matching.match_ids(overlap, distance, previous_ids, config["match_max_distance"], next_id)
+
+    shares = naming.member_shares(to_original(fitted * scales + centers, transforms), positions, k)
+    chosen_words = naming.words(shares, features, scaling["label"].tolist(), config)
+    names = naming.names(chosen_words, ids, config["names"])
 
     by_id = np.argsort(ids)
     ids, names = ids[by_id], [names[i] for i in by_id]
@@ -190,6 +160,10 @@ def model(
             "feature_position": np.tile(np.arange(1, len(features) + 1), len(ids)),
             "centroid_scaled": centroids.reshape(-1),
             "centroid_original": original.reshape(-1),
+            "population_median": np.tile(shares["median"], len(ids)),
+            "share_above_median": shares["above"][by_id].reshape(-1),
+            "share_below_median": shares["below"][by_id].reshape(-1),
+            "name_word": chosen_words[by_id].reshape(-1),
         }
     )
     distances = [sql.squared_distance(features, transforms, centers, scales, c) for c in centroids]

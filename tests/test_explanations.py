@@ -320,3 +320,33 @@ def test_the_report_draws_the_tree_it_is_given_without_a_model(built_sample: Pro
     for number, node in nodes.items():
         if not node.leaf:
             assert node.children == [fitted.children_left[number], fitted.children_right[number]]
+
+
+@pytest.mark.parametrize("warehouse", ["built_sample", "built_example"])
+def test_a_names_words_hold_for_most_of_its_members(
+    warehouse: str, request: pytest.FixtureRequest
+) -> None:
+    """Every word of a segment's name holds for at least name_min_share (3/4) of its customers:
+    above the median customer for the high word, below it for the low one. The shares are
+    recomputed here from the customers' own values in marts.dim_customers."""
+    built: ProjectCopy = request.getfixturevalue(warehouse)
+    published = built.frame("select * from ml.segment_centroids")
+    features = published["feature"].unique().tolist()
+    customers = built.frame(
+        f"select segment_id, {', '.join(features)} from marts.dim_customers where is_segmented"
+    )
+    median = customers[features].median()
+    for row in published.itertuples():
+        members = customers.loc[customers["segment_id"] == row.segment_id, row.feature]
+        above = (members > median[row.feature]).mean()
+        below = (members < median[row.feature]).mean()
+        assert row.population_median == pytest.approx(median[row.feature], rel=1e-12)
+        assert (row.share_above_median, row.share_below_median) == pytest.approx((above, below))
+        if isinstance(row.name_word, str):
+            assert max(above, below) >= 0.75, (row.segment_name, row.name_word)
+            assert row.name_word in row.segment_name.split(" · ")
+        else:
+            assert max(above, below) < 0.75
+    for name, rows in published.groupby("segment_name"):
+        words = [w for w in rows.sort_values("feature_position")["name_word"] if isinstance(w, str)]
+        assert name == (" · ".join(words) or "Average")

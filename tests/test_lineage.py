@@ -74,3 +74,62 @@ def test_reset_history_starts_over_but_keeps_the_run_log(project: ProjectCopy) -
         "select count(*) from ml.segment_migrations where from_segment_id is not null"
     ) == [(0,)]
     assert project.query("select count(*) from meta.runs") == [(2,)]
+
+
+def _groups(project: ProjectCopy, groups: list[tuple[range, float, float]]) -> None:
+    """Customers in tight groups of (ids, income, spending score), ages spread alike."""
+    rng = np.random.default_rng(29)
+    lines = [HEADER]
+    for ids, income, score in groups:
+        for customer in ids:
+            lines.append(
+                f"{customer},Female,{rng.integers(20, 60)},"
+                f"{income + rng.normal(0, 3):.1f},{int(score + rng.integers(-3, 4))}"
+            )
+    project.write_csv(SAMPLE.name, "\n".join(lines) + "\n")
+
+
+FIXED_K = """[models.segment_model_selection]
+selection = "fixed"
+fixed_k = {k}
+
+"""
+
+
+def test_an_id_goes_only_to_the_segment_that_continues_it(project: ProjectCopy) -> None:
+    """k goes from 2 to 3: group A splits, and the part that left it moves next to where group B
+    was, while B's customers all move on together. Closest centroids would hand B's id to A's
+    part; the members say B's id belongs to B's customers, and A's part is a new segment split
+    from A."""
+    for old, new in (
+        ('columns = ["age", ', "columns = ["),
+        ('age = "Age (years)"\n', ""),
+        ('age = ["Younger", "Older"]\n', ""),
+        ('age = ["Age", ""]\n', ""),
+        ("[features.labels]", FIXED_K.format(k=2) + "[features.labels]"),
+    ):
+        project.edit_config(old, new)
+    a, b = range(1, 301), range(301, 501)
+    _groups(project, [(a, 30, 20), (b, 90, 80)])
+    assert project.run("run", "-q", "--no-report").returncode == 0
+    before = dict(project.query("select customer_id, segment_id from ml.customer_segments"))
+    assert {before[1], before[301]} == {1, 2} and before[1] != before[301]
+    project.edit_config("fixed_k = 2", "fixed_k = 3")
+    _groups(project, [(range(1, 181), 30, 20), (range(181, 301), 80, 70), (b, 120, 95)])
+    done = project.run("run", "-q", "--no-report")
+    assert done.returncode == 0, done.stderr
+    after = dict(project.query("select customer_id, segment_id from ml.customer_segments"))
+    assert after[301] == before[301]  # B's customers keep B's id
+    assert after[1] == before[1]  # most of A stays A
+    assert after[181] not in (before[1], before[301])  # A's part that left is a new segment
+    changes = {
+        (f, t): (customers, change)
+        for f, t, customers, change in project.query(
+            "select from_segment_id, to_segment_id, customers, change from ml.segment_migrations"
+        )
+    }
+    assert changes == {
+        (before[1], before[1]): (180, "stayed"),
+        (before[1], after[181]): (120, "split"),
+        (before[301], before[301]): (200, "stayed"),
+    }

@@ -60,6 +60,15 @@ TRANSACTION_TABLES = frozenset(
     }
 )
 ADDED_COLUMNS["marts.dim_customers"] = {"is_segmented", "unsegmented_reason"}
+# issue 29: the shares of members each name word holds for; what kind of change each flow of
+# customers between two refreshes is part of.
+ADDED_COLUMNS["ml.segment_centroids"] = {
+    "population_median",
+    "share_above_median",
+    "share_below_median",
+    "name_word",
+}
+ADDED_COLUMNS["ml.segment_migrations"] = {"share_of_from", "share_of_to", "change"}
 # issue 19: whether each refresh continues the segment lineage, and why.
 NEW_TABLES = frozenset({"ml.segment_lineage"}) | TRANSACTION_TABLES
 # issue 17: the scorer's SQL quotes its parameters and casts them to double (as
