@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
@@ -102,7 +103,9 @@ COLUMNS = {
     "stability_mc_se": "Monte Carlo standard error of stability_ari_mean (SD / sqrt(resamples))",
     "stability_resamples": "Resamples drawn for this k: more while pass/fail was unsettled",
     "stability_settled": (
-        "Whether the mean ARI lies more than 2 Monte Carlo SE from min_stability (within the cap)"
+        "Whether the mean ARI lies beyond the bound from min_stability that a k at the threshold "
+        "crosses with at most 5% probability over all looks (t, Bonferroni-corrected; within "
+        "the cap)"
     ),
 }
 
@@ -125,9 +128,10 @@ def _check(config: dict[str, Any], n_rows: int) -> None:
         )
 
 
-# A k's stability is settled when its mean ARI lies this many Monte Carlo standard errors from
-# min_stability: pass or fail would not change with more resamples (two-sided, about 95%).
-SETTLED_SE = 2.0
+# A k's stability is settled when its mean ARI is beyond a bound from min_stability that a k
+# whose true mean is at min_stability crosses, at any of the looks taken, with at most this
+# probability (a t bound at each look, Bonferroni-corrected over the looks the cap allows).
+SETTLED_ERROR = 0.05
 
 
 @dataclass(frozen=True)
@@ -139,10 +143,29 @@ class Resampling:
     cap: int
     threshold: float
 
+    @property
+    def looks(self) -> int:
+        return -(-self.cap // self.batch)
 
-def settled(scores: np.ndarray, threshold: float) -> bool:
-    standard_error = scores.std(ddof=1) / np.sqrt(len(scores))
-    return bool(abs(scores.mean() - threshold) > SETTLED_SE * standard_error)
+    def bound(self, draws: int) -> float:
+        """How many standard errors from the threshold a mean of ``draws`` must lie."""
+        return float(student_t.ppf(1 - SETTLED_ERROR / (2 * self.looks), draws - 1))
+
+    def settled(self, scores: np.ndarray) -> bool:
+        standard_error = scores.std(ddof=1) / np.sqrt(len(scores))
+        return bool(abs(scores.mean() - self.threshold) > self.bound(len(scores)) * standard_error)
+
+
+def draw_until_settled(draw: Callable[[int], float], resampling: Resampling) -> np.ndarray:
+    """Scores ``draw(i)`` in batches until pass/fail against the threshold is settled or the
+    cap is reached."""
+    scores: list[float] = []
+    while len(scores) < resampling.cap:
+        for _ in range(min(resampling.batch, resampling.cap - len(scores))):
+            scores.append(draw(len(scores)))
+        if resampling.settled(np.array(scores)):
+            break
+    return np.array(scores)
 
 
 def stability(
@@ -154,17 +177,15 @@ def stability(
     seed: int,
 ) -> np.ndarray:
     """ARI between the reference labels and the labels a fit on each bootstrap resample gives,
-    drawn in batches until pass/fail against the threshold is settled or the cap is reached."""
+    drawn until pass/fail against the threshold is settled or the cap is reached."""
     rng = np.random.default_rng(seed)
-    scores: list[float] = []
-    while len(scores) < resampling.cap:
-        for _ in range(min(resampling.batch, resampling.cap - len(scores))):
-            rows = rng.integers(0, matrix.shape[0], size=matrix.shape[0])
-            refit = fit_kmeans(matrix[rows], k, n_init, seed + len(scores) + 1)
-            scores.append(adjusted_rand_score(reference, refit.predict(matrix)))
-        if settled(np.array(scores), resampling.threshold):
-            break
-    return np.array(scores)
+
+    def draw(index: int) -> float:
+        rows = rng.integers(0, matrix.shape[0], size=matrix.shape[0])
+        refit = fit_kmeans(matrix[rows], k, n_init, seed + index + 1)
+        return float(adjusted_rand_score(reference, refit.predict(matrix)))
+
+    return draw_until_settled(draw, resampling)
 
 
 @dataclass(frozen=True)
@@ -209,7 +230,7 @@ class Candidates:
             "stability_ari_std": float(scores.std(ddof=1)),
             "stability_mc_se": float(scores.std(ddof=1) / np.sqrt(len(scores))),
             "stability_resamples": len(scores),
-            "stability_settled": settled(scores, self.resampling.threshold),
+            "stability_settled": self.resampling.settled(scores),
         }
 
 
@@ -269,6 +290,23 @@ def _auto_choice(table: pd.DataFrame, threshold: float, minimum: int) -> tuple[i
     return int(best["k"].iloc[0]), rule + "".join(f"; {note}" for note in notes)
 
 
+def _unsettled_note(table: pd.DataFrame, threshold: float, cap: int) -> str:
+    """Which k's pass/fail was not settled, and how the rule treated each: by its mean."""
+    unsettled = table.loc[~table["stability_settled"]]
+    if unsettled.empty:
+        return ""
+    treated = [
+        f"k = {row.k} at {row.stability_ari_mean:.3f}, treated as "
+        + ("stable" if row.stability_ari_mean >= threshold else "not stable")
+        for row in unsettled.itertuples()
+    ]
+    return (
+        f"; stability not settled against {threshold:g} after {cap} resamples for "
+        + "; ".join(treated)
+        + " (by its mean)"
+    )
+
+
 def model(
     int_customer_features: duckdb.DuckDBPyRelation,
     int_feature_scaling: pd.DataFrame,
@@ -324,13 +362,7 @@ def model(
     else:
         chosen, rule = _auto_choice(table, config["min_stability"], minimum)
     rule += "; elbow at k = " + (str(elbow) if elbow is not None else "none (no knee found)")
-    unsettled = table.loc[~table["stability_settled"], "k"].tolist()
-    if unsettled:
-        rule += (
-            f"; stability not settled for k = {', '.join(map(str, unsettled))} (within "
-            f"{SETTLED_SE:g} Monte Carlo SE of {config['min_stability']:g} after "
-            f"{config['max_bootstrap_resamples']} resamples)"
-        )
+    rule += _unsettled_note(table, config["min_stability"], config["max_bootstrap_resamples"])
     if k_max < config["k_max"]:
         rule += f"; k capped at {k_max}: only {distinct} distinct customers"
     table["is_chosen"] = table["k"] == chosen
