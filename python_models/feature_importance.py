@@ -1,24 +1,31 @@
 """Which features drive the segments, with their spread, and whether two methods agree.
 
-A random forest learns the segments from the features (original units). Impurity importance
-comes from the forest itself (mean and SD over its trees); permutation importance is measured on
-held-out customers (mean and SD over repeats), for all segments together and per segment (one
-versus rest: the forest's held-out accuracy at telling that segment from the rest). Both methods
-judge the one forest, so the comparison is like with like; per segment there is permutation
-importance only (an impurity importance for one segment would need another forest, a different
-model). The methods are said to disagree only when each ranks a different feature first by more
-than two standard errors of the difference. ``importance_share`` is each method's importances
-clipped at zero and scaled to sum to 1 within a scope.
+A random forest learns the segments from the features (original units), refitted on ``refits``
+train/test splits (each with its own forest seed and permutations), because one forest's ranking
+can be an accident of its split: the figures are means over the refits, and their spread is the
+standard deviation across refits (the split's, the forest's and the permutations' variability
+together). Impurity importance comes from each forest; permutation importance is measured on each
+split's held-out customers, for all segments together and per segment (one versus rest: the
+forest's held-out accuracy at telling that segment from the rest). A feature "leads" a method
+only when its lead over the runner-up holds across the refits (a paired t bound at 95% on the
+per-refit differences); the methods are said to disagree only when each leads with a different
+feature. Correlated features (Spearman |rho| >= 0.7) split permutation credit between them: the
+note says so and gives the pair's grouped importance (both permuted together).
+``importance_share`` is each method's importances clipped at zero and scaled to sum to 1 within
+a scope.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import make_scorer
@@ -33,16 +40,24 @@ FIT_SAMPLE_KEY = "customer_id"
 PARAMETERS = {
     "n_estimators": 100,
     "test_share": 0.3,
-    "permutation_repeats": 10,
+    # Train/test splits the forest is refitted on (seeds seed, seed + 1, ...).
+    "refits": 5,
+    # Permutation repeats per refit.
+    "permutation_repeats": 5,
     # Importances settle long before this many customers; above it, a seeded sample is used.
     "fit_sample_size": 10_000,
 }
 PARAMETER_CONSTRAINTS = {
     "n_estimators": {"type": "integer", "min": 1},
     "test_share": {"type": "number", "above": 0, "below": 1},
+    "refits": {"type": "integer", "min": 2},
     "permutation_repeats": {"type": "integer", "min": 1},
     "fit_sample_size": {"type": "integer", "min": 2},
 }
+# Features this rank-correlated share the credit permutation importance gives.
+CORRELATED = 0.7
+# A lead holds when the paired per-refit differences exclude 0 at this two-sided level.
+LEAD_ERROR = 0.05
 
 
 COLUMNS = {
@@ -52,17 +67,24 @@ COLUMNS = {
         "impurity (mean decrease, training data; scope all) or permutation (held-out accuracy loss)"
     ),
     "feature": "A modelling feature",
-    "importance": "The feature's importance by the method",
-    "importance_std": "Its standard deviation (across trees or permutation repeats)",
+    "importance": "The feature's importance by the method, the mean over the refits",
+    "importance_std": (
+        "Its standard deviation across the refits (split, forest and permutations together)"
+    ),
     "importance_share": "Importance clipped at zero, as a share of the scope and method's total",
     "rank": "The feature's rank by importance within the scope and method (1 = most important)",
-    "oob_score": "The forest's out-of-bag accuracy",
-    "held_out_accuracy": "The forest's accuracy on the held-out share",
+    "first_in_refits": "In how many of the refits the method ranked the feature first",
+    "refits": "Train/test splits the forest was refitted on",
+    "oob_score": "The forests' out-of-bag accuracy, the mean over the refits",
+    "held_out_accuracy": "The forests' accuracy on the held-out share, the mean over the refits",
     "segment_name": "The segment's name, for scope segment",
     "methods_agree_on_top": (
-        "Scope all: false only when each method ranks its own feature first beyond its spread"
+        "Scope all: false only when each method leads with a different feature across the refits"
     ),
-    "top_feature_note": "The top features in words, and whether the methods disagree",
+    "top_feature_note": (
+        "The top features in words: how often each ranked first, whether the lead holds across "
+        "the refits, whether the methods disagree, and which features are correlated"
+    ),
     "share_sum_in_scope": (
         "Sum of importance_share within the scope and method (1, or 0 when all clip to 0)"
     ),
@@ -78,21 +100,97 @@ def one_vs_rest_accuracy(segment: int) -> Callable[[np.ndarray, np.ndarray], flo
     return accuracy
 
 
+def grouped_importance(
+    forest: RandomForestClassifier,
+    x: np.ndarray,
+    y: np.ndarray,
+    columns: list[int],
+    repeats: int,
+    seed: int,
+) -> float:
+    """Held-out accuracy lost when these columns are permuted together (the same new row order
+    for all of them), the mean over ``repeats`` permutations."""
+    rng = np.random.default_rng(seed)
+    base = np.mean(forest.predict(x) == y)
+    losses = []
+    for _ in range(repeats):
+        shuffled = x.copy()
+        shuffled[:, columns] = x[rng.permutation(len(x))][:, columns]
+        losses.append(base - np.mean(forest.predict(shuffled) == y))
+    return float(np.mean(losses))
+
+
+@dataclass(frozen=True)
+class Refits:
+    """What one refit needs; picklable, so a forked worker can fit it."""
+
+    matrix: np.ndarray
+    labels: np.ndarray
+    pairs: tuple[tuple[int, int], ...]  # correlated features, by position
+    config: dict[str, Any]
+    seed: int
+
+    def fit(self, index: int) -> dict[str, Any]:
+        seed, config = self.seed + index, self.config
+        segments = np.unique(self.labels, return_counts=True)
+        x_train, x_test, y_train, y_test = train_test_split(
+            self.matrix,
+            self.labels,
+            test_size=config["test_share"],
+            # A segment of one customer cannot be split in two: stratify only when every one can.
+            stratify=self.labels if segments[1].min() >= 2 else None,
+            random_state=seed,
+        )
+        forest = RandomForestClassifier(
+            n_estimators=config["n_estimators"], oob_score=True, random_state=seed, n_jobs=1
+        ).fit(x_train, y_train)
+        # One set of permutations, every scope's score at once: with several scorers
+        # scikit-learn predicts once per permutation and scores all of them on it.
+        scorers = {"all": "accuracy"} | {
+            f"segment_{s}": make_scorer(one_vs_rest_accuracy(s)) for s in segments[0]
+        }
+        permuted = permutation_importance(
+            forest,
+            x_test,
+            y_test,
+            scoring=scorers,
+            n_repeats=config["permutation_repeats"],
+            random_state=seed,
+        )
+        predicted = forest.predict(x_test)
+        repeats = config["permutation_repeats"]
+        return {
+            "impurity": forest.feature_importances_,
+            "oob_score": float(forest.oob_score_),
+            "permutation": {name: result.importances_mean for name, result in permuted.items()},
+            "accuracy": {"all": float(np.mean(predicted == y_test))}
+            | {f"segment_{s}": one_vs_rest_accuracy(s)(y_test, predicted) for s in segments[0]},
+            "grouped": [
+                grouped_importance(forest, x_test, y_test, list(p), repeats, seed)
+                for p in self.pairs
+            ],
+        }
+
+
 def _rows(
     scope: str,
     segment_id: int | None,
     features: list[str],
-    methods: dict[str, tuple[np.ndarray, np.ndarray]],
+    methods: dict[str, np.ndarray],
     oob_score: float,
     held_out_accuracy: float,
 ) -> list[dict[str, Any]]:
+    """One row per method and feature; ``methods`` holds each method's importances, one row
+    per refit."""
     rows = []
-    for method, (means, stds) in methods.items():
+    for method, draws in methods.items():
+        means, stds = draws.mean(axis=0), draws.std(axis=0, ddof=1)
         clipped = np.clip(means, 0, None)
         shares = (
             clipped / clipped.sum() if clipped.sum() > 0 else np.full(len(means), 1 / len(means))
         )
         ranks = pd.Series(means).rank(ascending=False, method="min").astype(int).to_numpy()
+        firsts = np.bincount(np.argmax(draws, axis=1), minlength=len(features))
         for f, feature in enumerate(features):
             rows.append(
                 {
@@ -104,6 +202,8 @@ def _rows(
                     "importance_std": float(stds[f]),
                     "importance_share": float(shares[f]),
                     "rank": int(ranks[f]),
+                    "first_in_refits": int(firsts[f]),
+                    "refits": len(draws),
                     "oob_score": oob_score,
                     "held_out_accuracy": held_out_accuracy,
                 }
@@ -111,71 +211,72 @@ def _rows(
     return rows
 
 
-def _clear_top(rows: pd.DataFrame, draws: int) -> str | None:
-    """The top feature when it beats the runner-up by more than two standard errors of the
-    difference (each importance's SD over ``draws`` trees or repeats); else None."""
-    ranked = rows.sort_values(["importance", "feature"], ascending=[False, True])
-    if len(ranked) < 2:
-        return str(ranked["feature"].iloc[0])
-    first, second = ranked.iloc[0], ranked.iloc[1]
-    error = np.sqrt((first["importance_std"] ** 2 + second["importance_std"] ** 2) / draws)
-    return str(first["feature"]) if first["importance"] - second["importance"] > 2 * error else None
+@dataclass(frozen=True)
+class Lead:
+    top: str
+    runner_up: str | None
+    first_in: int  # refits that ranked the top feature first
+    holds: bool  # the lead over the runner-up holds across the refits
 
 
-def _top_feature_note(rows: pd.DataFrame, draws: dict[str, int]) -> tuple[bool, str]:
-    """Whether the two methods agree on the top feature, judged against their spread, and how
-    to say so: they disagree only when each names its own top beyond its spread."""
-    tops = {
-        method: ", ".join(sorted(group.loc[group["rank"] == 1, "feature"]))
-        for method, group in rows.groupby("method")
-    }
-    if tops["impurity"] == tops["permutation"]:
-        return True, f"both methods rank {tops['impurity']} first"
-    clear = {m: _clear_top(rows[rows["method"] == m], draws[m]) for m in draws}
-    said = f"impurity ranks {tops['impurity']} first, permutation ranks {tops['permutation']} first"
-    if clear["impurity"] and clear["permutation"]:
-        return False, f"{said}, each beyond its spread: the methods disagree"
-    return True, f"{said}, within their spread: not a disagreement"
+def lead(draws: np.ndarray, features: list[str]) -> Lead:
+    """The top feature by mean, and whether its lead holds: the paired per-refit differences
+    from the runner-up exclude 0 (a two-sided t bound at 95%)."""
+    means = draws.mean(axis=0)
+    order = sorted(range(len(features)), key=lambda f: (-means[f], features[f]))
+    first_in = int((np.argmax(draws, axis=1) == order[0]).sum())
+    if len(order) < 2:
+        return Lead(features[order[0]], None, first_in, True)
+    differences = draws[:, order[0]] - draws[:, order[1]]
+    refits = len(differences)
+    bound = student_t.ppf(1 - LEAD_ERROR / 2, refits - 1) * differences.std(ddof=1)
+    holds = bool(differences.mean() > bound / np.sqrt(refits))
+    return Lead(features[order[0]], features[order[1]], first_in, holds)
 
 
-def _impurity(forest: RandomForestClassifier) -> tuple[np.ndarray, np.ndarray]:
-    spread = np.std([tree.feature_importances_ for tree in forest.estimators_], axis=0)
-    return forest.feature_importances_, spread
-
-
-def _fit(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    config: dict[str, Any],
-    seed: int,
-) -> dict[str, Any]:
-    forest = RandomForestClassifier(
-        n_estimators=config["n_estimators"], oob_score=True, random_state=seed, n_jobs=1
-    ).fit(x_train, y_train)
-    # One set of permutations, every scope's score at once: with several scorers scikit-learn
-    # predicts once per permutation and scores all of them on it.
-    scorers = {"all": "accuracy"} | {
-        f"segment_{s}": make_scorer(one_vs_rest_accuracy(s)) for s in np.unique(y_train)
-    }
-    permuted = permutation_importance(
-        forest,
-        x_test,
-        y_test,
-        scoring=scorers,
-        n_repeats=config["permutation_repeats"],
-        random_state=seed,
+def _top_feature_note(methods: dict[str, np.ndarray], features: list[str]) -> tuple[bool, str]:
+    """Whether the two methods agree on the top feature, judged across the refits, and how to
+    say so: they disagree only when each leads with its own feature."""
+    leads = {m: lead(draws, features) for m, draws in methods.items()}
+    refits = len(methods["permutation"])
+    impurity, permutation = leads["impurity"], leads["permutation"]
+    if impurity.top == permutation.top:
+        holding = "holds" if permutation.holds else "does not hold"
+        runner_up = f" over {permutation.runner_up}" if permutation.runner_up else ""
+        return True, (
+            f"both methods rank {permutation.top} first (permutation: first in "
+            f"{permutation.first_in} of {refits} refits; its lead{runner_up} {holding} across "
+            "the refits)"
+        )
+    said = (
+        f"impurity ranks {impurity.top} first ({impurity.first_in} of {refits} refits), "
+        f"permutation ranks {permutation.top} first ({permutation.first_in} of {refits})"
     )
-    return {
-        "impurity": _impurity(forest),
-        "oob_score": float(forest.oob_score_),
-        "permutation": {
-            name: (result.importances_mean, result.importances_std)
-            for name, result in permuted.items()
-        },
-        "predicted": forest.predict(x_test),
-    }
+    if impurity.holds and permutation.holds:
+        return False, f"{said}, each lead holding across the refits: the methods disagree"
+    return True, f"{said}, not both leads holding across the refits: not a disagreement"
+
+
+def correlated_pairs(matrix: np.ndarray) -> list[tuple[int, int, float]]:
+    """Feature pairs whose Spearman correlation reaches CORRELATED in size."""
+    if matrix.shape[1] < 2 or len(matrix) < 3:
+        return []
+    rho = pd.DataFrame(matrix).corr(method="spearman").to_numpy()
+    return [
+        (a, b, float(rho[a, b]))
+        for a, b in combinations(range(matrix.shape[1]), 2)
+        if abs(rho[a, b]) >= CORRELATED
+    ]
+
+
+def _correlation_note(
+    pairs: list[tuple[int, int, float]], grouped: np.ndarray, features: list[str]
+) -> str:
+    return "".join(
+        f"; {features[a]} and {features[b]} are correlated (Spearman rho {rho:.2f}): permutation "
+        f"importance splits their credit, and permuted together they cost {loss:.3f} accuracy"
+        for (a, b, rho), loss in zip(pairs, grouped, strict=True)
+    )
 
 
 def model(
@@ -185,6 +286,7 @@ def model(
     segment_centroids: pd.DataFrame,
     config: dict[str, Any],
     seed: int,
+    parallel: Callable[[Callable[[int], dict[str, Any]], Iterable[int]], Iterator[dict[str, Any]]],
 ) -> pd.DataFrame:
     data = training_data(
         int_customer_features,
@@ -193,40 +295,39 @@ def model(
         config["fit_sample_size"],
         seed,
     )
-    x_train, x_test, y_train, y_test = train_test_split(
-        data.matrix,
-        data.labels,
-        test_size=config["test_share"],
-        # A segment of one customer cannot be split in two: stratify only when every one can.
-        stratify=data.labels if np.unique(data.labels, return_counts=True)[1].min() >= 2 else None,
-        random_state=seed,
-    )
-    fitted = _fit(x_train, y_train, x_test, y_test, config, seed)
-    predicted = fitted["predicted"]
+    pairs = correlated_pairs(data.matrix)
+    refits = Refits(data.matrix, data.labels, tuple((a, b) for a, b, _ in pairs), config, seed)
+    fits = list(parallel(refits.fit, range(config["refits"])))
+    overall = {
+        "impurity": np.array([f["impurity"] for f in fits]),
+        "permutation": np.array([f["permutation"]["all"] for f in fits]),
+    }
+    oob = float(np.mean([f["oob_score"] for f in fits]))
     rows = _rows(
         "all",
         None,
         data.features,
-        {"impurity": fitted["impurity"], "permutation": fitted["permutation"]["all"]},
-        fitted["oob_score"],
-        float(np.mean(predicted == y_test)),
+        overall,
+        oob,
+        float(np.mean([f["accuracy"]["all"] for f in fits])),
     )
     for segment in (int(s) for s in np.unique(data.labels)):
+        scope = f"segment_{segment}"
         rows += _rows(
             "segment",
             segment,
             data.features,
-            {"permutation": fitted["permutation"][f"segment_{segment}"]},
-            fitted["oob_score"],
-            one_vs_rest_accuracy(segment)(y_test, predicted),
+            {"permutation": np.array([f["permutation"][scope] for f in fits])},
+            oob,
+            float(np.mean([f["accuracy"][scope] for f in fits])),
         )
     table = pd.DataFrame(rows)
     names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
     table["segment_name"] = table["segment_id"].map(names)
     table["segment_id"] = table["segment_id"].astype("Int64")
-    overall = table[table["scope"] == "all"]
-    draws = {"impurity": config["n_estimators"], "permutation": config["permutation_repeats"]}
-    agree, note = _top_feature_note(overall, draws)
+    agree, note = _top_feature_note(overall, data.features)
+    grouped = np.mean([f["grouped"] for f in fits], axis=0) if pairs else np.empty(0)
+    note += _correlation_note(pairs, grouped, data.features)
     is_all = table["scope"] == "all"
     table["methods_agree_on_top"] = pd.array([agree if a else None for a in is_all], "boolean")
     top = table[~is_all & (table["rank"] == 1)].groupby("segment_id")["feature"]

@@ -69,6 +69,8 @@ ADDED_COLUMNS["ml.segment_centroids"] = {
     "name_word",
 }
 ADDED_COLUMNS["ml.segment_migrations"] = {"share_of_from", "share_of_to", "change"}
+# issue 29: importance is the mean over refits on several splits; how often each feature led.
+ADDED_COLUMNS["ml.feature_importance"] = {"first_in_refits", "refits"}
 # issue 19: whether each refresh continues the segment lineage, and why.
 NEW_TABLES = frozenset({"ml.segment_lineage"}) | TRANSACTION_TABLES
 # issue 17: the scorer's SQL quotes its parameters and casts them to double (as
