@@ -48,6 +48,18 @@ TABLES = {
         "group by all order by any_value(g.position)"
     ),
     "rfm_crosstab": "select * from marts.rfm_segment_crosstab",
+    "purchases": (
+        "select coalesce(sum(orders), 0) as orders, coalesce(sum(purchase_days), 0) as "
+        "purchase_days, coalesce(sum(cancelled_orders), 0) as cancelled_orders, "
+        "count(*) filter (where not has_purchase) as customers_without_purchase, "
+        "coalesce(sum(unmatched_return_lines), 0) as unmatched_return_lines, "
+        "count(*) filter (where unmatched_return_lines > 0) as unmatched_return_customers, "
+        "coalesce(sum(unmatched_return_value), 0) as unmatched_return_value, "
+        "coalesce(sum(non_product_lines), 0) as non_product_lines, "
+        "(select frequency_counts from config.order_settings) as frequency_counts, "
+        "(select subtracts_unmatched_returns from config.order_settings) as subtracts "
+        "from intermediate.int_customer_orders"
+    ),
     "eda": "select * from marts.eda_profile order by section_order, subject, statistic_order",
     "selection": "select * from ml.segment_model_selection order by k",
     "fidelity": "select * from ml.surrogate_fidelity order by depth, segment_id",
@@ -319,10 +331,27 @@ def rfm_crosstab(pairs: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
     return crosstab.reset_index().rename(columns={"rfm_group": "RFM group"})
 
 
+def purchases_note(purchases: pd.DataFrame) -> str:
+    """What the order lines count as purchases, in one paragraph of the warehouse's figures."""
+    p = purchases.iloc[0]
+    left = "subtracted anyway" if p["subtracts"] else "left out of monetary"
+    return (
+        f"Frequency counts {p['frequency_counts'].replace('_', ' ')}: {p['orders']:,} orders "
+        f"on {p['purchase_days']:,} purchase days. {p['cancelled_orders']:,} orders were "
+        f"cancelled in full and count as no purchase; {p['customers_without_purchase']:,} "
+        f"customers have no purchase order and are not segmented. "
+        f"{p['unmatched_return_lines']:,} return lines of {p['unmatched_return_customers']:,} "
+        f"customers return more than the data shows them buying (bought before it begins): "
+        f"{p['unmatched_return_value']:,.2f} {left}. {p['non_product_lines']:,} lines of "
+        "non-product codes (transactions.non_product_codes) are neither purchases nor returns."
+    )
+
+
 def _rfm_section(t: dict[str, Any]) -> str:
     """The classic RFM groups, and how they spread over the k-means segments."""
     crosstab = rfm_crosstab(t["rfm_crosstab"], t["rfm_groups"])
     return (
+        f"<p>{html.escape(purchases_note(t['purchases']))}</p>"
         "<p>Recency (R) and frequency (F) scores 1-5 (5: the most recent, most frequent fifth) "
         "name each customer's group, as in marts.rfm_scores.</p>"
         + _table(t["rfm_groups"])

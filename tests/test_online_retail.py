@@ -302,3 +302,22 @@ def test_the_reports_rfm_crosstab_lists_segments_by_id_and_the_unsegmented_last(
         "Not segmented",
     ]
     assert int(table.drop(columns="RFM group").to_numpy().sum()) == int(pairs["customers"].sum())
+
+
+def test_the_report_says_what_counts_as_a_purchase(built_example: ProjectCopy) -> None:
+    """The report's RFM section states the purchase figures, each read here from the customer
+    aggregates (and the cancelled orders recounted from the reference's matching)."""
+    report = (built_example.root / "warehouse" / "report.html").read_text(encoding="utf-8")
+    text = " ".join(re.sub(r"<[^>]+>", " ", report).split())
+    ((orders, days, cancelled, without, lines, customers, value, codes),) = built_example.query(
+        "select sum(orders), sum(purchase_days), sum(cancelled_orders), "
+        "count(*) filter (where not has_purchase), sum(unmatched_return_lines), "
+        "count(*) filter (where unmatched_return_lines > 0), sum(unmatched_return_value), "
+        "sum(non_product_lines) from intermediate.int_customer_orders"
+    )
+    assert f"Frequency counts orders: {orders:,} orders on {days:,} purchase days." in text
+    assert f"{cancelled:,} orders were cancelled in full" in text
+    assert f"{without:,} customers have no purchase order" in text
+    assert f"{lines:,} return lines of {customers:,} customers return more" in text
+    assert f"{value:,.2f} left out of monetary" in text
+    assert f"{codes:,} lines of non-product codes" in text
