@@ -113,9 +113,11 @@ COLUMNS = {
 def _check(config: dict[str, Any], n_rows: int) -> None:
     """What PARAMETER_CONSTRAINTS cannot say: checks that depend on the data or on another key."""
     if config["k_max"] >= n_rows:
-        raise ParameterError(
-            "models.segment_model_selection.k_max",
-            f"= {config['k_max']} needs more than {n_rows} customers",
+        customers = f"{n_rows} customer{'s' if n_rows != 1 else ''}"
+        raise InputError(
+            f"segment_model_selection: only {customers} can be segmented, and comparing up to "
+            f"k_max = {config['k_max']} segments needs at least {config['k_max'] + 1}: land "
+            "more customers, or lower models.segment_model_selection.k_max"
         )
     if (
         config["selection"] == "fixed"

@@ -437,10 +437,29 @@ def test_no_staged_customer_is_the_error_not_a_model_parameter(
 ) -> None:
     empty_project.write_csv("a.csv", f"{HEADER}\n{rows}")
     done = empty_project.run("run", "-q")
-    assert done.returncode == 4, done.stdout + done.stderr
+    assert done.returncode == 2, done.stdout + done.stderr  # bad input, not a broken project
     assert re.search(message, done.stderr), done.stderr
     assert "k_max" not in done.stderr  # nothing downstream runs to fail for a remote reason
-    assert re.search(r"\d+ skipped", done.stderr)
+    latest = json.loads((empty_project.root / "warehouse/run_results/latest.json").read_text())
+    assert (latest["status"], latest["exit_code"], latest["published"]) == ("error", 2, False)
+
+
+@pytest.mark.parametrize("staged", [6, 1])
+def test_too_few_customers_blames_the_data_and_says_where_the_rows_went(
+    empty_project: ProjectCopy, staged: int
+) -> None:
+    rows = [f"{i},Female,{20 + i},{15 + i},{40 + i}" for i in range(1, staged + 1)]
+    rows += [f"{100 + i},Female,,15,39" for i in range(4)]  # age missing: rejected
+    empty_project.write_csv("a.csv", "\n".join([HEADER, *rows]) + "\n")
+    done = empty_project.run("run", "-q")
+    assert done.returncode == 2, done.stdout + done.stderr
+    customers = f"{staged} customer{'s' if staged != 1 else ''}"
+    assert (
+        f"only {customers} can be segmented, and comparing up to k_max = 10 segments needs at "
+        "least 11: land more customers, or lower models.segment_model_selection.k_max "
+        f"(staging: raw.customers: {staged + 4} rows, {staged} staged, 4 rejected; most common "
+        "reasons: age is missing (4 rows))"
+    ) in done.stderr, done.stderr
 
 
 def test_a_config_error_still_leaves_its_run_result(project: ProjectCopy) -> None:

@@ -42,6 +42,28 @@ def nothing_staged(
     return f"no row was staged: all {raw_rows} rows of {source} were rejected{reasons}"
 
 
+def where_rows_went(
+    catalog: BuildCatalog, project: Project, reconciliation: dict[str, dict[str, Any]]
+) -> str:
+    """For every source with rows: how many were staged and rejected, and the most common
+    reasons, so a message about too few customers can say where the others went."""
+    parts = []
+    for table, row in reconciliation.items():
+        model = project.models[table]
+        name = reconciled_source(project, model)
+        if name is None or not row.get("raw_rows"):
+            continue
+        rejected = [t for t in model.inputs if project.models[t].role == REJECTED_ROLE]
+        reasons = (
+            _top_reasons(catalog, rejected[0]) if rejected and row.get("rejected_rows") else ""
+        )
+        parts.append(
+            f"{SOURCE_LAYER}.{name}: {row['raw_rows']} rows, {row.get('staged_rows')} staged, "
+            f"{row.get('rejected_rows')} rejected{reasons}"
+        )
+    return "; ".join(parts)
+
+
 def reconciled_source(project: Project, model: Model) -> str | None:
     """The source a reconciliation counts: the one raw table it reads (None if not one)."""
     sources = [t for t in model.inputs if project.models[t].layer == SOURCE_LAYER]

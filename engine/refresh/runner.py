@@ -19,9 +19,16 @@ from typing import Any
 
 from engine.adapters.base import Build, Engine, Validated
 from engine.checks import expectations as quality
-from engine.checks.reconciliation import nothing_staged, reconciled_source
+from engine.checks.reconciliation import nothing_staged, reconciled_source, where_rows_went
 from engine.console import Console
-from engine.errors import ExpectationsFailed, ModelError, PipelineError, ProjectError, is_interrupt
+from engine.errors import (
+    ExpectationsFailed,
+    InputError,
+    ModelError,
+    PipelineError,
+    ProjectError,
+    is_interrupt,
+)
 from engine.project.column_sets import column_sets
 from engine.project.config import Config
 from engine.project.discovery import (
@@ -262,6 +269,12 @@ class _Build:
                 run.message = note
             release_unused()
             self.catalog.describe(model, self.plan.project)
+        except InputError as exc:
+            # Too little data reaches a model: say where the source rows went.
+            went = where_rows_went(self.catalog, self.plan.project, self.result.reconciliation)
+            if not went:
+                raise
+            raise InputError(f"{exc} (staging: {went})") from exc
         except ModelError as exc:
             run.seconds, run.status, run.message = time.perf_counter() - clock, "error", str(exc)
             self.blocked.add(table)
@@ -302,8 +315,8 @@ class _Build:
         self.console.model_line(
             *self._position(model.table), "ERROR", model.table, "failed", run.seconds
         )
-        self.console.error(f"           {problem}")
-        raise ModelError(run.message)
+        # Bad input, not a broken project: the landing files must change (exit 2).
+        raise InputError(f"{model.table}: {problem}. Nothing was published.")
 
     def _take(self, results: list[Validated]) -> None:
         for table, outcomes in results:
