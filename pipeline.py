@@ -9,7 +9,8 @@
     python pipeline.py export --format csv the marts as files in warehouse/exports/csv
 
 Exit codes: 0 success, 1 a blocking expectation failed, 2 bad config, input file or command line,
-3 another refresh is running, 4 a model or the project is broken, 130 interrupted (Ctrl-C).
+3 another refresh is running, 4 a model or the project is broken, 130 interrupted (Ctrl-C),
+143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ try:
     from engine.console import Console
     from engine.errors import PipelineError, is_interrupt
     from engine.project.config import DEFAULT_CONFIG_NAME
-    from engine.refresh.interrupts import held_back
+    from engine.refresh.interrupts import exit_code, held_back, stop_on_sigterm
 except KeyboardInterrupt:  # Ctrl-C as the command starts: nothing has begun, so no traceback
     print("Interrupted.", file=sys.stderr, flush=True)
     os._exit(130)
@@ -322,6 +323,7 @@ def _exit(code: int, exit_handlers: bool = True) -> NoReturn:
 
 
 def _main_for_shell() -> int:
+    stop_on_sigterm()
     try:
         return main()
     except BrokenPipeError:
@@ -337,8 +339,9 @@ def _main_for_shell() -> int:
         # thread may be starting some just then, whose work its own handlers already cut off, so
         # the join would never return. The workers die with this process (PR_SET_PDEATHSIG); the
         # validation worker was killed and the build file discarded on the way out.
-        print("Interrupted.", file=sys.stderr, flush=True)
-        _exit(130, exit_handlers=False)
+        code = exit_code()
+        print("Stopped by SIGTERM." if code != 130 else "Interrupted.", file=sys.stderr, flush=True)
+        _exit(code, exit_handlers=False)
 
 
 if __name__ == "__main__":

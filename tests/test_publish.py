@@ -131,6 +131,42 @@ def test_sigkill_at_any_moment_leaves_the_old_or_the_new_warehouse(project: Proj
     assert project.query("select count(*) from staging.stg_customers") == [(201,)]
 
 
+def _latest(project: ProjectCopy) -> dict:
+    return json.loads((project.root / "warehouse/run_results/latest.json").read_text())
+
+
+def test_sigterm_stops_a_refresh_as_ctrl_c_does_and_records_it(project: ProjectCopy) -> None:
+    """systemd, cron and Kubernetes stop a job with SIGTERM, to every process of the job."""
+    import psutil
+
+    assert project.run("run", "-q").returncode == 0
+    before = project.digest()
+    first = _latest(project)["run_id"]
+    stopped = 0
+    for delay in (1.5, 3.0):
+        victim = project.popen("run", "-q", "--full-refresh")
+        time.sleep(delay)
+        children = psutil.Process(victim.pid).children(recursive=True)
+        for process in [psutil.Process(victim.pid), *children]:
+            process.send_signal(signal.SIGTERM)
+        _, err = victim.communicate(timeout=30)
+        if victim.returncode == 0:
+            continue  # finished first on a fast machine
+        stopped += 1
+        assert victim.returncode == 143, err
+        assert "Stopped by SIGTERM." in err and "Traceback" not in err, err
+        latest = _latest(project)
+        if latest["run_id"] != first:  # the run had begun: its record says how it ended
+            assert (latest["status"], latest["exit_code"]) == ("interrupted", 143), latest
+            assert latest["message"] == "stopped by SIGTERM" and latest["published"] is False
+        assert project.digest() == before
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"left running: {alive}"
+    assert stopped >= 1
+    assert _leftovers(project) == []  # the build file went with the run
+    assert project.run("run", "-q").returncode == 0
+
+
 def _sigint_as_in_a_terminal() -> None:
     # A shell starts background jobs with SIGINT ignored, and the ignoring is inherited: the
     # pipeline would then rightly ignore Ctrl-C. Give it the disposition a terminal gives.
@@ -168,6 +204,7 @@ def test_ctrl_c_at_any_moment_stops_promptly_and_leaves_the_warehouse_as_it_was(
         interrupted += 1
         assert victim.returncode == 130, err
         assert "Interrupted." in err and "Traceback" not in err, err
+        assert _latest(project)["status"] != "running"  # every way a run ends is recorded
         if project.digest() != before:
             # Interrupted after the atomic rename: the new warehouse must be complete.
             runs += 1

@@ -41,6 +41,7 @@ from engine.project.discovery import (
     select,
 )
 from engine.project.sources import unmatched_warnings
+from engine.refresh import interrupts
 from engine.refresh.building import BuildContext, build_model
 from engine.refresh.fit_workers import FitWorkers
 from engine.refresh.memory import release_unused
@@ -93,6 +94,19 @@ class Runner:
             result.status = "success"
         except PipelineError as exc:
             result.status, result.exit_code, result.message = "error", exc.exit_code, str(exc)
+        except BaseException as exc:
+            # Every way a run ends leaves a final record, an interrupted one too.
+            if is_interrupt(exc):
+                result.status, result.exit_code = "interrupted", interrupts.exit_code()
+                result.message = (
+                    "stopped by SIGTERM"
+                    if result.exit_code == interrupts.TERMINATED_EXIT
+                    else "interrupted (Ctrl-C)"
+                )
+            else:
+                result.status, result.exit_code = "error", 1
+                result.message = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             result.finished_at = datetime.now(UTC)
             problem = write_json(self.config.run_results_dir, result)
