@@ -126,12 +126,13 @@ def show(config_path: Path, table: str, limit: int) -> pd.DataFrame:
         import pandas  # noqa: F401  (pyarrow's to_pandas would load it, with Ctrl-C live)
 
         from engine.warehouse import statements
+        from engine.warehouse.published import connect_read_only
 
     config = published_config(config_path)
     layer, _, name = table.partition(".")
     if not name:
         raise UsageError(f"'{table}': name a table as layer.table, e.g. marts.eda_profile")
-    with duckdb.connect(str(config.warehouse_path), read_only=True) as con:
+    with connect_read_only(config.warehouse_path) as con:
         query = statements.select_columns(layer, name, None, limit=limit)
         try:
             return con.sql(query).to_arrow_table().to_pandas()

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from engine.warehouse.atomic_files import write_text_atomically
+from engine.warehouse.published import connect_read_only
 from reporting import figures
 
 PLOTTED_CUSTOMERS = 50_000
@@ -89,7 +89,7 @@ class Headline:
 
 
 def read_tables(warehouse: Path) -> dict[str, Any]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with connect_read_only(warehouse) as con:
         tables: dict[str, Any] = {
             name: con.sql(sql).to_arrow_table().to_pandas() for name, sql in TABLES.items()
         }

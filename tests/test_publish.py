@@ -235,3 +235,34 @@ def test_next_run_removes_what_a_killed_run_left(project: ProjectCopy) -> None:
     assert done.returncode == 0, done.stderr
     assert "left behind by an interrupted run" in done.stdout
     assert _leftovers(project) == [live_spool]
+
+
+def test_a_damaged_warehouse_stops_every_command_clearly_and_is_left_alone(
+    project: ProjectCopy,
+) -> None:
+    """A published file cut short (a full disk, a bad copy): no traceback, exit 2, the file
+    untouched for whoever restores it."""
+    assert project.run("run", "-q").returncode == 0
+    size = project.warehouse.stat().st_size
+    with project.warehouse.open("r+b") as damaged:
+        damaged.truncate(size // 2)
+    before = project.digest()
+    for command in (("run", "-q"), ("show", "marts.dim_segments"), ("report",), ("docs",)):
+        done = project.run(*command)
+        assert done.returncode == 2, (command, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert (
+            f"{project.warehouse}: the published warehouse cannot be read (IO Error" in done.stderr
+        ), done.stderr
+        assert "Restore it from a backup, or move it aside" in done.stderr
+    assert project.digest() == before and _leftovers(project) == []
+    assert _latest(project)["exit_code"] == 2
+
+
+def test_a_deleted_warehouse_is_rebuilt_and_the_run_says_so(project: ProjectCopy) -> None:
+    assert project.run("run", "-q").returncode == 0
+    project.warehouse.unlink()
+    done = project.run("run", "-q")
+    assert done.returncode == 0, done.stderr
+    assert "is gone, though an earlier run published it: building a new warehouse" in done.stderr
+    assert project.query("select count(*) from meta.runs") == [(1,)]

@@ -49,7 +49,7 @@ from engine.refresh.scheduler import apply_to_dag
 from engine.warehouse import publish
 from engine.warehouse.catalog import BuildCatalog
 from engine.warehouse.recording import ModelRun, RunResult, write_json
-from engine.warehouse.run_results import new_run_id
+from engine.warehouse.run_results import new_run_id, published_before
 
 
 class UpstreamFailed(Exception):
@@ -140,6 +140,11 @@ class Runner:
             leftovers = publish.remove_leftovers(paths) + self.engine.remove_leftovers(paths)
             for leftover in leftovers:
                 self.console.info(f"Removed {leftover.name}, left behind by an interrupted run")
+            if not paths.published.exists() and published_before(self.config.run_results_dir):
+                self.console.error(
+                    f"{paths.published} is gone, though an earlier run published it: building a "
+                    "new warehouse (segment ids, lineage and run history start again)"
+                )
             path = publish.start_build(paths, result.run_id, copy_published=plan.partial)
             try:
                 passed = self._build(path, paths, plan, result)

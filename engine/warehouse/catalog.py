@@ -26,6 +26,7 @@ from engine.errors import ConfigError, ModelError, PipelineError, is_interrupt
 from engine.project.constraints import ParameterError
 from engine.project.discovery import Model, Project
 from engine.warehouse import meta, statements
+from engine.warehouse.published import opening
 from engine.warehouse.recording import RunResult, record_in_meta
 
 PREVIOUS_CATALOG = "previous"
@@ -65,7 +66,8 @@ class BuildCatalog:
             ) from exc
         has_previous = published.exists()
         if has_previous:
-            con.execute(f"attach ? as {PREVIOUS_CATALOG} (read_only)", [str(published)])
+            with opening(published):
+                con.execute(f"attach ? as {PREVIOUS_CATALOG} (read_only)", [str(published)])
         return cls(con, con.cursor(), has_previous)
 
     def close(self, checkpoint: bool = False) -> None:

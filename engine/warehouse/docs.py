@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage
@@ -26,6 +25,7 @@ from engine.checks.expectations import Suite
 from engine.project.discovery import LAYER_ORDER, Project
 from engine.warehouse import statements
 from engine.warehouse.atomic_files import write_text_atomically
+from engine.warehouse.published import connect_read_only
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _warehouse_facts(warehouse: Path) -> WarehouseFacts:
     """The published schema (for lineage), its column comments and each model's last run."""
     if not warehouse.exists():
         return WarehouseFacts({}, {}, {})
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with connect_read_only(warehouse) as con:
         schema: dict[str, dict[str, dict[str, str]]] = {}
         comments: dict[str, dict[str, str | None]] = {}
         for layer, table, column, kind, comment in con.execute(

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
 from engine.warehouse import statements
 from engine.warehouse.atomic_files import replace_atomically
+from engine.warehouse.published import connect_read_only
 
 EXTENSIONS = {"parquet": "parquet", "csv": "csv"}
 
@@ -19,7 +18,7 @@ EXTENSIONS = {"parquet": "parquet", "csv": "csv"}
 def export_layer(warehouse: Path, layer: str, file_format: str, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with connect_read_only(warehouse) as con:
         tables = [
             row[0]
             for row in con.execute(

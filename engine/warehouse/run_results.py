@@ -63,3 +63,12 @@ def record_failed_start(
     except OSError as exc:
         return f"could not write the run result to {directory}: {exc}"
     return None
+
+
+def published_before(directory: Path) -> bool:
+    """Whether the last recorded run found or left a published warehouse."""
+    try:
+        latest = json.loads((directory / "latest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(latest.get("published")) or latest.get("status") == "no-op"
