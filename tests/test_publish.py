@@ -266,3 +266,38 @@ def test_a_deleted_warehouse_is_rebuilt_and_the_run_says_so(project: ProjectCopy
     assert done.returncode == 0, done.stderr
     assert "is gone, though an earlier run published it: building a new warehouse" in done.stderr
     assert project.query("select count(*) from meta.runs") == [(1,)]
+
+
+def test_a_landing_file_still_being_written_is_not_half_loaded(project: ProjectCopy) -> None:
+    """A file that grows while the refresh reads it (an export still being copied in): the run
+    stops naming it, and publishes nothing."""
+    import threading
+
+    assert project.run("run", "-q").returncode == 0
+    before = project.digest()
+    rows = "".join(f"{1000 + i},Female,30,60,50\n" for i in range(50_000))
+    landing = project.write_csv(
+        "growing.csv", "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)\n" + rows
+    )
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        number = 100_000
+        with landing.open("a") as out:
+            while not stop.is_set():
+                out.write(f"{number},Male,40,70,60\n")
+                out.flush()
+                number += 1
+                time.sleep(0.002)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        done = project.run("run", "-q")
+    finally:
+        stop.set()
+        writer.join()
+    assert done.returncode == 2, done.stderr
+    assert f"{landing}: the landing file changed while it was loaded" in done.stderr, done.stderr
+    assert "it is still being written or copied in" in done.stderr
+    assert project.digest() == before and _leftovers(project) == []

@@ -24,6 +24,7 @@ from engine.project import seeds
 from engine.project.config import Config
 from engine.project.constraints import ParameterError
 from engine.project.discovery import PREVIOUS_PREFIX, Model, Project
+from engine.refresh.loader import check_unchanged, landing_snapshot
 from engine.warehouse.catalog import BuildCatalog, model_failure
 
 
@@ -49,7 +50,10 @@ def build_model(context: BuildContext, model: Model, progress: Progress) -> str 
     if model.kind == "seed":
         engine.write_table(model, seeds.SEED_BUILDERS[model.name](config))
     elif model.kind == "source":
+        source = config.sources[model.name]
+        landed = landing_snapshot(config, source)
         engine.load_source(model, progress)
+        check_unchanged(landed, config, source)
     elif model.kind == "sql":
         assert model.query is not None
         engine.create_table(model, model.query)

@@ -13,6 +13,7 @@ whose name ends in .gz is decompressed as it is read (daily exports are often sh
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import mmap
@@ -329,3 +330,35 @@ def source_parts(
         progress(f"file {number} of {len(files)}")
         part = read_source_file(path, source, path.relative_to(config.raw_dir).as_posix())
         yield pa.table({n: _column_or_nulls(part, n) for n in columns})
+
+
+Snapshot = dict[Path, tuple[int, int]]
+
+
+def landing_snapshot(config: Config, source: SourceConfig) -> Snapshot:
+    """Size and modification time of every landing file of the source."""
+    found = {}
+    for path in source.landing_files(config.raw_dir):
+        with contextlib.suppress(FileNotFoundError):
+            stat = path.stat()
+            found[path] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def check_unchanged(before: Snapshot, config: Config, source: SourceConfig) -> None:
+    """Stop when a file that was loaded changed meanwhile: it was still being written (or
+    copied in), and what was read is not what the file holds."""
+    after = landing_snapshot(config, source)
+    for path, (size, modified) in before.items():
+        if path not in after:
+            raise InputError(
+                f"{path}: the landing file disappeared while source '{source.name}' was loaded; "
+                "run again once the landing folder is settled. Nothing was published."
+            )
+        if after[path] != (size, modified):
+            raise InputError(
+                f"{path}: the landing file changed while it was loaded ({size:,} bytes when the "
+                f"load began, {after[path][0]:,} at its end): it is still being written or copied "
+                "in. Run again once it is complete (copy it in under another name, then rename "
+                "it). Nothing was published."
+            )
