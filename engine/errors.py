@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class PipelineError(Exception):
     """Base class: a failure the user can act on, with a message that says where and what."""
@@ -39,6 +42,12 @@ class ModelError(PipelineError):
     exit_code = 4
 
 
+class NoRoomToWrite(PipelineError):
+    """The disk (or a file-size limit or quota) left no room for the build."""
+
+    exit_code = 4
+
+
 class ExpectationsFailed(PipelineError):
     """At least one blocking expectation failed, so nothing was published."""
 
@@ -49,6 +58,18 @@ class RunInProgress(PipelineError):
     """Another refresh holds the warehouse lock."""
 
     exit_code = 3
+
+
+# What a write that found no room says: a full disk, a file-size limit (ulimit -f), a quota.
+NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+NO_ROOM_TEXTS = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def no_room_to_write(exc: BaseException) -> str | None:
+    """The reason, when ``exc`` is a write that found no room (OSError, or DuckDB's text)."""
+    if getattr(exc, "errno", None) in NO_ROOM_ERRNOS:
+        return os.strerror(exc.errno)  # type: ignore[attr-defined]
+    return next((text for text in NO_ROOM_TEXTS if text in str(exc)), None)
 
 
 def is_interrupt(exc: BaseException) -> bool:

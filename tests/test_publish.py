@@ -301,3 +301,46 @@ def test_a_landing_file_still_being_written_is_not_half_loaded(project: ProjectC
     assert f"{landing}: the landing file changed while it was loaded" in done.stderr, done.stderr
     assert "it is still being written or copied in" in done.stderr
     assert project.digest() == before and _leftovers(project) == []
+
+
+def test_no_room_to_write_stops_clearly_and_keeps_the_warehouse(project: ProjectCopy) -> None:
+    """The build cannot grow past a file-size limit (ulimit -f, what a full disk or a quota does
+    to a write): a message naming the folder, exit 4, the published file and history intact, the
+    partial build removed."""
+    import resource
+
+    assert project.run("run", "-q").returncode == 0
+    before = project.digest()
+    limit = project.warehouse.stat().st_size // 2
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, str(project.root / "pipeline.py"), "run", "-q", "--full-refresh"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+        timeout=300,
+    )
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert f"{project.warehouse.parent}: no room to write the build (File too large)" in done.stderr
+    assert "Nothing was published; the warehouse is unchanged." in done.stderr
+    assert project.digest() == before and _leftovers(project) == []
+    assert project.query("select count(*) from meta.runs") == [(1,)]
+    assert (_latest(project)["status"], _latest(project)["exit_code"]) == ("error", 4)
+
+
+def test_every_way_a_write_finds_no_room_is_recognised() -> None:
+    import errno
+
+    from engine.errors import no_room_to_write
+
+    assert no_room_to_write(OSError(errno.ENOSPC, "x")) == os.strerror(errno.ENOSPC)
+    assert no_room_to_write(OSError(errno.EDQUOT, "x")) == os.strerror(errno.EDQUOT)
+    duckdb_says = 'IO Error: Could not write file "w.wal": No space left on device'
+    assert no_room_to_write(RuntimeError(duckdb_says)) == "No space left on device"
+    assert no_room_to_write(OSError(errno.EACCES, "x")) is None
+    assert no_room_to_write(RuntimeError("Binder Error: no such column")) is None

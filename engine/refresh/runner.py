@@ -25,9 +25,11 @@ from engine.errors import (
     ExpectationsFailed,
     InputError,
     ModelError,
+    NoRoomToWrite,
     PipelineError,
     ProjectError,
     is_interrupt,
+    no_room_to_write,
 )
 from engine.project.column_sets import column_sets
 from engine.project.config import Config
@@ -148,9 +150,17 @@ class Runner:
             path = publish.start_build(paths, result.run_id, copy_published=plan.partial)
             try:
                 passed = self._build(path, paths, plan, result)
-            except BaseException:
+            except BaseException as exc:
                 self._discard(path, result)
-                raise
+                reason = no_room_to_write(exc)
+                if reason is None:
+                    raise
+                raise NoRoomToWrite(
+                    f"{path.parent}: no room to write the build ({reason}). A refresh needs "
+                    "free space for a second copy of the warehouse while it builds; free some "
+                    "(or raise the limit) and run again. Nothing was published; the warehouse "
+                    "is unchanged."
+                ) from exc
             if not passed:
                 self._discard(path, result)
                 _raise_failure(result)
