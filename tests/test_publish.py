@@ -344,3 +344,15 @@ def test_every_way_a_write_finds_no_room_is_recognised() -> None:
     assert no_room_to_write(RuntimeError(duckdb_says)) == "No space left on device"
     assert no_room_to_write(OSError(errno.EACCES, "x")) is None
     assert no_room_to_write(RuntimeError("Binder Error: no such column")) is None
+
+
+def test_duckdb_out_of_memory_names_the_config_key(project: ProjectCopy) -> None:
+    assert project.run("run", "-q").returncode == 0
+    before = project.digest()
+    project.edit_config('memory_limit = "1GB"', 'memory_limit = "2MB"')
+    done = project.run("run", "-q", "--full-refresh")
+    assert done.returncode == 4, done.stderr
+    assert "DuckDB ran out of memory (Out of Memory Error:" in done.stderr, done.stderr
+    assert "raise warehouse.memory_limit in the config" in done.stderr
+    assert "SET memory_limit" not in done.stderr  # DuckDB's advice for its own SQL, not ours
+    assert project.digest() == before and _leftovers(project) == []

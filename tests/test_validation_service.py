@@ -52,4 +52,5 @@ def test_a_builder_whose_worker_died_reports_it_and_exits(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert "the validation worker stopped unexpectedly (killed by SIGKILL" in done.stdout
+    assert "lower warehouse.serial_validation_rows" in done.stdout  # what to change
     assert list(tmp_path.iterdir()) == []  # the spool folder went with the worker

@@ -186,6 +186,8 @@ class BuildCatalog:
                 written += 1
         except (PipelineError, ParameterError):
             raise
+        except duckdb.OutOfMemoryException as exc:
+            raise out_of_memory(model, exc) from exc
         except duckdb.Error as exc:
             if is_interrupt(exc):  # Ctrl-C while DuckDB was reading the model's frame
                 raise KeyboardInterrupt from exc
@@ -199,6 +201,8 @@ class BuildCatalog:
         """CREATE TABLE layer.name AS the query, run by DuckDB."""
         try:
             self.con.execute(statements.create_table_as(model.layer, model.name, query))
+        except duckdb.OutOfMemoryException as exc:
+            raise out_of_memory(model, exc) from exc
         except duckdb.Error as exc:
             if is_interrupt(exc):
                 raise KeyboardInterrupt from exc
@@ -263,10 +267,22 @@ def _registrable(model: Model, data: Any) -> pa.Table | pa.RecordBatch | pd.Data
     return data
 
 
+def out_of_memory(model: Model, exc: duckdb.OutOfMemoryException) -> ModelError:
+    """DuckDB's own advice names its SQL settings; say which config key sets the limit."""
+    first = str(exc).strip().splitlines()[0]
+    return ModelError(
+        f"{model.path.name if model.path else model.table}: DuckDB ran out of memory ({first}): "
+        "raise warehouse.memory_limit in the config (past it DuckDB spills to disk, but a single "
+        "operation can still need more), or give the machine more memory"
+    )
+
+
 def model_failure(model: Model, exc: BaseException) -> ModelError:
     """A model's own exception as an error naming its file and line."""
     if is_interrupt(exc):  # Ctrl-C that surfaced as DuckDB's error: still Ctrl-C
         raise KeyboardInterrupt from exc
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return out_of_memory(model, exc)
     where = model.path.name if model.path else model.table
     frames = [
         f

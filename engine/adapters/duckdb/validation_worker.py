@@ -210,7 +210,12 @@ class ValidationService:
         if code is not None and code < 0:
             how = f"killed by {signal.Signals(-code).name}"
             if -code == signal.SIGKILL:
-                how += ", which is what the kernel does when memory runs out"
+                how += (
+                    ", which is what the kernel does when memory runs out: lower "
+                    "warehouse.serial_validation_rows (big tables are then validated while "
+                    "nothing else is built) or warehouse.memory_limit (DuckDB's share), or give "
+                    "the machine more memory"
+                )
         raise ProjectError(
             f"the validation worker stopped unexpectedly ({how}); the warehouse is unchanged"
         ) from None
