@@ -70,13 +70,33 @@ def k_selection(selection: pd.DataFrame) -> bytes:
     return _png(figure)
 
 
+def draw_order(customers: pd.DataFrame) -> list[str]:
+    """Segments largest first, so the smaller ones are drawn over it and none is hidden (ties
+    by name); the legend keeps the names in order."""
+    sizes = customers["segment_name"].value_counts()
+    return sorted(sizes.index, key=lambda name: (-sizes[name], name))
+
+
 def segment_scatter(customers: pd.DataFrame, x: str, y: str, labels: Labels) -> bytes:
     figure, axis = plt.subplots(figsize=(8, 5))
-    for name, members in customers.groupby("segment_name", sort=True):
-        axis.scatter(members[x], members[y], s=18, label=name, alpha=0.8)
+    groups = dict(iter(customers.groupby("segment_name", sort=True)))
+    colours = dict(zip(groups, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 5, strict=False))
+    for name in draw_order(customers):
+        members = groups[name]
+        axis.scatter(
+            members[x], members[y], s=18, label=name, alpha=0.6, color=colours[name], linewidths=0
+        )
+    handles, names = axis.get_legend_handles_labels()
+    ordered = sorted(zip(names, handles, strict=True))
+    axis.legend(
+        [h for _, h in ordered],
+        [n for n, _ in ordered],
+        fontsize=7,
+        loc="center left",
+        bbox_to_anchor=(1, 0.5),
+    )
     axis.set_xlabel(label(x, labels))
     axis.set_ylabel(label(y, labels))
-    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     return _png(figure)
 
 
@@ -190,8 +210,9 @@ def importances(importance: pd.DataFrame, labels: Labels) -> bytes:
         )
     axis.set_xticks(np.arange(len(features)) + width * (len(methods) - 1) / 2)
     axis.set_xticklabels([label(f, labels) for f in features], fontsize=8)
-    axis.set_ylabel("importance (± SD)")
-    axis.legend()
+    axis.set_ylabel("importance (± SD across refits)")
+    # Beside the plot, not over it: inside it covered the tallest bar's error bar.
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
     return _png(figure)
 
 

@@ -169,3 +169,14 @@ def test_the_run_history_leaves_no_op_refreshes_out(project: ProjectCopy) -> Non
     plotted = timed_builds(runs)
     assert list(plotted["status"]) == ["success"]
     assert (plotted["seconds"] > 0).all()
+
+
+def test_the_scatter_draws_the_largest_segment_first_so_none_is_hidden() -> None:
+    import pandas as pd
+
+    from reporting.figures import draw_order
+
+    customers = pd.DataFrame(
+        {"segment_name": ["Small"] * 5 + ["Average"] * 40 + ["Big spenders"] * 12 + ["Tiny"] * 5}
+    )
+    assert draw_order(customers) == ["Average", "Big spenders", "Small", "Tiny"]
