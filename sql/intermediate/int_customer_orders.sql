@@ -30,8 +30,8 @@ snapshot as (
 
 -- Values are summed as decimals (each line's value to 10 decimal places): a sum of doubles
 -- depends on the order DuckDB's threads add them in, and so would every figure after it. Sums are
--- divided as doubles (Spark would round a decimal quotient to 6 places). Each
--- line moves the stock of its product (bought and not yet returned) by its weight.
+-- divided as doubles (Spark would round a decimal quotient to 6 places). Each line moves the
+-- stock of its product (bought and not yet returned) by its weight.
 weighted as (
     select
         lines.*,
@@ -47,26 +47,42 @@ weighted as (
                     ) as decimal(38, 10)
                 )
             else cast(0 as decimal(38, 10))
-        end as weight
+        end as weight,
+        coalesce(lines.product_id, '') as product_key
     from lines
+),
+
+returned_products as (
+    select distinct customer_id, product_key
+    from weighted
+    where is_return
+),
+
+-- Only the products a customer returned need matching: every other line keeps what it bought.
+in_play as (
+    select weighted.*
+    from weighted
+    semi join returned_products
+        on weighted.customer_id = returned_products.customer_id
+        and weighted.product_key = returned_products.product_key
 ),
 
 moves as (
     select
-        weighted.*,
+        in_play.*,
         case when is_return then -weight else weight end as stock_change,
         row_number() over (
-            partition by customer_id, product_id
+            partition by customer_id, product_key
             order by order_date, is_return, source_file, line_number
         ) as sequence
-    from weighted
+    from in_play
 ),
 
 running as (
     select
         moves.*,
         sum(stock_change) over (
-            partition by customer_id, product_id
+            partition by customer_id, product_key
             order by sequence
             rows between unbounded preceding and current row
         ) as running_total
@@ -81,7 +97,7 @@ floored as (
         least(
             cast(0 as decimal(38, 10)),
             min(running_total) over (
-                partition by customer_id, product_id
+                partition by customer_id, product_key
                 order by sequence
                 rows between unbounded preceding and current row
             )
@@ -94,7 +110,7 @@ stocked as (
         floored.*,
         running_total - shortfall as stock,
         coalesce(
-            lag(shortfall, 1) over (partition by customer_id, product_id order by sequence),
+            lag(shortfall, 1) over (partition by customer_id, product_key order by sequence),
             cast(0 as decimal(38, 10))
         ) - shortfall as unmatched_weight
     from floored
@@ -106,7 +122,7 @@ matched as (
     select
         stocked.*,
         min(stock) over (
-            partition by customer_id, product_id
+            partition by customer_id, product_key
             order by sequence
             rows between 1 following and unbounded following
         ) as lowest_later_stock
@@ -127,9 +143,12 @@ returned as (
 ),
 
 -- A share of a line is valued at its own price; a whole line keeps its exact value.
-valued as (
+matched_lines as (
     select
-        returned.*,
+        customer_id,
+        order_id,
+        source_file,
+        line_number,
         case
             when returned_weight = weight then exact_value
             else cast(
@@ -148,28 +167,56 @@ valued as (
     from returned
 ),
 
+order_returns as (
+    select customer_id, order_id, sum(returned_value) as returned_value
+    from matched_lines
+    group by customer_id, order_id
+),
+
+orders as (
+    select customer_id, order_id, sum(exact_value) filter (where is_purchase) as purchase_value
+    from weighted
+    group by customer_id, order_id
+),
+
+-- Orders of products that are not purchase orders: cancelled in full, or worth nothing.
+not_purchased as (
+    select
+        orders.customer_id,
+        orders.order_id,
+        orders.purchase_value > 0 as is_cancelled
+    from orders
+    left join order_returns
+        on orders.customer_id = order_returns.customer_id
+        and orders.order_id = order_returns.order_id
+    where orders.purchase_value - coalesce(order_returns.returned_value, 0) <= 0
+),
+
 ordered as (
     select
-        valued.*,
-        sum(case when is_purchase then exact_value - returned_value else 0 end) over (
-            partition by customer_id, order_id
-        ) as order_net_value,
-        sum(case when is_purchase then exact_value else 0 end) over (
-            partition by customer_id, order_id
-        ) as order_purchase_value
-    from valued
+        weighted.*,
+        not_purchased.order_id is null as in_purchase_order,
+        coalesce(not_purchased.is_cancelled, false) as in_cancelled_order,
+        coalesce(matched_lines.returned_value, 0) as returned_value,
+        coalesce(matched_lines.unmatched_value, 0) as unmatched_value
+    from weighted
+    left join not_purchased
+        on weighted.customer_id = not_purchased.customer_id
+        and weighted.order_id = not_purchased.order_id
+    left join matched_lines
+        on weighted.source_file = matched_lines.source_file
+        and weighted.line_number = matched_lines.line_number
 ),
 
 per_customer as (
     select
         customer_id,
-        count(distinct order_id) filter (where is_purchase and order_net_value > 0) as orders,
+        count(distinct order_id) filter (where is_purchase and in_purchase_order) as orders,
         count(distinct cast(order_date as date)) filter (
-            where is_purchase and order_net_value > 0
+            where is_purchase and in_purchase_order
         ) as purchase_days,
-        count(distinct order_id) filter (
-            where is_purchase and order_purchase_value > 0 and order_net_value <= 0
-        ) as cancelled_orders,
+        count(distinct order_id) filter (where is_purchase and in_cancelled_order)
+            as cancelled_orders,
         count(distinct order_id) filter (where is_return) as return_orders,
         coalesce(sum(exact_value) filter (where is_purchase), 0) as purchase_value,
         coalesce(-sum(exact_value + unmatched_value) filter (where is_return), 0) as return_value,
@@ -178,12 +225,12 @@ per_customer as (
         coalesce(sum(exact_value) filter (where is_non_product), 0) as non_product_value,
         count(*) filter (where is_non_product) as non_product_lines,
         sum(exact_value - returned_value) filter (
-            where is_purchase and order_net_value > 0
+            where is_purchase and in_purchase_order
         ) as purchase_order_value,
-        min(order_date) filter (where is_purchase and order_net_value > 0) as first_purchase_at,
-        max(order_date) filter (where is_purchase and order_net_value > 0) as last_purchase_at,
+        min(order_date) filter (where is_purchase and in_purchase_order) as first_purchase_at,
+        max(order_date) filter (where is_purchase and in_purchase_order) as last_purchase_at,
         count(distinct product_id) filter (
-            where is_purchase and order_net_value > 0
+            where is_purchase and in_purchase_order
         ) as distinct_products,
         count(*) as order_lines,
         each(transactions, mode(_ order by _) as _)
