@@ -23,9 +23,11 @@ from sqlglot import exp
 from engine.errors import InputError
 from engine.project.columns import transformed
 from engine.project.constraints import ParameterError, check_value, check_values
+from engine.project.orders import ORDER_AGGREGATE_WORDS as DEFAULT_FEATURE_WORDS
 from engine.warehouse.statements import DIALECT
 
 __all__ = [
+    "DEFAULT_FEATURE_WORDS",
     "DIALECT",
     "InputError",
     "ModelResult",

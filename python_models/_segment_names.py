@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.model_api import DEFAULT_FEATURE_WORDS
+
 
 def member_shares(values: np.ndarray, positions: np.ndarray, k: int) -> dict[str, np.ndarray]:
     """Per new segment (row) and feature (column): the shares of its customers above and below
@@ -39,7 +41,9 @@ def words(
     minimum = config["name_min_share"]
     chosen = np.full(shares["above"].shape, None, dtype=object)
     for column, (feature, label) in enumerate(zip(features, labels, strict=True)):
-        low, high = config["feature_words"].get(feature, [f"Low {label}", f"High {label}"])
+        low, high = config["feature_words"].get(
+            feature, DEFAULT_FEATURE_WORDS.get(feature, [f"Low {label}", f"High {label}"])
+        )
         chosen[shares["above"][:, column] >= minimum, column] = high
         chosen[shares["below"][:, column] >= minimum, column] = low
     return chosen

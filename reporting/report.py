@@ -347,6 +347,21 @@ def purchases_note(purchases: pd.DataFrame) -> str:
     )
 
 
+def expectations_section(checks: pd.DataFrame) -> str:
+    """One line for all of them, and a table of only those that did not pass: the full list is
+    in meta.expectation_results and the lineage docs."""
+    failed = checks[~checks["success"].astype(bool)]
+    warned = int((failed["severity"] == "warning").sum())
+    line = (
+        f"{len(checks):,} expectations on {checks['table_name'].nunique():,} tables: "
+        f"{len(checks) - len(failed):,} passed, {warned:,} warned, {len(failed) - warned:,} "
+        "failed. Every one is listed in meta.expectation_results and in the lineage docs "
+        "(python pipeline.py docs)."
+    )
+    columns = ["table_name", "column_name", "expectation_type", "severity", "observed_value"]
+    return f"<p>{html.escape(line)}</p>" + (_table(failed, columns) if len(failed) else "")
+
+
 def _rfm_section(t: dict[str, Any]) -> str:
     """The classic RFM groups, and how they spread over the k-means segments."""
     crosstab = rfm_crosstab(t["rfm_crosstab"], t["rfm_groups"])
@@ -457,22 +472,7 @@ def render(t: dict[str, Any]) -> str:
         sections.append(("RFM groups", _rfm_section(t)))
     experiments = sorted(t["ab"]["experiment"].unique())
     sections.append(("Experiments", _experiments_section(t, experiments)))
-    sections.append(
-        (
-            "Expectations (latest refresh)",
-            _table(
-                t["expectations"],
-                [
-                    "table_name",
-                    "column_name",
-                    "expectation_type",
-                    "severity",
-                    "success",
-                    "observed_value",
-                ],
-            ),
-        )
-    )
+    sections.append(("Expectations (latest refresh)", expectations_section(t["expectations"])))
     sections.append(
         (
             "Run history",

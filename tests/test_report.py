@@ -180,3 +180,25 @@ def test_the_scatter_draws_the_largest_segment_first_so_none_is_hidden() -> None
         {"segment_name": ["Small"] * 5 + ["Average"] * 40 + ["Big spenders"] * 12 + ["Tiny"] * 5}
     )
     assert draw_order(customers) == ["Average", "Big spenders", "Small", "Tiny"]
+
+
+def test_expectations_are_one_line_and_only_the_ones_that_did_not_pass() -> None:
+    import pandas as pd
+
+    from reporting.report import expectations_section
+
+    checks = pd.DataFrame(
+        {
+            "table_name": ["staging.a"] * 3 + ["marts.b"] * 2,
+            "column_name": ["x", "y", "z", "w", "v"],
+            "expectation_type": ["expect_column_values_to_not_be_null"] * 5,
+            "severity": ["error", "error", "warning", "error", "error"],
+            "success": [True, True, False, True, True],
+            "observed_value": [None, None, "200", None, None],
+        }
+    )
+    page = expectations_section(checks)
+    assert "5 expectations on 2 tables: 4 passed, 1 warned, 0 failed." in page
+    assert page.count("</tr>") == 2  # the header and the one warned expectation
+    assert "<td>z</td>" in page and "<td>x</td>" not in page
+    assert "<table" not in expectations_section(checks.assign(success=True))

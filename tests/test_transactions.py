@@ -705,3 +705,21 @@ def test_what_counts_as_a_purchase_order(tmp_path: Path) -> None:
         (4, "no purchase: only non-product lines (transactions.non_product_codes)"),
         (5, "no purchase: only lines of zero value"),
     ]
+
+
+def test_an_export_configured_by_its_columns_alone_gets_readable_names(dirty_build) -> None:
+    """No features.labels, no feature_words: names use the order aggregates' own words, never
+    column names such as 'Low recency_days'."""
+    copy, _, _ = dirty_build
+    words = {
+        "Recent", "Lapsed", "Occasional", "Frequent", "Low value", "High value", "Average",
+    }  # fmt: skip
+    names = [r[0] for r in copy.query("select segment_name from marts.dim_segments")]
+    used = {w for name in names for w in name.split(" (segment")[0].split(" · ")}
+    assert used <= words, names
+    labels = dict(copy.query("select feature, label from config.features"))
+    assert labels == {
+        "recency_days": "Recency (days)",
+        "frequency": "Purchases",
+        "monetary": "Net value",
+    }

@@ -30,6 +30,31 @@ ORDER_AGGREGATES = (
     "return_share",
     "distinct_products",
 )
+# How names and the report call an order aggregate, and its [low word, high word], when the
+# config does not say (features.labels, models.segment_centroids.feature_words): an export
+# configured by its columns alone still gets segment names a person can read.
+ORDER_AGGREGATE_LABELS = {
+    "recency_days": "Recency (days)",
+    "frequency": "Purchases",
+    "monetary": "Net value",
+    "orders": "Orders",
+    "purchase_days": "Purchase days",
+    "tenure_days": "Tenure (days)",
+    "average_order_value": "Average order value",
+    "return_share": "Share returned",
+    "distinct_products": "Distinct products",
+}
+ORDER_AGGREGATE_WORDS = {
+    "recency_days": ["Recent", "Lapsed"],
+    "frequency": ["Occasional", "Frequent"],
+    "monetary": ["Low value", "High value"],
+    "orders": ["Occasional", "Frequent"],
+    "purchase_days": ["Occasional", "Frequent"],
+    "tenure_days": ["New", "Long-standing"],
+    "average_order_value": ["Small orders", "Large orders"],
+    "return_share": ["Few returns", "Many returns"],
+    "distinct_products": ["Few products", "Many products"],
+}
 RFM_SCORES = ("recency", "frequency")
 COLLAPSE_CHOICES = ("auto", "always", "never")
 # What frequency counts: purchase orders, or the distinct days with one (several orders on one

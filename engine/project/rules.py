@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.project.columns import KEY_COLUMN, KINDS, NUMERIC_KINDS, TRANSFORMS
-from engine.project.orders import ORDER_AGGREGATES, TRANSACTIONS
+from engine.project.orders import ORDER_AGGREGATE_LABELS, ORDER_AGGREGATES, TRANSACTIONS
 from engine.project.sources import SourceConfig
 
 SCALING_METHODS = ("standard", "minmax", "none")
@@ -162,7 +162,9 @@ def feature_options(
                 f"{where}: key 'features.transforms.{column}' = 'log1p' needs values above -1, "
                 f"but 'rules.ranges.{column}.min' is {ranges[column][0]}"
             )
-    return transforms, labels
+    known = ORDER_AGGREGATE_LABELS
+    defaults = {c: known[c] for c in feature_columns if c in known}
+    return transforms, defaults | labels
 
 
 def features_are_mapped(
