@@ -110,19 +110,19 @@ def _staging_headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
         found.append(
             Headline(
                 key,
-                str(int(counts["staged_rows"])),
-                f"{{value}} {what} staged from {int(counts['raw_rows'])} raw rows "
-                f"({int(counts['rejected_rows'])} rejected with reasons, "
-                f"{int(counts['collapsed_rows'])} exact duplicates collapsed).",
+                f"{int(counts['staged_rows']):,}",
+                f"{{value}} {what} staged from {int(counts['raw_rows']):,} raw rows "
+                f"({int(counts['rejected_rows']):,} rejected with reasons, "
+                f"{int(counts['collapsed_rows']):,} exact duplicates collapsed).",
             )
         )
     unsegmented = t["unsegmented"]
     if len(unsegmented):
-        reasons = "; ".join(f"{r.reason}: {int(r.customers)}" for r in unsegmented.itertuples())
+        reasons = "; ".join(f"{r.reason}: {int(r.customers):,}" for r in unsegmented.itertuples())
         found.append(
             Headline(
                 "customers_unsegmented",
-                str(int(unsegmented["customers"].sum())),
+                f"{int(unsegmented['customers'].sum()):,}",
                 f"{{value}} customers are listed but not segmented ({reasons}).",
             )
         )
@@ -179,9 +179,9 @@ def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
     found.append(
         Headline(
             "expectations_passed",
-            str(int(checks["success"].sum())),
-            f"{{value}} of {len(checks)} expectations passed in the latest refresh"
-            + (f"; {failed} did not (all non-blocking)." if failed else "."),
+            f"{int(checks['success'].sum()):,}",
+            f"{{value}} of {len(checks):,} expectations passed in the latest refresh"
+            + (f"; {failed:,} did not (all non-blocking)." if failed else "."),
         )
     )
     return found

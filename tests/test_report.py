@@ -68,7 +68,7 @@ def test_headline_numbers_equal_the_warehouse(
     page: webdriver.Chrome, built_sample: ProjectCopy
 ) -> None:
     (staged,) = built_sample.query("select count(*) from staging.stg_customers")[0]
-    assert _headline(page, "customers_staged") == str(staged)
+    assert _headline(page, "customers_staged") == f"{staged:,}"
     (k,) = built_sample.query("select k from ml.segment_model_selection where is_chosen")[0]
     assert _headline(page, "chosen_k") == str(k)
     (importance,) = built_sample.query(
@@ -91,7 +91,7 @@ def test_headline_numbers_equal_the_warehouse(
     (passed,) = built_sample.query(
         "select count(*) filter (where success) from meta.expectation_results"
     )[0]
-    assert _headline(page, "expectations_passed") == str(passed)
+    assert _headline(page, "expectations_passed") == f"{passed:,}"
 
 
 def test_report_command_rewrites_the_report(built_sample: ProjectCopy, tmp_path) -> None:
@@ -144,11 +144,11 @@ def test_the_order_lines_report_fits_and_shows_the_rfm_cross_tab(
     ((staged,),) = built_example.query(
         "select staged_rows from staging.stg_transactions_reconciliation"
     )
-    assert _headline(browser, "lines_staged") == str(staged)
+    assert _headline(browser, "lines_staged") == f"{staged:,}"  # thousands separated
     ((unsegmented,),) = built_example.query(
         "select count(*) from intermediate.int_customer_profiles where not is_segmented"
     )
-    assert _headline(browser, "customers_unsegmented") == str(unsegmented)
+    assert _headline(browser, "customers_unsegmented") == f"{unsegmented:,}"
     champions = browser.execute_script(
         "return Array.from(document.querySelectorAll('tr')).map(r => r.textContent)"
         ".filter(t => t.trim().startsWith('Champions')).length"
