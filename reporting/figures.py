@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 # How each feature is called on the page: intermediate.int_feature_scaling's label column.
 Labels = dict[str, str]
@@ -34,15 +34,49 @@ def label(feature: str, labels: Labels) -> str:
 DISTRIBUTIONS_PER_ROW = 4
 
 
-def distributions(customers: pd.DataFrame, features: list[str], labels: Labels) -> bytes:
+def log_ticks(low: float, high: float) -> list[int]:
+    """Powers of ten (and 0) within [low, high]: the ticks of an axis drawn in log1p units."""
+    ticks = [0] if low <= 0 <= high else []
+    power = 1
+    while power <= high:
+        if power >= low:
+            ticks.append(power)
+        power *= 10
+    return ticks
+
+
+def _readable(value: float, _position: int = 0) -> str:
+    """Thousands separated, so that 100000 and 150000 never run together."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
+
+
+def distributions(
+    customers: pd.DataFrame,
+    features: list[str],
+    labels: Labels,
+    transforms: dict[str, str] | None = None,
+) -> bytes:
+    """A histogram per feature; one modelled on log1p is drawn on that scale (on a linear one
+    its skew shows a single bar)."""
+    transforms = transforms or {}
     columns = min(len(features), DISTRIBUTIONS_PER_ROW)
     rows = -(-len(features) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
     for axis in axes.flat[len(features) :]:
         axis.set_visible(False)
     for axis, feature in zip(axes.flat, features, strict=False):
-        axis.hist(customers[feature], bins=20, color="#4C72B0", edgecolor="white")
-        axis.set_xlabel(label(feature, labels))
+        values = customers[feature].astype("float64")
+        name = label(feature, labels)
+        if transforms.get(feature) == "log1p":
+            axis.hist(np.log1p(values), bins=20, color="#4C72B0", edgecolor="white")
+            ticks = log_ticks(values.min(), values.max())
+            axis.set_xticks(np.log1p(ticks), [_readable(t) for t in ticks])
+            name += " (log scale)"
+        else:
+            axis.hist(values, bins=20, color="#4C72B0", edgecolor="white")
+            axis.xaxis.set_major_locator(MaxNLocator(5))
+            axis.xaxis.set_major_formatter(FuncFormatter(_readable))
+        axis.set_xlabel(name)
         axis.set_ylabel("customers")
     return _png(figure)
 

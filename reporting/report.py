@@ -385,7 +385,12 @@ def render(t: dict[str, Any]) -> str:
         (
             "The data",
             _image(
-                figures.distributions(t["customers"], features, feature_labels(t)),
+                figures.distributions(
+                    t["customers"],
+                    features,
+                    feature_labels(t),
+                    dict(zip(t["scaling"]["feature"], t["scaling"]["transform"], strict=True)),
+                ),
                 "feature distributions",
             )
             + "<h3>Rejected rows by reason</h3>"

@@ -202,3 +202,12 @@ def test_expectations_are_one_line_and_only_the_ones_that_did_not_pass() -> None
     assert page.count("</tr>") == 2  # the header and the one warned expectation
     assert "<td>z</td>" in page and "<td>x</td>" not in page
     assert "<table" not in expectations_section(checks.assign(success=True))
+
+
+def test_skewed_features_are_drawn_on_a_log_scale_with_readable_ticks() -> None:
+    from reporting.figures import _readable, log_ticks
+
+    assert log_ticks(1, 280_000) == [1, 10, 100, 1_000, 10_000, 100_000]
+    assert log_ticks(0, 950) == [0, 1, 10, 100]
+    assert log_ticks(3.5, 99) == [10]
+    assert [_readable(v) for v in (100_000, 150_000, 2.5, 0)] == ["100,000", "150,000", "2.5", "0"]
