@@ -211,6 +211,22 @@ def most_separating(t: dict[str, Any], count: int) -> list[str]:
     return ranked[:count]
 
 
+def scatter_caption(t: dict[str, Any]) -> str:
+    """What the scatter shows, and which features it cannot: segments that differ only on those
+    overlap in it."""
+    labels = feature_labels(t)
+    shown = most_separating(t, 2)
+    hidden = [f for f in t["scaling"]["feature"] if f not in shown]
+    said = " against ".join(figures.label(f, labels) for f in reversed(shown))
+    if not hidden:
+        return f"Customers by {said}, coloured by segment."
+    missing = ", ".join(figures.label(f, labels) for f in hidden)
+    return (
+        f"Customers by {said}, the two features that separate the segments most, coloured by "
+        f"segment. Not shown: {missing}; segments that differ on it overlap here."
+    )
+
+
 def _with_data_kind(results: pd.DataFrame) -> pd.DataFrame:
     """Says in every row whether its outcomes were simulated or logged."""
     kind = results["source"].map({"simulation": "simulated", "log": "logged"})
@@ -428,6 +444,7 @@ def render(t: dict[str, Any]) -> str:
                 figures.segment_scatter(t["customers"], *most_separating(t, 2), feature_labels(t)),
                 "segment scatter",
             )
+            + f"<p>{html.escape(scatter_caption(t))}</p>"
             + _table(
                 t["segments"],
                 [

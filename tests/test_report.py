@@ -211,3 +211,23 @@ def test_skewed_features_are_drawn_on_a_log_scale_with_readable_ticks() -> None:
     assert log_ticks(0, 950) == [0, 1, 10, 100]
     assert log_ticks(3.5, 99) == [10]
     assert [_readable(v) for v in (100_000, 150_000, 2.5, 0)] == ["100,000", "150,000", "2.5", "0"]
+
+
+def test_the_scatter_says_which_features_it_cannot_show(
+    browser: webdriver.Chrome, built_sample: ProjectCopy
+) -> None:
+    """The sample has three features and the scatter two: the one left out is named, so that
+    'Younger' and 'Older' lying on top of each other is not read as one group."""
+    browser.get(built_sample.warehouse.with_name("report.html").as_uri())
+    shown = [
+        r[0]
+        for r in built_sample.query(
+            "select feature from ml.feature_importance where scope = 'all' and "
+            "method = 'permutation' order by rank, feature limit 2"
+        )
+    ]
+    labels = dict(built_sample.query("select feature, label from config.features"))
+    hidden = [labels[f] for f in labels if f not in shown]
+    text = browser.execute_script("return document.body.textContent;")
+    assert f"Not shown: {', '.join(hidden)}; segments that differ on it overlap here." in text
+    assert f"Customers by {labels[shown[1]]} against {labels[shown[0]]}" in text
