@@ -159,7 +159,8 @@ def _tree_nodes(
         nodes[int(rule.tree_node)] = _TreeNode(
             # One word group a line: names such as "Younger · Low income · High spending".
             str(names.get(int(rule.segment_id), rule.segment_id)).replace(" · ", "\n") + "\n"
-            f"{int(rule.support)} customers · {rule.purity:.0%} pure",
+            # Count and purity on lines of their own: side by side they overran the next leaf.
+            f"{int(rule.support):,} customers\n{rule.purity:.0%} pure",
             leaf=True,
         )
     for node, children in sides.items():
