@@ -32,7 +32,7 @@ try:
     from engine.console import Console
     from engine.errors import PipelineError, is_interrupt
     from engine.project.config import DEFAULT_CONFIG_NAME
-    from engine.refresh.interrupts import exit_code, held_back, stop_on_sigterm
+    from engine.refresh.interrupts import TERMINATED_EXIT, exit_code, held_back, stop_on_sigterm
 except KeyboardInterrupt:  # Ctrl-C as the command starts: nothing has begun, so no traceback
     print("Interrupted.", file=sys.stderr, flush=True)
     os._exit(130)
@@ -340,7 +340,8 @@ def _main_for_shell() -> int:
         # the join would never return. The workers die with this process (PR_SET_PDEATHSIG); the
         # validation worker was killed and the build file discarded on the way out.
         code = exit_code()
-        print("Stopped by SIGTERM." if code != 130 else "Interrupted.", file=sys.stderr, flush=True)
+        stopped = "Stopped by SIGTERM." if code == TERMINATED_EXIT else "Interrupted."
+        print(stopped, file=sys.stderr, flush=True)
         _exit(code, exit_handlers=False)
 
 

@@ -21,22 +21,6 @@ from python_models._relations import frame
 MAJORITY = 0.5
 
 
-def nearest(matrix: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Each row's nearest centroid (a tie goes to the first, as the SQL scorer breaks it),
-    summing squared differences feature by feature as squared_distances does."""
-    best = np.full(matrix.shape[0], np.inf)
-    position = np.zeros(matrix.shape[0], dtype=np.int64)
-    for index, centroid in enumerate(centroids):
-        total = np.zeros(matrix.shape[0])
-        for feature, coordinate in enumerate(centroid):
-            difference = matrix[:, feature] - coordinate
-            total = total + difference * difference
-        closer = total < best
-        best = np.where(closer, total, best)
-        position[closer] = index
-    return position
-
-
 def member_overlap(
     customer_ids: np.ndarray,
     positions: np.ndarray,

@@ -132,13 +132,13 @@ class Refits:
 
     def fit(self, index: int) -> dict[str, Any]:
         seed, config = self.seed + index, self.config
-        segments = np.unique(self.labels, return_counts=True)
+        segments, sizes = np.unique(self.labels, return_counts=True)
         x_train, x_test, y_train, y_test = train_test_split(
             self.matrix,
             self.labels,
             test_size=config["test_share"],
             # A segment of one customer cannot be split in two: stratify only when every one can.
-            stratify=self.labels if segments[1].min() >= 2 else None,
+            stratify=self.labels if sizes.min() >= 2 else None,
             random_state=seed,
         )
         forest = RandomForestClassifier(
@@ -147,7 +147,7 @@ class Refits:
         # One set of permutations, every scope's score at once: with several scorers
         # scikit-learn predicts once per permutation and scores all of them on it.
         scorers = {"all": "accuracy"} | {
-            f"segment_{s}": make_scorer(one_vs_rest_accuracy(s)) for s in segments[0]
+            f"segment_{s}": make_scorer(one_vs_rest_accuracy(s)) for s in segments
         }
         permuted = permutation_importance(
             forest,
@@ -164,7 +164,7 @@ class Refits:
             "oob_score": float(forest.oob_score_),
             "permutation": {name: result.importances_mean for name, result in permuted.items()},
             "accuracy": {"all": float(np.mean(predicted == y_test))}
-            | {f"segment_{s}": one_vs_rest_accuracy(s)(y_test, predicted) for s in segments[0]},
+            | {f"segment_{s}": one_vs_rest_accuracy(s)(y_test, predicted) for s in segments},
             "grouped": [
                 grouped_importance(forest, x_test, y_test, list(p), repeats, seed)
                 for p in self.pairs

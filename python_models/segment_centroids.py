@@ -26,6 +26,7 @@ from python_models._segmentation import (
     fit_kmeans,
     fit_rows,
     from_original,
+    squared_distances,
     to_original,
 )
 
@@ -132,7 +133,8 @@ def model(
     order = np.lexsort(transformed.T[::-1])
     centroids, transformed = centroids[order], transformed[order]
     original = to_original(transformed, transforms)
-    positions = matching.nearest(fitted, centroids)
+    # Each fitted customer's nearest centroid; a tie goes to the first, as the SQL scorer's.
+    positions = np.argmin(squared_distances(fitted, centroids), axis=1)
 
     previous, previous_ids = _previous_centroids(previous_segment_centroids, features, scaling)
     used = [previous_ids]

@@ -14,6 +14,8 @@ from typing import Any
 
 from engine.warehouse.atomic_files import write_text_atomically
 
+LATEST = "latest.json"  # the newest run's result, beside <run_id>.json
+
 
 def new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
@@ -24,7 +26,7 @@ def write_run_result(directory: Path, run_id: str, document: dict[str, Any]) -> 
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(document, indent=2, default=str)
     (directory / f"{run_id}.json").write_text(text, encoding="utf-8")
-    write_text_atomically(directory / "latest.json", text)
+    write_text_atomically(directory / LATEST, text)
 
 
 DEFAULT_RESULTS_DIR = "warehouse/run_results"
@@ -68,7 +70,7 @@ def record_failed_start(
 def published_before(directory: Path) -> bool:
     """Whether the last recorded run found or left a published warehouse."""
     try:
-        latest = json.loads((directory / "latest.json").read_text(encoding="utf-8"))
+        latest = json.loads((directory / LATEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return bool(latest.get("published")) or latest.get("status") == "no-op"
