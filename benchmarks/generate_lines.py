@@ -119,11 +119,12 @@ def generate_lines(
     seed: int,
     dirty_rate: float = 0.01,
     lines_per_file: int = LINES_PER_FILE,
+    lines_per_customer: int = LINES_PER_CUSTOMER,
 ) -> GeneratedLines:
     """Write ``lines`` order lines (plus exact copies) as CSVs of at most ``lines_per_file``
     lines each (and its share of copies)."""
     rng = np.random.default_rng(seed)
-    customers = max(lines // LINES_PER_CUSTOMER, 10)
+    customers = max(lines // lines_per_customer, 10)
     directory.mkdir(parents=True, exist_ok=True)
     files, counts, invoice, cancellations = [], 0, 500000, 0
     with duckdb.connect() as con:
@@ -154,11 +155,12 @@ def lines_workspace(
     seed: int,
     dirty_rate: float = 0.01,
     lines_per_file: int = LINES_PER_FILE,
+    lines_per_customer: int = LINES_PER_CUSTOMER,
 ) -> GeneratedLines:
     """A self-contained folder: generated order lines, and the Online Retail example's config
     pointed at them."""
     raw = output / "raw" / "transactions"
-    generated = generate_lines(lines, raw, seed, dirty_rate, lines_per_file)
+    generated = generate_lines(lines, raw, seed, dirty_rate, lines_per_file, lines_per_customer)
     write_summary(generated, output / "generation.json")
     config = write_config(EXAMPLE_CONFIG, output)
     text = config.read_text(encoding="utf-8").replace(

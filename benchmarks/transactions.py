@@ -81,19 +81,47 @@ def floor_seconds(raw: Path, pattern: str) -> tuple[float, int]:
     return time.perf_counter() - started, rows
 
 
-def _workspace(label: str, folder: Path, seed: int) -> tuple[Path, str, dict | None]:
+# The customer value models' tables (issue 31): their share of the refresh is reported.
+VALUE_MODELS = (
+    "intermediate.int_customer_purchases",
+    "intermediate.int_customer_value_inputs",
+    "ml.value_model_fits",
+    "ml.customer_value_predictions",
+    "ml.value_holdout_customers",
+    "ml.value_holdout_expected",
+    "marts.customer_value",
+    "marts.customer_value_by_group",
+    "marts.value_holdout_tracking",
+    "marts.value_holdout_by_frequency",
+    "marts.value_holdout_accuracy",
+)
+
+
+def value_model_seconds(con: duckdb.DuckDBPyConnection) -> float:
+    """The build seconds of the value models in the warehouse's latest run."""
+    query = (
+        "select coalesce(sum(seconds), 0) from meta.model_runs "
+        "where run_id = (select max(run_id) from meta.model_runs) and model in "
+        "(select unnest(?::varchar[]))"
+    )
+    return float(con.execute(query, [list(VALUE_MODELS)]).fetchall()[0][0])
+
+
+def _workspace(
+    label: str, folder: Path, seed: int, lines_per_customer: int
+) -> tuple[Path, str, dict | None]:
     if label == "example":
         shutil.copytree(EXAMPLE / "raw", folder / "raw")
         return write_config(EXAMPLE / "pipeline.toml", folder), "transactions/*.csv.gz", None
-    generated = lines_workspace(folder, SIZES[label], seed)
+    generated = lines_workspace(folder, SIZES[label], seed, lines_per_customer=lines_per_customer)
     counts = json.loads((folder / "generation.json").read_text())
     return folder / "pipeline.toml", "transactions/*.csv", counts | {"lines": generated.lines}
 
 
-def run_size(label: str, seed: int) -> dict:
+def run_size(label: str, seed: int, lines_per_customer: int) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-lines-{label}-") as tmp:
         folder = Path(tmp)
-        config, pattern, generated = _workspace(label, folder, seed)
+        config, pattern, generated = _workspace(label, folder, seed, lines_per_customer)
         command = [sys.executable, "pipeline.py", "--config", str(config), "run"]
         seconds, peak, code = measure([*command, "--full-refresh", "--no-report", "-q"], 7200)
         with duckdb.connect(str(folder / "segments.duckdb"), read_only=True) as con:
@@ -102,6 +130,7 @@ def run_size(label: str, seed: int) -> dict:
                 "from staging.stg_transactions_reconciliation"
             ).fetchall()
             customers = con.sql("select count(*) from intermediate.int_customer_orders").fetchall()
+            value_seconds = value_model_seconds(con)
         print(f"  full refresh: {seconds:.2f} s, peak {peak / 2**20:.0f} MiB", flush=True)
         floor, floor_customers = floor_seconds(folder / "raw", pattern)
         raw, staged, rejected, collapsed, balanced = reconciliation
@@ -116,6 +145,7 @@ def run_size(label: str, seed: int) -> dict:
             "balanced": balanced,
             "customers": customers[0][0],
             "floor_customers": floor_customers,
+            "value_model_seconds": round(value_seconds, 2),
         }
         if generated is not None:
             expected = (generated[k] for k in ("staged_rows", "rejected_rows", "collapsed_rows"))
@@ -126,14 +156,15 @@ def run_size(label: str, seed: int) -> dict:
 def markdown(results: list[dict]) -> str:
     lines = [
         "| order lines | full refresh (s) | peak memory (MiB) | floor query (s) | ÷ floor "
-        "| customers | reconciled |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| customers | value models (s) | reconciled |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         reconciled = "yes" if r["balanced"] and r.get("matches_generation", True) else "NO"
         lines.append(
             f"| {r['size']} ({r['lines']:,}) | {r['seconds']} | {r['peak_memory_mib']} "
-            f"| {r['floor_seconds']} | {r['ratio_to_floor']}× | {r['customers']:,} | {reconciled} |"
+            f"| {r['floor_seconds']} | {r['ratio_to_floor']}× | {r['customers']:,} "
+            f"| {r['value_model_seconds']} | {reconciled} |"
         )
     return "\n".join(lines)
 
@@ -142,15 +173,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["example"], choices=list(SIZES))
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--lines-per-customer",
+        type=int,
+        default=50,
+        help="generated lines per customer (10 at 10M lines: a million customers)",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     results = []
     for label in args.sizes:
         print(f"benchmarking order lines: {label} …", flush=True)
-        results.append(run_size(label, args.seed))
+        results.append(run_size(label, args.seed, args.lines_per_customer))
         print(json.dumps(results[-1], indent=2), flush=True)
     table = markdown(results)
     command = "python -m benchmarks.transactions --sizes " + " ".join(args.sizes)
+    if args.lines_per_customer != 50:
+        command += f" --lines-per-customer {args.lines_per_customer}"
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "transactions.json").write_text(json.dumps(results, indent=2))
     (args.output / "transactions.md").write_text(f"{table}\n\nMeasured with: `{command}`\n")

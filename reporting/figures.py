@@ -291,3 +291,53 @@ def run_history(runs: pd.DataFrame) -> bytes:
     axis.set_ylim(bottom=0)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # refreshes are counted, not measured
     return _png(figure)
+
+
+def holdout_tracking(tracking: pd.DataFrame, period: str) -> bytes:
+    """Cumulative repeat purchases through the holdout: made, expected by the model, and by the
+    naive baseline."""
+    figure, axis = plt.subplots(figsize=(8, 3.2))
+    axis.plot(tracking["period"], tracking["actual_cumulative_purchases"], label="made", lw=2)
+    axis.plot(tracking["period"], tracking["expected_cumulative_purchases"], "--", label="BG/NBD")
+    axis.plot(
+        tracking["period"], tracking["baseline_cumulative_purchases"], ":", label="naive baseline"
+    )
+    axis.set_xlabel(f"{period}s after calibration")
+    axis.set_ylabel("repeat purchases (cumulative)")
+    axis.yaxis.set_major_formatter(FuncFormatter(_readable))
+    axis.set_ylim(bottom=0)
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
+ALIVE_FREQUENCY_CAP = 10
+ALIVE_RECENCY_BINS = 8
+
+
+def alive_heatmap(customers: pd.DataFrame, period: str) -> bytes:
+    """Mean probability of being active by repeat purchases (x) and the last purchase's time
+    after the first (t_x): the model's reading of frequency and recency together."""
+    frequency = customers["repeat_purchases"].clip(upper=ALIVE_FREQUENCY_CAP)
+    edges = np.linspace(0, max(float(customers["age_period"].max()), 1.0), ALIVE_RECENCY_BINS + 1)
+    recency = np.clip(
+        np.digitize(customers["recency_period"], edges) - 1, 0, ALIVE_RECENCY_BINS - 1
+    )
+    grid = (
+        pd.DataFrame({"x": frequency, "t": recency, "alive": customers["probability_alive"]})
+        .groupby(["x", "t"])["alive"]
+        .mean()
+        .unstack("t")
+        .reindex(index=range(ALIVE_FREQUENCY_CAP + 1), columns=range(ALIVE_RECENCY_BINS))
+    )
+    figure, axis = plt.subplots(figsize=(8, 4))
+    image = axis.imshow(
+        grid.to_numpy(), origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis"
+    )
+    figure.colorbar(image, ax=axis, label="mean probability alive (blank: no customer)")
+    axis.set_yticks(range(ALIVE_FREQUENCY_CAP + 1))
+    axis.set_yticklabels([*map(str, range(ALIVE_FREQUENCY_CAP)), f"{ALIVE_FREQUENCY_CAP}+"])
+    axis.set_ylabel("repeat purchases (x)")
+    axis.set_xticks(range(ALIVE_RECENCY_BINS))
+    axis.set_xticklabels([f"{edges[i]:.0f}–{edges[i + 1]:.0f}" for i in range(ALIVE_RECENCY_BINS)])
+    axis.set_xlabel(f"{period}s from the first purchase to the last (t_x)")
+    return _png(figure)

@@ -60,6 +60,15 @@ TABLES = {
         "(select subtracts_unmatched_returns from config.order_settings) as subtracts "
         "from intermediate.int_customer_orders"
     ),
+    "value_fits": "select * from ml.value_model_fits order by stage, model, parameter",
+    "value_settings": "select * from config.value_settings",
+    "value_accuracy": "select * from marts.value_holdout_accuracy order by position",
+    "value_tracking": "select * from marts.value_holdout_tracking order by period",
+    "value_by_group": "select * from marts.customer_value_by_group",
+    "customer_value": (
+        "select repeat_purchases, recency_period, age_period, probability_alive "
+        "from marts.customer_value where probability_alive is not null"
+    ),
     "eda": "select * from marts.eda_profile order by section_order, subject, statistic_order",
     "selection": "select * from ml.segment_model_selection order by k",
     "fidelity": "select * from ml.surrogate_fidelity order by depth, segment_id",
@@ -391,6 +400,101 @@ def _rfm_section(t: dict[str, Any]) -> str:
     )
 
 
+# Gamma-Gamma assumes spend per purchase does not follow how often a customer buys; a
+# correlation past this between the two makes its values suspect.
+VALUE_CORRELATION_WARNING = 0.3
+
+
+def value_status(fits: pd.DataFrame) -> str | None:
+    """None when both full fits are usable, else why the report shows no customer value."""
+    full = fits[fits["stage"] == "full"].drop_duplicates("model")
+    failed = full[full["status"] != "fitted"]
+    if failed.empty:
+        return None
+    return "; ".join(f"{m}: {r}" for m, r in zip(failed["model"], failed["reason"], strict=True))
+
+
+def _value_accuracy(t: dict[str, Any]) -> str:
+    accuracy = t["value_accuracy"]
+    if accuracy["model"].isna().all():
+        calibration = t["value_fits"][t["value_fits"]["stage"] == "calibration"]
+        why = "; ".join(calibration["reason"].dropna().unique()) or "no calibration customer"
+        return f"<p>No holdout comparison: {html.escape(why)}.</p>"
+    settings = t["value_settings"].iloc[0]
+    better = int(accuracy["model_is_better"].sum())
+    verdict = (
+        "The models beat the naive baseline on every measure."
+        if better == len(accuracy)
+        else f"The models beat the naive baseline on {better} of {len(accuracy)} measures: "
+        "where they do not, prefer the simpler reading."
+    )
+    return (
+        f"<p>Fitted on purchases up to {settings['calibration_end'] or 'the holdout'} and "
+        f"checked on the {len(t['value_tracking'])} {settings['period']}s after it. {verdict}</p>"
+        + _table(accuracy, ["measure", "model", "baseline", "model_is_better"])
+        + _image(
+            figures.holdout_tracking(t["value_tracking"], settings["period"]), "holdout tracking"
+        )
+    )
+
+
+def _value_section(t: dict[str, Any]) -> str:
+    """Customer value: whether the models earn their place, who is still active, and the value
+    of each segment and RFM group."""
+    why = value_status(t["value_fits"])
+    if why is not None:
+        return f"<p>No customer value this refresh: {html.escape(why)}.</p>"
+    gamma = t["value_fits"][
+        (t["value_fits"]["stage"] == "full") & (t["value_fits"]["model"] == "gamma_gamma")
+    ]
+    correlation = float(gamma["frequency_value_correlation"].iloc[0])
+    warning = (
+        f"<p><b>Caution:</b> spend per purchase correlates with purchase frequency "
+        f"({correlation:.2f}); Gamma-Gamma assumes they are independent, so expected values "
+        "and lifetime values lean on a broken assumption.</p>"
+        if abs(correlation) > VALUE_CORRELATION_WARNING
+        else ""
+    )
+    full = t["value_fits"][t["value_fits"]["stage"] == "full"].drop_duplicates("model")
+    notes = "".join(
+        f"<p><b>Note ({html.escape(model)}):</b> {html.escape(reason)}.</p>"
+        for model, reason in zip(full["model"], full["reason"], strict=True)
+        if isinstance(reason, str)
+    )
+    settings = t["value_settings"].iloc[0]
+    return (
+        "<p>BG/NBD predicts each customer's purchases and whether they are still active; "
+        "Gamma-Gamma the value of a purchase (marts.customer_value).</p>"
+        + warning
+        + notes
+        + "<h3>Holdout: do the models earn their place?</h3>"
+        + _value_accuracy(t)
+        + "<h3>Who is still active</h3>"
+        + _image(
+            figures.alive_heatmap(t["customer_value"], settings["period"]), "probability alive"
+        )
+        + "<p>A customer without a repeat purchase reads as active (probability 1): BG/NBD's "
+        "customers can only drop out right after a purchase.</p>"
+        + f"<h3>Value over {int(settings['clv_horizon_days'])} days by segment and RFM group</h3>"
+        + _table(value_by_group(t["value_by_group"]))
+    )
+
+
+def value_by_group(groups: pd.DataFrame) -> pd.DataFrame:
+    """Segments first, then RFM groups, figures rounded the way money and head counts read."""
+    shown = groups.sort_values("grouping", key=lambda g: g != "segment", kind="stable")
+    return pd.DataFrame(
+        {
+            "group": np.where(shown["grouping"] == "segment", "segment", "RFM group"),
+            "name": shown["group_name"],
+            "customers": shown["customers"].map("{:,}".format),
+            "expected still active": shown["expected_active_customers"].map("{:,.0f}".format),
+            "total lifetime value": shown["total_lifetime_value"].map("{:,.0f}".format),
+            "mean lifetime value": shown["mean_lifetime_value"].map("{:,.2f}".format),
+        }
+    )
+
+
 def render(t: dict[str, Any]) -> str:
     features = t["scaling"]["feature"].tolist()
     sections: list[tuple[str, str]] = []
@@ -492,6 +596,7 @@ def render(t: dict[str, Any]) -> str:
     )
     if t["rfm_groups"]["customers"].sum() > 0:
         sections.append(("RFM groups", _rfm_section(t)))
+        sections.append(("Customer value", _value_section(t)))
     experiments = sorted(t["ab"]["experiment"].unique())
     sections.append(("Experiments", _experiments_section(t, experiments)))
     sections.append(("Expectations (latest refresh)", expectations_section(t["expectations"])))

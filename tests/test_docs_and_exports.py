@@ -53,7 +53,14 @@ def test_docs_list_every_model_with_lineage_expectations_and_last_run(
     profile = "intermediate.int_customer_profiles"
     assert customers["columns"]["customer_id"]["lineage"] == [f"{profile}.customer_id"]
     assert customers["columns"]["segment_id"]["lineage"] == ["ml.customer_segments.segment_id"]
-    assert set(customers["inputs"]) == {profile, "ml.customer_segments"}
+    assert set(customers["inputs"]) == {
+        profile,
+        "ml.customer_segments",
+        "ml.customer_value_predictions",
+    }
+    assert customers["columns"]["customer_lifetime_value"]["lineage"] == [
+        "ml.customer_value_predictions.customer_lifetime_value"
+    ]
     assert set(manifest[profile]["columns"]["customer_id"]["lineage"]) == {
         "staging.stg_customers.customer_id",
         "intermediate.int_customer_orders.customer_id",

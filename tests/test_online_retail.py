@@ -321,3 +321,25 @@ def test_the_report_says_what_counts_as_a_purchase(built_example: ProjectCopy) -
     assert f"{lines:,} return lines of {customers:,} customers return more" in text
     assert f"{value:,.2f} left out of monetary" in text
     assert f"{codes:,} lines of non-product codes" in text
+
+
+def test_customer_value_is_built_and_its_edge_case_named(example) -> None:
+    """Online Retail's wholesale buyers show almost no drop-out: BG/NBD's a and b are poorly
+    determined (a/(a+b) near 0). The fit stands, and says so; every customer with a purchase
+    gets a value."""
+    fits = example.frame("select * from ml.value_model_fits where stage = 'full'")
+    assert set(fits["status"]) == {"fitted"}
+    bg = fits[fits["model"] == "bg_nbd"].set_index("parameter")
+    a, b = bg.loc["a", "estimate"], bg.loc["b", "estimate"]
+    assert a / (a + b) < 1e-2 and bg.loc["a", "std_error"] > a
+    assert "poorly determined" in bg.loc["a", "reason"]
+    assert f"a/(a+b), is {a / (a + b):.2g}" in bg.loc["a", "reason"]
+    buyers = example.query(
+        "select count(*) from intermediate.int_customer_orders where has_purchase"
+    )[0][0]
+    value = example.frame("select * from marts.customer_value")
+    assert len(value) == buyers
+    assert value["customer_lifetime_value"].notna().all()
+    assert value["probability_alive"].between(0, 1).all()
+    accuracy = example.frame("select * from marts.value_holdout_accuracy")
+    assert len(accuracy) == 5 and accuracy["model"].notna().all()

@@ -52,6 +52,8 @@ from engine.project.schema import (
     validate,
 )
 from engine.project.sources import SourceConfig, sources_of
+from engine.project.value import SCHEMA as VALUE_SCHEMA
+from engine.project.value import ValueSettings, value_settings
 
 DEFAULT_CONFIG_NAME = "pipeline.toml"
 
@@ -96,6 +98,8 @@ class Config:
     engine_settings: dict[str, Any] = field(default_factory=dict)
     # The [transactions] section: snapshot date, cancellation prefix, excluded products, RFM map.
     orders: OrderSettings = field(default_factory=OrderSettings)
+    # The [value] section: periods, calibration and horizons of the customer value models.
+    value: ValueSettings = field(default_factory=ValueSettings)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
@@ -172,8 +176,10 @@ SCHEMA = section(
         frequency={"type": "string", "choices": list(FREQUENCY_CHOICES)},
         unmatched_returns={"type": "string", "choices": list(UNMATCHED_RETURN_CHOICES)},
         collapse_copies={"type": "string", "choices": list(COLLAPSE_CHOICES)},
+        free_purchases=BOOLEAN,
         rfm_groups=list_of(ANY_TABLE),
     ),
+    value=section(**VALUE_SCHEMA),
     models=table_of(ANY_TABLE, "a model name"),
     # Free-form values for Python models (as dbt's vars), checked by the models that read them.
     vars=ANY_TABLE,
@@ -238,11 +244,13 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
     accepted, aliases = accepted_values(rules, where)
     sources = sources_of(document, where)
     orders = document.get("transactions", {})
-    if orders and sources[TRANSACTIONS].implicit:
-        raise ConfigError(
-            f"{where}: key 'transactions.{next(iter(orders))}' takes effect only with a "
-            f"'sources.{TRANSACTIONS}' section"
-        )
+    value = document.get("value", {})
+    for name, given in (("transactions", orders), ("value", value)):
+        if given and sources[TRANSACTIONS].implicit:
+            raise ConfigError(
+                f"{where}: key '{name}.{next(iter(given))}' takes effect only with a "
+                f"'sources.{TRANSACTIONS}' section"
+            )
     check_product_codes(orders, sources[TRANSACTIONS].columns, where)
     feature_columns, scaling = features(document["features"], ranges, sources, where)
     attributes_are_unique(sources, where)
@@ -274,6 +282,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
             for s in adapters.engine_settings()
         },
         orders=order_settings(orders, where),
+        value=value_settings(value, where),
         sources=sources,
         ranges=ranges,
         accepted=accepted,

@@ -115,6 +115,9 @@ class OrderSettings:
     # order id (a copy is then a duplicated export line; without one, two identical lines are
     # plausibly two purchases), "always" or "never".
     collapse_copies: str = "auto"
+    # Whether a line of zero value (a free product) is a purchase, and an order of free products
+    # alone a purchase order. False: they are worth nothing and make no purchase order.
+    free_purchases: bool = False
     rfm_groups: tuple[RfmGroup, ...] = ()
 
 
@@ -157,6 +160,7 @@ def order_settings(section: dict[str, Any], where: str) -> OrderSettings:
         frequency=section.get("frequency", "orders"),
         unmatched_returns=section.get("unmatched_returns", "exclude"),
         collapse_copies=section.get("collapse_copies", "auto"),
+        free_purchases=section.get("free_purchases", False),
         rfm_groups=rfm_groups(groups, where),
     )
 

@@ -75,6 +75,24 @@ def order_settings(config: Config) -> pa.Table:
                 [orders.unmatched_returns == "subtract"], pa.bool_()
             ),
             "collapses_copies": pa.array([collapses], pa.bool_()),
+            "counts_free_purchases": pa.array([orders.free_purchases], pa.bool_()),
+        }
+    )
+
+
+def value_settings(config: Config) -> pa.Table:
+    """One row: the customer value models' periods, calibration and horizons ([value])."""
+    value = config.value
+    return pa.table(
+        {
+            "period": pa.array([value.period], pa.string()),
+            "period_days": pa.array([value.period_days], pa.int32()),
+            "calibration_end": pa.array([value.calibration_end], pa.date32()),
+            "holdout_periods": pa.array([value.holdout], pa.int32()),
+            "horizons_days": pa.array([list(value.horizons_days)], pa.list_(pa.int32())),
+            "clv_horizon_days": pa.array([value.clv_horizon_days], pa.int32()),
+            "annual_discount_rate": pa.array([value.annual_discount_rate], pa.float64()),
+            "min_repeat_customers": pa.array([value.min_repeat_customers], pa.int32()),
         }
     )
 
@@ -129,6 +147,21 @@ SEED_COLUMNS = {
         "earlier purchase explains (transactions.unmatched_returns = 'subtract')",
         "collapses_copies": "Whether a later exact copy of a staged line collapses into it "
         "(transactions.collapse_copies; auto: where lines carry an order id)",
+        "counts_free_purchases": "Whether a line of zero value is a purchase, and an order of "
+        "free products a purchase order (transactions.free_purchases)",
+    },
+    "value_settings": {
+        "period": "The unit of the value models' periods: day or week (value.period)",
+        "period_days": "Days in one period",
+        "calibration_end": "The last day of the calibration period (value.calibration_end); "
+        "null: the observation's end minus holdout_periods",
+        "holdout_periods": "Periods held out after calibration (value.holdout_periods)",
+        "horizons_days": "Days ahead expected purchases are published for (value.horizons_days)",
+        "clv_horizon_days": "Days ahead customer lifetime value sums over (value.clv_horizon_days)",
+        "annual_discount_rate": "Yearly rate future value is discounted at "
+        "(value.annual_discount_rate)",
+        "min_repeat_customers": "Fewer customers with a repeat purchase than this: no fit "
+        "(value.min_repeat_customers)",
     },
     "rfm_groups": {
         "rfm_group": "A named RFM group (transactions.rfm_groups)",
@@ -145,5 +178,6 @@ SEED_BUILDERS = {
     "accepted_values": accepted_values,
     "features": features,
     "order_settings": order_settings,
+    "value_settings": value_settings,
     "rfm_groups": rfm_groups,
 }

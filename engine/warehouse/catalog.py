@@ -10,6 +10,7 @@ macros for readers, and the run's record.
 
 from __future__ import annotations
 
+import re
 import traceback
 import typing
 from collections.abc import Iterator
@@ -232,9 +233,9 @@ class BuildCatalog:
         for table, column, comment in con.execute(COLUMN_COMMENTS).fetchall():
             comments.setdefault(table, {})[column] = comment
         columns = comments.get(model.table, {})
-        own = model.column_descriptions or {}
-        for column in own:
-            if column not in columns:
+        own = _described_columns(model.column_descriptions or {}, list(columns))
+        for column in model.column_descriptions or {}:
+            if column not in own and not _is_template(column):
                 raise ModelError(
                     f"{model.path}: describes column '{column}', which it does not write"
                 )
@@ -247,6 +248,32 @@ class BuildCatalog:
                 )
             if text:
                 con.execute(statements.comment_on_column(model.layer, model.name, column, text))
+
+
+TEMPLATE_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def _is_template(name: str) -> bool:
+    return TEMPLATE_FIELD.search(name) is not None
+
+
+def _described_columns(descriptions: dict[str, str], columns: list[str]) -> dict[str, str]:
+    """Descriptions by column. A key with a field in braces ("expected_purchases_{days}d")
+    describes every column it matches, the field's value put into its text: a model whose
+    columns follow its config describes them once."""
+    found = {c: descriptions[c] for c in columns if c in descriptions}
+    for template, text in descriptions.items():
+        if not _is_template(template):
+            continue
+        parts = TEMPLATE_FIELD.split(template)
+        pattern = "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
+        )
+        for column in columns:
+            match = re.fullmatch(pattern, column)
+            if match and column not in found:
+                found[column] = text.format(**match.groupdict())
+    return found
 
 
 def fetch_arrow(

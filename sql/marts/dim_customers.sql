@@ -1,5 +1,6 @@
 -- One row per customer known to any source: their profile (declared columns, order aggregates)
--- and the segment they belong to; a customer who is not segmented says why.
+-- and the segment they belong to; a customer who is not segmented says why; and, for a customer
+-- with order lines, what they are worth (marts.customer_value has the whole picture).
 with
 
 customers as (
@@ -8,6 +9,10 @@ customers as (
 
 assignments as (
     select * from ml.customer_segments
+),
+
+value as (
+    select * from ml.customer_value_predictions
 )
 
 select
@@ -21,8 +26,12 @@ select
     assignments.runner_up_segment_name,  -- The runner-up segment's name
     assignments.margin,  -- Distance to the runner-up centroid minus distance to the own centroid
     customers.is_segmented,  -- Every feature is there: the customer has a segment
-    customers.unsegmented_reason  -- Why the customer has no segment (returns only, a feature missing); null when segmented
+    customers.unsegmented_reason,  -- Why the customer has no segment (returns only, a feature missing); null when segmented
+    value.probability_alive,  -- The probability the customer is still active (marts.customer_value); null without a purchase order or a value fit
+    value.customer_lifetime_value  -- Their expected discounted value over value.clv_horizon_days (marts.customer_value)
 from customers
 left join assignments
     on customers.customer_id = assignments.customer_id
+left join value
+    on customers.customer_id = value.customer_id
 order by customers.customer_id

@@ -50,7 +50,8 @@ valued as (
         settings.min_order_date,
         settings.max_order_date,
         settings.excluded_products,
-        settings.non_product_codes
+        settings.non_product_codes,
+        settings.counts_free_purchases
     from typed
     cross join settings
 ),
@@ -141,8 +142,12 @@ select
         as is_return,  -- A product returned: its order id starts with transactions.cancellation_prefix (without order ids: a negative value)
     not line_checks.is_non_product and case
         when is_mapped(transactions, order_id) then not line_checks.is_cancellation
-        else coalesce(line_checks.written_value > 0, false)
-    end as is_purchase,  -- A product bought: not a cancellation (without order ids: a positive value)
+        else coalesce(
+            line_checks.written_value > 0
+            or (line_checks.counts_free_purchases and line_checks.written_value = 0),
+            false
+        )
+    end as is_purchase,  -- A product bought: not a cancellation (without order ids: a positive value, or zero with transactions.free_purchases)
     line_checks.is_non_product,  -- Its product_id is in transactions.non_product_codes (postage, fees): neither a purchase nor a return
     each(transactions, line_checks._),  -- {column}, typed ({declared})
     line_checks.customer_id_text,  -- customer_id as written, trimmed; null when empty
