@@ -1,6 +1,7 @@
 """Seeded order lines shaped like the Online Retail exports, at any size, with counted dirty lines.
 
-Orders of one to a dozen lines, placed by customers over a year; a share of them cancelled (an
+Orders of one to a dozen lines, placed over a year by customers who differ in how often they
+buy and how much (gamma-distributed); a share of the orders cancelled (an
 invoice number starting with C, negative quantities: staged as returns). Dirty lines are of five
 kinds: no customer id, a date that is not one, a zero quantity, a negative price (each rejected)
 and exact copies of a clean line (collapsed). ``generation.json`` beside the landing folder says
@@ -59,7 +60,23 @@ class GeneratedLines:
         return self.lines - self.rejected_rows
 
 
-def _orders(lines: int, first_invoice: int, customers: int, rng: np.random.Generator) -> pa.Table:
+@dataclass(frozen=True)
+class Customers:
+    """How often each customer buys (a share of the orders) and how much (a factor on the
+    units of a line): gamma-distributed, so customers differ as real ones do."""
+
+    buying: np.ndarray
+    spending: np.ndarray
+
+    @classmethod
+    def draw(cls, count: int, rng: np.random.Generator) -> Customers:
+        rates = rng.gamma(0.8, 1.0, count)
+        return cls(rates / rates.sum(), rng.gamma(4.0, 0.25, count))
+
+
+def _orders(
+    lines: int, first_invoice: int, customers: Customers, rng: np.random.Generator
+) -> pa.Table:
     """``lines`` clean order lines; every (invoice, product) pair once, so no line repeats."""
     sizes = 1 + rng.poisson(3.0, size=lines // 2 + 16)
     sizes = sizes[: int(np.searchsorted(np.cumsum(sizes), lines)) + 1]
@@ -73,10 +90,12 @@ def _orders(lines: int, first_invoice: int, customers: int, rng: np.random.Gener
     )
     product_start = rng.integers(0, 4000, size=len(sizes))
     product = (product_start[order] + position) % 4000 + 10000
-    quantity = rng.integers(1, 25, size=lines) * np.where(cancelled[order], -1, 1)
+    buyer = rng.choice(len(customers.buying), size=len(sizes), p=customers.buying)
+    units = rng.integers(1, 25, size=lines) * customers.spending[buyer][order]
+    quantity = np.maximum(1, np.rint(units)).astype(np.int64) * np.where(cancelled[order], -1, 1)
     seconds = rng.integers(0, YEAR_SECONDS, size=len(sizes))[order]
     cents = rng.choice([42, 85, 125, 165, 210, 295, 425, 495, 795, 1250], size=lines)
-    customer = rng.integers(12000, 12000 + customers, size=len(sizes))[order]
+    customer = (12000 + buyer)[order]
     country = rng.choice(len(COUNTRIES), size=len(sizes), p=COUNTRY_WEIGHTS)[order]
     price = pc.binary_join_element_wise(
         pc.cast(pa.array(cents // 100), pa.string()),
@@ -125,12 +144,13 @@ def generate_lines(
     lines each (and its share of copies)."""
     rng = np.random.default_rng(seed)
     customers = max(lines // lines_per_customer, 10)
+    population = Customers.draw(customers, rng)
     directory.mkdir(parents=True, exist_ok=True)
     files, counts, invoice, cancellations = [], 0, 500000, 0
     with duckdb.connect() as con:
         for part, start in enumerate(range(0, lines, lines_per_file), start=1):
             size = min(lines_per_file, lines - start)
-            table = _orders(size, invoice, customers, rng)
+            table = _orders(size, invoice, population, rng)
             invoice += size
             cancellations += int(
                 pc.sum(pc.starts_with(table.column("InvoiceNo"), "C")).as_py() or 0

@@ -46,10 +46,10 @@ def model(
     ends = np.minimum(periods, length)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(T > 0, x / T, 0.0).sum()
-    expected = [
-        float(vm.expected_purchases(bg_nbd, float(t), x, t_x, T).sum()) if bg_nbd else np.nan
-        for t in ends
-    ]
+    if bg_nbd:
+        expected = vm.expected_total_purchases(bg_nbd, list(ends), x, t_x, T).tolist()
+    else:
+        expected = [np.nan] * len(ends)
     days = [(calibration_end + pd.Timedelta(days=round(t * period_days))).date() for t in ends]
     return _table(periods.tolist(), days, expected, (rate * ends).tolist())
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from python_models import _value_fitting as fitting
 from python_models import _value_models as vm
 
 STAGES = ("calibration", "full")
@@ -132,13 +133,13 @@ def _fit_stage(stage: str, data: pd.DataFrame, why_not: str | None) -> list[dict
             for model in (vm.BG_NBD, vm.GAMMA_GAMMA)
         ]
     x, t_x, T, z = (data[c].to_numpy() for c in ("x", "t_x", "T", "z"))
-    rows = _rows(stage, vm.fit_bg_nbd(x, t_x, T), customers, repeaters)
+    rows = _rows(stage, fitting.fit_bg_nbd(x, t_x, T), customers, repeaters)
     valued = (x > 0) & (z > 0)
     left_out = int(((x > 0) & ~(z > 0)).sum())
     if valued.sum() < 2:
         reason = "fewer than 2 customers have repeat purchases worth more than nothing"
         return [*rows, _unfitted(stage, vm.GAMMA_GAMMA, reason, customers, repeaters)]
-    fit = vm.fit_gamma_gamma(x[valued], z[valued])
+    fit = fitting.fit_gamma_gamma(x[valued], z[valued])
     correlation = float(np.corrcoef(x[valued], z[valued])[0, 1])
     gamma_rows = _rows(
         stage, fit, int(valued.sum()), int(valued.sum()), frequency_value_correlation=correlation

@@ -17,6 +17,7 @@ import pytest
 import sqlglot
 from test_transactions import VARIANT_SOURCE as SOURCE
 
+from python_models import _value_fitting as fitting
 from python_models import _value_models as vm
 
 from conftest import REPO, ProjectCopy, copy_project
@@ -269,7 +270,7 @@ def _simulate_bg_nbd(
 def test_a_simulation_recovers_the_bg_nbd_parameters() -> None:
     true = {"r": 0.6, "alpha": 5.0, "a": 0.9, "b": 3.0}
     x, t_x, T = _simulate_bg_nbd(*true.values(), n=8000, rng=np.random.default_rng(11))
-    fit = vm.fit_bg_nbd(x, t_x, T)
+    fit = fitting.fit_bg_nbd(x, t_x, T)
     assert fit.converged
     for name, value in true.items():
         error = abs(fit.parameters[name] - value) / fit.std_errors[name]
@@ -282,10 +283,31 @@ def test_a_simulation_recovers_the_gamma_gamma_parameters() -> None:
     x = rng.integers(1, 12, 4000)
     scales = rng.gamma(true["q"], 1 / true["gamma"], len(x))  # each customer's nu
     z = np.array([rng.gamma(true["p"], 1 / nu, k).mean() for nu, k in zip(scales, x, strict=True)])
-    fit = vm.fit_gamma_gamma(x.astype(float), z)
+    fit = fitting.fit_gamma_gamma(x.astype(float), z)
     assert fit.converged
     for name, value in true.items():
         assert abs(fit.parameters[name] - value) < 3 * fit.std_errors[name], name
+
+
+def test_the_gradients_are_the_log_likelihoods_derivatives() -> None:
+    """The analytic gradients the fits use, against central differences of the likelihood."""
+    rng = np.random.default_rng(5)
+    x, t_x, T = _simulate_bg_nbd(0.6, 5.0, 0.9, 3.0, n=500, rng=rng)
+    z = rng.gamma(4.0, 10.0, 500)
+    cases = [
+        (fitting.bg_nbd_objective(x, t_x, T, np.ones(500)), np.array([0.7, 4.0, 1.2, 2.5])),
+        (
+            fitting.gamma_gamma_objective(np.maximum(x, 1), z, np.ones(500)),
+            np.array([5.0, 3.0, 12.0]),
+        ),
+    ]
+    for objective, params in cases:
+        _, gradient = objective(params)
+        for i in range(len(params)):
+            step = np.zeros(len(params))
+            step[i] = 1e-6 * params[i]
+            numeric = (objective(params + step)[0] - objective(params - step)[0]) / (2 * step[i])
+            assert numeric == pytest.approx(gradient[i], rel=1e-5, abs=1e-6)
 
 
 def test_the_euler_form_holds_where_the_direct_one_overflows() -> None:
@@ -323,9 +345,21 @@ def test_too_few_repeat_buyers_is_a_status_not_a_crash(tmp_path: Path) -> None:
     orders = copy.root / "warehouse" / "raw" / "orders"
     orders.mkdir(parents=True)
     (orders / "lines.csv").write_text("\n".join(rows) + "\n")
-    copy.edit_config("[features]", SOURCE + "\n[features]")
+    horizons = "\n[value]\nhorizons_days = [7, 60]\n"
+    copy.edit_config("[features]", SOURCE + horizons + "\n[features]")
     done = copy.run("run", "-q")
     assert done.returncode == 0, done.stderr
+    assert copy.undescribed_columns() == []
+    columns = [
+        c
+        for (c,) in copy.query(
+            "select column_name from duckdb_columns() where table_name = 'customer_value'"
+        )
+    ]
+    assert [c for c in columns if c.startswith("expected_purchases")] == [
+        "expected_purchases_7d",
+        "expected_purchases_60d",
+    ]
     fits = copy.frame("select * from ml.value_model_fits where stage = 'full'")
     assert set(fits["status"]) == {"not fitted"}
     assert fits["reason"].str.contains("value.min_repeat_customers").all()
@@ -370,3 +404,85 @@ def test_value_settings_need_order_lines(project: ProjectCopy) -> None:
     done = project.run("run", "-q")
     assert done.returncode == 2
     assert "'value.period' takes effect only with a 'sources.transactions' section" in done.stderr
+
+
+def test_every_value_column_is_described(cdnow) -> None:
+    assert cdnow.undescribed_columns() == []
+    comments = dict(
+        cdnow.query(
+            "select column_name, comment from duckdb_columns() "
+            "where schema_name = 'marts' and table_name = 'customer_value'"
+        )
+    )
+    assert comments["expected_purchases_90d"] == (
+        "Purchases (purchase days) BG/NBD expects in the next 90 days (value.horizons_days)"
+    )
+
+
+def _inputs_frame(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, z: np.ndarray) -> pd.DataFrame:
+    """Per-customer summaries as int_customer_value_inputs has them, calibration = full."""
+    n = len(x)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1),
+            "repeat_purchases": x,
+            "recency_period": t_x,
+            "age_period": T,
+            "mean_repeat_value": np.where(x > 0, z, np.nan),
+            "in_calibration": True,
+            "calibration_repeat_purchases": x,
+            "calibration_recency_period": t_x,
+            "calibration_age_period": T,
+            "calibration_mean_repeat_value": np.where(x > 0, z, np.nan),
+            "holdout_length_period": 10.0,
+            "calibration_end": pd.Timestamp("2024-01-01"),
+            "observation_end": pd.Timestamp("2024-03-11"),
+        }
+    )
+
+
+SETTINGS = pd.DataFrame(
+    {
+        "period_days": [7],
+        "horizons_days": [[30]],
+        "clv_horizon_days": [365],
+        "annual_discount_rate": [0.1],
+        "min_repeat_customers": [20],
+    }
+)
+
+
+def test_repeat_purchases_worth_nothing_are_left_out_of_gamma_gamma_and_said() -> None:
+    from python_models import value_model_fits
+
+    rng = np.random.default_rng(8)
+    x, t_x, T = _simulate_bg_nbd(0.6, 5.0, 0.9, 3.0, n=2000, rng=rng)
+    z = rng.gamma(4.0, 10.0, 2000)
+    z[np.flatnonzero(x > 0)[:7]] = 0.0  # free repeat purchases
+    fits = value_model_fits.model(_inputs_frame(x, t_x, T, z), SETTINGS).to_pandas()
+    gamma = fits[(fits["model"] == "gamma_gamma") & (fits["stage"] == "full")]
+    assert set(gamma["status"]) == {"fitted"}
+    assert gamma["customers"].iloc[0] == int((x > 0).sum()) - 7
+    assert (
+        "7 customers whose repeat purchases are worth nothing or less left out"
+        in (gamma["reason"].iloc[0])
+    )
+
+
+def test_a_fit_that_did_not_converge_leaves_predictions_null_with_the_reason() -> None:
+    from python_models import customer_value_predictions, value_model_fits
+
+    rng = np.random.default_rng(9)
+    x, t_x, T = _simulate_bg_nbd(0.6, 5.0, 0.9, 3.0, n=500, rng=rng)
+    z = rng.gamma(4.0, 10.0, 500)
+    inputs = _inputs_frame(x, t_x, T, z)
+    fits = value_model_fits.model(inputs, SETTINGS).to_pandas()
+    stuck = fits["model"] == "bg_nbd"
+    fits.loc[stuck, "status"] = "did not converge"
+    fits.loc[stuck, "reason"] = "the optimiser stopped: ABNORMAL"
+    result = customer_value_predictions.model(inputs, fits, SETTINGS)
+    table = result.table.to_pandas()
+    assert table["probability_alive"].isna().all()
+    assert table["customer_lifetime_value"].isna().all()
+    assert set(table["value_status"]) == {"bg_nbd: the optimiser stopped: ABNORMAL"}
+    assert "CAST(NULL AS DOUBLE)" in result.functions[0].sql("duckdb")
