@@ -51,6 +51,12 @@ COLUMNS = {
 }
 
 
+def readable_threshold(value: float) -> str:
+    """A split threshold as people write numbers: thousands separated, at most two decimals
+    (735.895 reads 735.89; the conditions column and the SQL macro keep the exact value)."""
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
 def _rule_text(conditions: list[tuple[str, str, float]], labels: dict[str, list[str]]) -> str:
     if not conditions:
         return "every customer"
@@ -63,11 +69,12 @@ def _rule_text(conditions: list[tuple[str, str, float]], labels: dict[str, list[
         low = next((t for op, t in bounds if op == ">"), None)
         high = next((t for op, t in bounds if op == "<="), None)
         if low is not None and high is not None:
-            parts.append(f"{low:g}{unit} < {label} ≤ {high:g}{unit}")
+            low_text, high_text = readable_threshold(low), readable_threshold(high)
+            parts.append(f"{low_text}{unit} < {label} ≤ {high_text}{unit}")
         elif low is not None:
-            parts.append(f"{label} > {low:g}{unit}")
+            parts.append(f"{label} > {readable_threshold(low)}{unit}")
         else:
-            parts.append(f"{label} ≤ {high:g}{unit}")
+            parts.append(f"{label} ≤ {readable_threshold(high)}{unit}")
     return " and ".join(parts)
 
 

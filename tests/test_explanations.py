@@ -311,3 +311,15 @@ def test_a_names_words_hold_for_most_of_its_members(
     for name, rows in published.groupby("segment_name"):
         words = [w for w in rows.sort_values("feature_position")["name_word"] if isinstance(w, str)]
         assert name == (" · ".join(words) or "Average")
+
+
+def test_rule_thresholds_read_as_people_write_numbers() -> None:
+    """Split thresholds are midpoints (735.895); the rule text rounds them to two decimals with
+    thousands separators, and keeps the configured unit."""
+    from python_models.surrogate_rules import _rule_text
+
+    labels = {"monetary": ["Net value", " £"], "recency_days": ["Days since", " days"]}
+    conditions = [("monetary", ">", 735.895), ("recency_days", "<=", 1234.5)]
+    assert _rule_text(conditions, labels) == "Net value > 735.89 £ and Days since ≤ 1,234.5 days"
+    between = [("monetary", ">", 69.5), ("monetary", "<=", 12000.0)]
+    assert _rule_text(between, labels) == "69.5 £ < Net value ≤ 12,000 £"
