@@ -421,6 +421,7 @@ def _value_accuracy(t: dict[str, Any]) -> str:
         why = "; ".join(calibration["reason"].dropna().unique()) or "no calibration customer"
         return f"<p>No holdout comparison: {html.escape(why)}.</p>"
     settings = t["value_settings"].iloc[0]
+    calibration_end = t["value_fits"]["calibration_end"].iloc[0]
     better = int(accuracy["model_is_better"].sum())
     verdict = (
         "The models beat the naive baseline on every measure."
@@ -429,7 +430,7 @@ def _value_accuracy(t: dict[str, Any]) -> str:
         "where they do not, prefer the simpler reading."
     )
     return (
-        f"<p>Fitted on purchases up to {settings['calibration_end'] or 'the holdout'} and "
+        f"<p>Fitted on purchases up to {pd.Timestamp(calibration_end):%Y-%m-%d} and "
         f"checked on the {len(t['value_tracking'])} {settings['period']}s after it. {verdict}</p>"
         + _table(accuracy, ["measure", "model", "baseline", "model_is_better"])
         + _image(

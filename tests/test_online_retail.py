@@ -343,3 +343,6 @@ def test_customer_value_is_built_and_its_edge_case_named(example) -> None:
     assert value["probability_alive"].between(0, 1).all()
     accuracy = example.frame("select * from marts.value_holdout_accuracy")
     assert len(accuracy) == 5 and accuracy["model"].notna().all()
+    # calibration_end is not configured: the report names the one derived from the data.
+    report = (example.root / "warehouse" / "report.html").read_text(encoding="utf-8")
+    assert "Fitted on purchases up to 2011-09-09 and checked on the 13 weeks after it" in report
