@@ -21,6 +21,7 @@ from typing import Any
 from sqlglot import exp
 
 from engine.errors import InputError
+from engine.project import units
 from engine.project.columns import transformed
 from engine.project.constraints import ParameterError, check_value, check_values
 from engine.project.orders import ORDER_AGGREGATE_WORDS as DEFAULT_FEATURE_WORDS
@@ -35,6 +36,7 @@ __all__ = [
     "check_value",
     "check_values",
     "transformed",
+    "units",
 ]
 
 

@@ -347,6 +347,11 @@ def _planned_at(row: dict[str, Any]) -> str:
     return "planned " + str(row.get("power_method", "")).rpartition("; planned ")[2]
 
 
+def p_text(p_value: float) -> str:
+    """A p-value as a reader takes it in: below 0.0001 it is just that."""
+    return "p < 0.0001" if p_value < 1e-4 else f"p = {p_value:.3g}"
+
+
 def decide(row: dict[str, Any], p_value: float, alpha: float) -> tuple[str, str]:
     """ship / don't ship / inconclusive / invalid, with the reason in words.
 
@@ -361,18 +366,18 @@ def decide(row: dict[str, Any], p_value: float, alpha: float) -> tuple[str, str]
             "so no estimate can be trusted"
         )
     if p_value < alpha and row["absolute_lift"] > 0:
-        return "ship", f"treatment is better (p = {p_value:.3g} < {alpha:g})"
+        return "ship", f"treatment is better ({p_text(p_value)}, below alpha {alpha:g})"
     if p_value < alpha:
-        return "don't ship", f"treatment is worse (p = {p_value:.3g} < {alpha:g})"
+        return "don't ship", f"treatment is worse ({p_text(p_value)}, below alpha {alpha:g})"
     planned, upper = row["planned_effect"], row["decision_ci_high"]
     if upper < planned:
         return "don't ship", (
-            f"no significant effect (p = {p_value:.3g}), and the interval's upper bound "
+            f"no significant effect ({p_text(p_value)}), and the interval's upper bound "
             f"{upper:.3g} is below the planned effect {planned:g}: that effect is ruled out"
         )
     needed = row.get("users_needed")
     return "inconclusive", (
-        f"not significant (p = {p_value:.3g}) and the planned effect {planned:g} is not ruled "
+        f"not significant ({p_text(p_value)}) and the planned effect {planned:g} is not ruled "
         f"out (upper bound {upper:.3g}; {row['achieved_power']:.0%} power"
         + (f"; about {needed:,} users needed, {_planned_at(row)})" if needed else ")")
     )

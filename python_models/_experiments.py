@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "pre_period_correlation": 0.5,
     "population": 0,
     "seed": None,
+    "unit": "",  # an amount's unit ("£", "$", "points"); a conversion is a share
 }
 
 
@@ -45,6 +46,7 @@ class Experiment:
     pre_period_correlation: float
     population: int
     seed: int | None
+    unit: str = ""
     baseline_given: bool = False  # the config set baseline (power is then planned at it)
 
     def truth(self, segment_id: int) -> Truth:
@@ -69,6 +71,7 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "pre_period_correlation": {"type": "number", "min": -1, "max": 1},
     "population": {"type": "integer", "min": 0},
     "seed": {"type": "integer", "nullable": True},
+    "unit": {"type": "string"},
 }
 
 
@@ -115,6 +118,10 @@ def parse(name: str, spec: Any) -> Experiment:
     expected = values["expected_effect"]
     if expected is None:
         expected = 0.05 if metric == CONVERSION else 0.2 * values["baseline_sd"]
+    if metric == CONVERSION and values["unit"]:
+        raise ParameterError(
+            f"{prefix}.unit", "applies to an amount: a conversion is a share (lifts in pp)"
+        )
     check_value(
         f"{prefix}.expected_effect", expected, {"type": "number", "min": -upper, "max": upper}, {}
     )
@@ -133,6 +140,7 @@ def parse(name: str, spec: Any) -> Experiment:
         pre_period_correlation=float(values["pre_period_correlation"]),
         population=values["population"],
         seed=values["seed"],
+        unit=values["unit"].strip(),
         baseline_given=values["baseline"] is not None,
     )
 

@@ -28,6 +28,8 @@ COLUMNS = {
     "segment_id": "The segment, for scope segment",
     "segment_name": "The segment's name, or all",
     "metric": "conversion (a rate) or amount (a mean)",
+    "outcome_unit": "share for a conversion (lifts are differences of shares, read as "
+    "percentage points); for an amount its unit (vars.experiments.<name>.unit), or empty",
     "source": "simulation or log",
     "users_control": "Users in control",
     "users_treatment": "Users in treatment",
@@ -95,6 +97,7 @@ def analyse(
     alpha = experiment.alpha
     row: dict[str, Any] = {
         "metric": experiment.metric,
+        "outcome_unit": "share" if experiment.metric == ab.CONVERSION else experiment.unit,
         "users_control": len(y_c),
         "users_treatment": len(y_t),
         "mean_control": float(y_c.mean()) if len(y_c) else np.nan,
@@ -291,6 +294,7 @@ TEXT_COLUMNS = (
     "scope",
     "segment_name",
     "metric",
+    "outcome_unit",
     "source",
     "test",
     "power_method",

@@ -325,13 +325,16 @@ def model(
     names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
     table["segment_name"] = table["segment_id"].map(names)
     table["segment_id"] = table["segment_id"].astype("Int64")
-    agree, note = _top_feature_note(overall, data.features)
+    # Notes are read by people: features by their labels (features.labels), not column names.
+    labels = dict(zip(int_feature_scaling["feature"], int_feature_scaling["label"], strict=True))
+    said = [labels.get(f, f) for f in data.features]
+    agree, note = _top_feature_note(overall, said)
     grouped = np.mean([f["grouped"] for f in fits], axis=0) if pairs else np.empty(0)
-    note += _correlation_note(pairs, grouped, data.features)
+    note += _correlation_note(pairs, grouped, said)
     is_all = table["scope"] == "all"
     table["methods_agree_on_top"] = pd.array([agree if a else None for a in is_all], "boolean")
     top = table[~is_all & (table["rank"] == 1)].groupby("segment_id")["feature"]
-    segment_tops = top.agg(lambda f: ", ".join(sorted(f)))
+    segment_tops = top.agg(lambda f: ", ".join(sorted(labels.get(x, x) for x in f)))
     table["top_feature_note"] = np.where(
         is_all,
         note,

@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from engine.model_api import ModelResult
+from engine.model_api import ModelResult, units
 from python_models import _sql_scoring as sql
 from python_models._surrogate import (
     fit_tree,
@@ -29,7 +29,7 @@ FIT_SAMPLE_KEY = "customer_id"
 
 PARAMETERS = {
     # How features read in a rule: feature = [label, unit]; a feature not listed reads as its
-    # name. The sample's labels are in pipeline.toml.
+    # label and unit (features.labels, features.units). The sample's are in pipeline.toml.
     "feature_labels": {},
 }
 PARAMETER_CONSTRAINTS = {"feature_labels": {"type": "table"}}
@@ -51,13 +51,29 @@ COLUMNS = {
 }
 
 
-def readable_threshold(value: float) -> str:
+def readable_threshold(value: float, unit: str = "") -> str:
     """A split threshold as people write numbers: thousands separated, at most two decimals
-    (735.895 reads 735.89; the conditions column and the SQL macro keep the exact value)."""
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
+    (735.895 reads 735.89; the conditions column and the SQL macro keep the exact value), money
+    with its symbol in front (£735.89)."""
+    if unit.strip() in units.LEADING_CURRENCIES:
+        return units.measured(value, unit)
+    return f"{units.number(value)}{unit}"
 
 
-def _rule_text(conditions: list[tuple[str, str, float]], labels: dict[str, list[str]]) -> str:
+def feature_readings(
+    scaling: pd.DataFrame, configured: dict[str, list[str]]
+) -> dict[str, tuple[str, str]]:
+    """Per feature, its label and unit in a rule: the model's feature_labels where given, else
+    the feature's label and unit (features.labels, features.units)."""
+    readings = {
+        row.feature: (row.label, f" {row.unit}" if row.unit else "") for row in scaling.itertuples()
+    }
+    return readings | {f: (label, unit) for f, (label, unit) in configured.items()}
+
+
+def _rule_text(
+    conditions: list[tuple[str, str, float]], readings: dict[str, tuple[str, str]]
+) -> str:
     if not conditions:
         return "every customer"
     parts = []
@@ -65,16 +81,16 @@ def _rule_text(conditions: list[tuple[str, str, float]], labels: dict[str, list[
     for feature, operator, threshold in conditions:
         by_feature.setdefault(feature, []).append((operator, threshold))
     for feature, bounds in by_feature.items():
-        label, unit = labels.get(feature, [feature, ""])
+        label, unit = readings.get(feature, (feature, ""))
         low = next((t for op, t in bounds if op == ">"), None)
         high = next((t for op, t in bounds if op == "<="), None)
         if low is not None and high is not None:
-            low_text, high_text = readable_threshold(low), readable_threshold(high)
-            parts.append(f"{low_text}{unit} < {label} ≤ {high_text}{unit}")
+            low_text, high_text = readable_threshold(low, unit), readable_threshold(high, unit)
+            parts.append(f"{low_text} < {label} ≤ {high_text}")
         elif low is not None:
-            parts.append(f"{label} > {readable_threshold(low)}{unit}")
+            parts.append(f"{label} > {readable_threshold(low, unit)}")
         else:
-            parts.append(f"{label} ≤ {readable_threshold(high)}{unit}")
+            parts.append(f"{label} ≤ {readable_threshold(high, unit)}")
     return " and ".join(parts)
 
 
@@ -99,6 +115,7 @@ def model(
     rules = leaves(tree, data.features)
     rule_of = rule_node_of(tree, rules, data.matrix)
     segment_sizes = pd.Series(data.labels).value_counts()
+    readings = feature_readings(int_feature_scaling, config["feature_labels"])
     names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
 
     rows = []
@@ -110,7 +127,7 @@ def model(
                 "leaf_id": number,
                 "segment_id": leaf.segment_id,
                 "segment_name": names.get(leaf.segment_id),
-                "rule": _rule_text(leaf.conditions, config["feature_labels"]),
+                "rule": _rule_text(leaf.conditions, readings),
                 "conditions": [
                     {"feature": f, "operator": op, "threshold": t} for f, op, t in leaf.conditions
                 ],

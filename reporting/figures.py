@@ -15,8 +15,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-# How each feature is called on the page: intermediate.int_feature_scaling's label column.
+from engine.project import units
+
+# How each feature is called on the page, and its unit: intermediate.int_feature_scaling's label
+# and unit columns.
 Labels = dict[str, str]
+Units = dict[str, str]
 
 
 def _png(figure: Figure) -> bytes:
@@ -141,8 +145,14 @@ class _TreeNode:
     leaf: bool = False
 
 
+def _split_text(feature: str, threshold: float, labels: Labels, found: Units) -> str:
+    unit = found.get(feature, "")
+    said = units.without_unit(label(feature, labels), unit)
+    return f"{said} ≤ {units.measured(threshold, unit)}"
+
+
 def _tree_nodes(
-    rules: pd.DataFrame, names: dict[int, str], labels: Labels
+    rules: pd.DataFrame, names: dict[int, str], labels: Labels, found: Units
 ) -> tuple[dict[int, _TreeNode], int]:
     """The tree as published in ml.surrogate_rules (every leaf's path of splits), and its root."""
     nodes: dict[int, _TreeNode] = {}
@@ -151,10 +161,8 @@ def _tree_nodes(
         path = list(rule.path)
         ends = [step["node"] for step in path[1:]] + [int(rule.tree_node)]
         for step, child in zip(path, ends, strict=True):
-            threshold = f"{step['threshold']:.4g}"
-            nodes.setdefault(
-                step["node"], _TreeNode(f"{label(step['feature'], labels)} ≤ {threshold}")
-            )
+            split = _split_text(step["feature"], step["threshold"], labels, found)
+            nodes.setdefault(step["node"], _TreeNode(split))
             sides.setdefault(step["node"], {})[step["operator"]] = child
         nodes[int(rule.tree_node)] = _TreeNode(
             # One word group a line: names such as "Younger · Low income · High spending".
@@ -186,9 +194,12 @@ def _layout(nodes: dict[int, _TreeNode], root: int) -> dict[int, tuple[float, in
     return where
 
 
-def surrogate_tree(rules: pd.DataFrame, names: dict[int, str], labels: Labels) -> bytes:
-    """The surrogate tree drawn from its published rules: splits in words, leaves by segment."""
-    nodes, root = _tree_nodes(rules, names, labels)
+def surrogate_tree(
+    rules: pd.DataFrame, names: dict[int, str], labels: Labels, found: Units | None = None
+) -> bytes:
+    """The surrogate tree drawn from its published rules: splits in words and units, leaves by
+    segment."""
+    nodes, root = _tree_nodes(rules, names, labels, found or {})
     where = _layout(nodes, root)
     leaves = sum(n.leaf for n in nodes.values())
     depth = max(d for _, d in where.values())

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from engine.project import units
 from engine.warehouse.atomic_files import write_text_atomically
 from engine.warehouse.published import connect_read_only
-from reporting import figures
+from reporting import figures, story, tables
+from reporting.story import feature_labels
 
 PLOTTED_CUSTOMERS = 50_000
 TABLES = {
@@ -77,6 +78,7 @@ TABLES = {
     "ab": "select * from ml.ab_segment_results order by experiment, scope, segment_id",
     "ab_summary": "select * from marts.ab_experiment_summary order by experiment",
     "scaling": "select * from intermediate.int_feature_scaling order by position",
+    "migrations": "select change, customers from ml.segment_migrations",
     "runs": "select * from meta.runs order by started_at",
 }
 LATEST_EXPECTATIONS = """
@@ -90,126 +92,25 @@ LATEST_EXPECTATIONS = """
 """
 
 
-@dataclass(frozen=True)
-class Headline:
-    key: str  # data-key on the page, so a test can compare the figure with the warehouse
-    value: str
-    text: str  # with {value} where the figure goes
-
-
 def read_tables(warehouse: Path) -> dict[str, Any]:
     with connect_read_only(warehouse) as con:
-        tables: dict[str, Any] = {
+        found: dict[str, Any] = {
             name: con.sql(sql).to_arrow_table().to_pandas() for name, sql in TABLES.items()
         }
-        tables["expectations"] = con.sql(LATEST_EXPECTATIONS).to_arrow_table().to_pandas()
-    return tables
-
-
-def _staging_headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
-    """What staging made of each source that has rows, and who is not segmented."""
-    found = []
-    for key, table, what in (
-        ("customers_staged", "reconciliation", "customers"),
-        ("lines_staged", "line_reconciliation", "order lines"),
-    ):
-        counts = t[table].iloc[0]
-        if int(counts["raw_rows"]) == 0:
-            continue
-        found.append(
-            Headline(
-                key,
-                f"{int(counts['staged_rows']):,}",
-                f"{{value}} {what} staged from {int(counts['raw_rows']):,} raw rows "
-                f"({int(counts['rejected_rows']):,} rejected with reasons, "
-                f"{int(counts['collapsed_rows']):,} exact duplicates collapsed).",
-            )
-        )
-    unsegmented = t["unsegmented"]
-    if len(unsegmented):
-        reasons = "; ".join(f"{r.reason}: {int(r.customers):,}" for r in unsegmented.itertuples())
-        found.append(
-            Headline(
-                "customers_unsegmented",
-                f"{int(unsegmented['customers'].sum()):,}",
-                f"{{value}} customers are listed but not segmented ({reasons}).",
-            )
-        )
-    return found
-
-
-def headlines(t: dict[str, pd.DataFrame]) -> list[Headline]:
-    chosen = t["selection"][t["selection"]["is_chosen"]].iloc[0]
-    found = [
-        *_staging_headlines(t),
-        Headline(
-            "chosen_k",
-            str(int(chosen["k"])),
-            f"{{value}} segments: silhouette {chosen['silhouette']:.3f}, bootstrap stability "
-            f"{chosen['stability_ari_mean']:.2f} ± {chosen['stability_ari_std']:.2f} "
-            f"(rule: {chosen['selection_rule']}).",
-        ),
-    ]
-    overall = t["importance"][(t["importance"]["scope"] == "all")]
-    permutation = overall[overall["method"] == "permutation"].sort_values("rank").iloc[0]
-    found.append(
-        Headline(
-            "top_feature_importance",
-            f"{permutation['importance']:.2f}",
-            f"{figures.label(permutation['feature'], feature_labels(t))} separates the segments "
-            "most: "
-            f"permutation importance {{value}} ± {permutation['importance_std']:.2f}; "
-            f"{permutation['top_feature_note']}.",
-        )
-    )
-    tree = t["fidelity"][(t["fidelity"]["scope"] == "all") & t["fidelity"]["is_chosen"]].iloc[0]
-    found.append(
-        Headline(
-            "surrogate_fidelity",
-            f"{tree['nested_cv_fidelity']:.1%}",
-            f"A decision tree of depth {int(tree['depth'])} ({int(tree['leaves'])} leaves) "
-            "reproduces the segment of {value} of customers on held-out folds that took no part "
-            "in choosing its depth (nested cross-validation).",
-        )
-    )
-    for row in t["ab_summary"].itertuples():
-        kind = "simulated experiment" if row.source == "simulation" else "experiment"
-        found.append(
-            Headline(
-                f"ab_decision_{row.experiment}",
-                str(row.decision),
-                f"{kind.capitalize()} {row.experiment} ({row.metric}, {int(row.users):,} users"
-                f"{', outcomes simulated' if row.source == 'simulation' else ''}): "
-                f"{{value}} — {row.decision_reason}.",
-            )
-        )
-    checks = t["expectations"]
-    failed = int((~checks["success"]).sum())
-    found.append(
-        Headline(
-            "expectations_passed",
-            f"{int(checks['success'].sum()):,}",
-            f"{{value}} of {len(checks):,} expectations passed in the latest refresh"
-            + (f"; {failed:,} did not (all non-blocking)." if failed else "."),
-        )
-    )
+        found["expectations"] = con.sql(LATEST_EXPECTATIONS).to_arrow_table().to_pandas()
     return found
 
 
 def _surrogate_png(t: dict[str, Any]) -> bytes:
     names = t["segments"].set_index("segment_id")["segment_name"].to_dict()
-    return figures.surrogate_tree(t["rules"], names, feature_labels(t))
+    return figures.surrogate_tree(t["rules"], names, feature_labels(t), story.feature_units(t))
 
 
 def _attribute_shares(attributes: pd.DataFrame) -> str:
     if attributes.empty:
         return ""
     columns = ["segment_name", "attribute", "value", "customers", "share", "share_index"]
-    return "<h3>Attributes by segment</h3>" + _table(attributes, columns)
-
-
-def feature_labels(t: dict[str, Any]) -> figures.Labels:
-    return dict(zip(t["scaling"]["feature"], t["scaling"]["label"], strict=True))
+    return "<h3>Attributes by segment</h3>" + tables.table(attributes, columns)
 
 
 def most_separating(t: dict[str, Any], count: int) -> list[str]:
@@ -242,60 +143,9 @@ def _with_data_kind(results: pd.DataFrame) -> pd.DataFrame:
     return results.assign(data=kind)
 
 
-def _headline_html(headline: Headline) -> str:
-    figure = f'<b data-key="{headline.key}">{html.escape(headline.value)}</b>'
-    return html.escape(headline.text).replace("{value}", figure)
-
-
 def _image(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-# Column headings a reader understands; any other column reads as its name in words.
-HEADINGS = {
-    "k": "k",
-    "calinski_harabasz": "Calinski–Harabasz",
-    "davies_bouldin": "Davies–Bouldin",
-    "stability_ari_mean": "stability (ARI)",
-    "stability_ari_std": "± SD",
-    "is_elbow": "elbow",
-    "is_chosen": "chosen",
-    "cv_fidelity": "held-out fidelity",
-    "nested_cv_fidelity": "nested fidelity",
-    "users_control": "users (control)",
-    "users_treatment": "users (treatment)",
-    "lift_ci_low": "lift CI low",
-    "lift_ci_high": "lift CI high",
-    "p_value": "p",
-    "p_value_holm": "p (Holm)",
-    "achieved_power": "power",
-    "power_alpha": "at alpha",
-    "mde": "MDE",
-    "srm_p_value": "SRM p",
-    "share_index": "index",
-    "segment_name": "segment",
-}
-
-
-def heading(column: str) -> str:
-    return HEADINGS.get(column, column.replace("_", " "))
-
-
-def _cell(value: Any) -> Any:
-    """Booleans as a mark a reader scans (✓ or nothing), not True / False."""
-    if isinstance(value, bool | np.bool_):
-        return "✓" if value else ""
-    return value
-
-
-def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
-    shown = (frame[columns] if columns else frame).copy()
-    for column in shown.columns:
-        if shown[column].dtype == bool or shown[column].dtype == "boolean":
-            shown[column] = shown[column].map(_cell).astype(object)
-    shown.columns = [heading(c) for c in shown.columns]
-    return shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="")
 
 
 def _run_line(runs: pd.DataFrame) -> str:
@@ -308,13 +158,31 @@ def _run_line(runs: pd.DataFrame) -> str:
     )
 
 
+LIFT_COLUMNS = ("absolute_lift", "lift_ci_low", "lift_ci_high", "mde")
+
+
+def lifts_in_units(results: pd.DataFrame) -> pd.DataFrame:
+    """Each lift written in its experiment's unit: a conversion's in percentage points, an
+    amount's in its configured unit, signed."""
+    shown = results.copy()
+    for column in LIFT_COLUMNS:
+        shown[column] = [
+            tables.lift(value, unit)
+            for value, unit in zip(shown[column], shown["outcome_unit"].fillna(""), strict=True)
+        ]
+    return shown
+
+
 def _experiments_section(t: dict[str, Any], experiments: list[str]) -> str:
     if not experiments:
         return "<p>No experiment configured (vars.experiments) or logged (experiment_logs).</p>"
+    results = lifts_in_units(_with_data_kind(t["ab"]))
     return (
         "".join(_image(figures.forest_plot(t["ab"], e), f"forest plot {e}") for e in experiments)
-        + _table(
-            _with_data_kind(t["ab"]),
+        + "<p>Lifts are treatment minus control: a conversion's in percentage points (pp), an "
+        "amount's in its unit (vars.experiments.&lt;name&gt;.unit).</p>"
+        + tables.table(
+            results,
             [
                 "experiment",
                 "data",
@@ -328,10 +196,11 @@ def _experiments_section(t: dict[str, Any], experiments: list[str]) -> str:
                 "p_value",
                 "p_value_holm",
             ],
+            headings={"absolute_lift": "lift"},
         )
         + "<h3>Power and sample ratio</h3>"
-        + _table(
-            t["ab"],
+        + tables.table(
+            results,
             [
                 "experiment",
                 "segment_name",
@@ -356,7 +225,7 @@ def rfm_crosstab(pairs: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
     return crosstab.reset_index().rename(columns={"rfm_group": "RFM group"})
 
 
-def purchases_note(purchases: pd.DataFrame) -> str:
+def purchases_note(purchases: pd.DataFrame, money: str = "") -> str:
     """What the order lines count as purchases, in one paragraph of the warehouse's figures."""
     p = purchases.iloc[0]
     left = "subtracted anyway" if p["subtracts"] else "left out of monetary"
@@ -367,7 +236,8 @@ def purchases_note(purchases: pd.DataFrame) -> str:
         f"customers have no purchase order and are not segmented. "
         f"{p['unmatched_return_lines']:,} return lines of {p['unmatched_return_customers']:,} "
         f"customers return more than the data shows them buying (bought before it begins): "
-        f"{p['unmatched_return_value']:,.2f} {left}. {p['non_product_lines']:,} lines of "
+        f"{units.measured(float(p['unmatched_return_value']), money, 2)} {left}. "
+        f"{p['non_product_lines']:,} lines of "
         "non-product codes (transactions.non_product_codes) are neither purchases nor returns."
     )
 
@@ -384,19 +254,25 @@ def expectations_section(checks: pd.DataFrame) -> str:
         "(python pipeline.py docs)."
     )
     columns = ["table_name", "column_name", "expectation_type", "severity", "observed_value"]
-    return f"<p>{html.escape(line)}</p>" + (_table(failed, columns) if len(failed) else "")
+    return f"<p>{html.escape(line)}</p>" + (tables.table(failed, columns) if len(failed) else "")
 
 
 def _rfm_section(t: dict[str, Any]) -> str:
     """The classic RFM groups, and how they spread over the k-means segments."""
     crosstab = rfm_crosstab(t["rfm_crosstab"], t["rfm_groups"])
     return (
-        f"<p>{html.escape(purchases_note(t['purchases']))}</p>"
+        f"<p>{html.escape(purchases_note(t['purchases'], story.money_unit(t)))}</p>"
         "<p>Recency (R) and frequency (F) scores 1-5 (5: the most recent, most frequent fifth) "
         "name each customer's group, as in marts.rfm_scores.</p>"
-        + _table(t["rfm_groups"])
+        + tables.table(
+            t["rfm_groups"],
+            formats={
+                "mean_recency_days": tables.in_unit("days"),
+                "mean_monetary": tables.in_unit(story.money_unit(t)),
+            },
+        )
         + "<h3>RFM group × segment (customers)</h3>"
-        + _table(crosstab)
+        + tables.table(crosstab)
     )
 
 
@@ -432,7 +308,7 @@ def _value_accuracy(t: dict[str, Any]) -> str:
     return (
         f"<p>Fitted on purchases up to {pd.Timestamp(calibration_end):%Y-%m-%d} and "
         f"checked on the {len(t['value_tracking'])} {settings['period']}s after it. {verdict}</p>"
-        + _table(accuracy, ["measure", "model", "baseline", "model_is_better"])
+        + tables.table(accuracy, ["measure", "model", "baseline", "model_is_better"])
         + _image(
             figures.holdout_tracking(t["value_tracking"], settings["period"]), "holdout tracking"
         )
@@ -477,11 +353,11 @@ def _value_section(t: dict[str, Any]) -> str:
         + "<p>A customer without a repeat purchase reads as active (probability 1): BG/NBD's "
         "customers can only drop out right after a purchase.</p>"
         + f"<h3>Value over {int(settings['clv_horizon_days'])} days by segment and RFM group</h3>"
-        + _table(value_by_group(t["value_by_group"]))
+        + tables.table(value_by_group(t["value_by_group"], story.money_unit(t)))
     )
 
 
-def value_by_group(groups: pd.DataFrame) -> pd.DataFrame:
+def value_by_group(groups: pd.DataFrame, money: str = "") -> pd.DataFrame:
     """Segments first, then RFM groups, figures rounded the way money and head counts read."""
     shown = groups.sort_values("grouping", key=lambda g: g != "segment", kind="stable")
     return pd.DataFrame(
@@ -490,150 +366,161 @@ def value_by_group(groups: pd.DataFrame) -> pd.DataFrame:
             "name": shown["group_name"],
             "customers": shown["customers"].map("{:,}".format),
             "expected still active": shown["expected_active_customers"].map("{:,.0f}".format),
-            "total lifetime value": shown["total_lifetime_value"].map("{:,.0f}".format),
-            "mean lifetime value": shown["mean_lifetime_value"].map("{:,.2f}".format),
+            "total lifetime value": shown["total_lifetime_value"].map(
+                lambda v: units.measured(v, money, 0)
+            ),
+            "mean lifetime value": shown["mean_lifetime_value"].map(
+                lambda v: units.measured(v, money, 2)
+            ),
         }
     )
 
 
-def render(t: dict[str, Any]) -> str:
+def _data_section(t: dict[str, Any]) -> str:
     features = t["scaling"]["feature"].tolist()
-    sections: list[tuple[str, str]] = []
-    items = "".join(f"<li>{_headline_html(h)}</li>" for h in headlines(t))
-    sections.append(("In short", f"<ul class='headlines'>{items}</ul>"))
     rejected = t["eda"][t["eda"]["section"].isin(["rejected", "rejected order lines"])]
-    sections.append(
-        (
-            "The data",
-            _image(
-                figures.distributions(
-                    t["customers"],
-                    features,
-                    feature_labels(t),
-                    dict(zip(t["scaling"]["feature"], t["scaling"]["transform"], strict=True)),
-                ),
-                "feature distributions",
-            )
-            + "<h3>Rejected rows by reason</h3>"
-            + (
-                _table(rejected.astype({"value": "int64"}), ["section", "subject", "value"])
-                if len(rejected)
-                else "<p>None.</p>"
-            ),
+    transforms = dict(zip(t["scaling"]["feature"], t["scaling"]["transform"], strict=True))
+    return (
+        _image(
+            figures.distributions(t["customers"], features, feature_labels(t), transforms),
+            "feature distributions",
+        )
+        + "<h3>Rejected rows by reason</h3>"
+        + (
+            tables.table(rejected.astype({"value": "int64"}), ["section", "subject", "value"])
+            if len(rejected)
+            else "<p>None.</p>"
         )
     )
-    sections.append(
-        (
-            "How many segments",
-            _image(figures.k_selection(t["selection"]), "k selection curves")
-            + _table(
-                t["selection"],
-                [
-                    "k",
-                    "inertia",
-                    "silhouette",
-                    "calinski_harabasz",
-                    "davies_bouldin",
-                    "stability_ari_mean",
-                    "stability_ari_std",
-                    "is_elbow",
-                    "is_chosen",
-                ],
-            ),
-        )
+
+
+def _selection_section(t: dict[str, Any]) -> str:
+    columns = [
+        "k",
+        "inertia",
+        "silhouette",
+        "calinski_harabasz",
+        "davies_bouldin",
+        "stability_ari_mean",
+        "stability_ari_std",
+        "is_elbow",
+        "is_chosen",
+    ]
+    return _image(figures.k_selection(t["selection"]), "k selection curves") + tables.table(
+        t["selection"], columns
     )
-    sections.append(
-        (
-            "The segments",
-            _image(
-                figures.segment_scatter(t["customers"], *most_separating(t, 2), feature_labels(t)),
-                "segment scatter",
-            )
-            + f"<p>{html.escape(scatter_caption(t))}</p>"
-            + _table(
-                t["segments"],
-                [
-                    "segment_id",
-                    "segment_name",
-                    "customers",
-                    "share",
-                    *[f"{f}_mean" for f in features],
-                    *[f"{f}_index" for f in features],
-                    "mean_silhouette",
-                ],
-            )
-            + _attribute_shares(t["attributes"]),
+
+
+def _segments_section(t: dict[str, Any]) -> str:
+    """Every segment's means in the features' units, and its index (100: everyone's mean)."""
+    features, labels = t["scaling"]["feature"].tolist(), feature_labels(t)
+    found_units = story.feature_units(t)
+    means = {f"{f}_mean": tables.in_unit(found_units[f]) for f in features}
+    headings = {f"{f}_mean": f"{labels[f]}: mean" for f in features} | {
+        f"{f}_index": f"{labels[f]}: index" for f in features
+    }
+    columns = [
+        "segment_id",
+        "segment_name",
+        "customers",
+        "share",
+        *means,
+        *[f"{f}_index" for f in features],
+        "mean_silhouette",
+    ]
+    return (
+        _image(
+            figures.segment_scatter(t["customers"], *most_separating(t, 2), labels),
+            "segment scatter",
         )
+        + f"<p>{html.escape(scatter_caption(t))}</p>"
+        + tables.table(t["segments"], columns, formats=means, headings=headings)
+        + _attribute_shares(t["attributes"])
     )
-    sections.append(
-        (
-            "Why: the surrogate tree",
-            _image(_surrogate_png(t), "surrogate decision tree")
-            + _table(
-                t["fidelity"],
-                [
-                    "depth",
-                    "scope",
-                    "segment_name",
-                    "customers",
-                    "train_fidelity",
-                    "cv_fidelity",
-                    "leaves",
-                    "is_chosen",
-                ],
-            )
-            + _table(t["rules"], ["segment_name", "rule", "support", "purity", "segment_coverage"]),
-        )
+
+
+def _surrogate_section(t: dict[str, Any]) -> str:
+    fidelity = "depth scope segment_name customers train_fidelity cv_fidelity leaves is_chosen"
+    fidelity_columns = fidelity.split()
+    rules = ["segment_name", "rule", "support", "purity", "segment_coverage"]
+    return (
+        _image(_surrogate_png(t), "surrogate decision tree")
+        + tables.table(t["fidelity"], fidelity_columns)
+        + tables.table(t["rules"], rules)
     )
-    sections.append(
-        (
-            "What drives the segments",
-            _image(figures.importances(t["importance"], feature_labels(t)), "feature importances")
-            + _table(
-                t["importance"][t["importance"]["scope"] == "all"],
-                ["method", "feature", "importance", "importance_std", "rank", "oob_score"],
-            ),
-        )
+
+
+def _importance_section(t: dict[str, Any]) -> str:
+    overall = t["importance"][t["importance"]["scope"] == "all"]
+    return _image(
+        figures.importances(t["importance"], feature_labels(t)), "feature importances"
+    ) + tables.table(
+        overall.assign(feature=overall["feature"].map(feature_labels(t))),
+        ["method", "feature", "importance", "importance_std", "rank", "oob_score"],
     )
+
+
+def _history_section(t: dict[str, Any]) -> str:
+    columns = [
+        "run_id",
+        "started_at",
+        "status",
+        "models_built",
+        "rows_rejected",
+        "expectations_passed",
+        "expectations_warned",
+        "seconds",
+    ]
+    return _image(figures.run_history(t["runs"]), "run history") + tables.table(t["runs"], columns)
+
+
+def detail_sections(t: dict[str, Any]) -> list[tuple[str, str]]:
+    sections = [
+        ("The data", _data_section(t)),
+        ("How many segments", _selection_section(t)),
+        ("The segments", _segments_section(t)),
+        ("Why: the surrogate tree", _surrogate_section(t)),
+        ("What drives the segments", _importance_section(t)),
+    ]
     if t["rfm_groups"]["customers"].sum() > 0:
         sections.append(("RFM groups", _rfm_section(t)))
         sections.append(("Customer value", _value_section(t)))
     experiments = sorted(t["ab"]["experiment"].unique())
     sections.append(("Experiments", _experiments_section(t, experiments)))
     sections.append(("Expectations (latest refresh)", expectations_section(t["expectations"])))
-    sections.append(
-        (
-            "Run history",
-            _image(figures.run_history(t["runs"]), "run history")
-            + _table(
-                t["runs"],
-                [
-                    "run_id",
-                    "started_at",
-                    "status",
-                    "models_built",
-                    "rows_rejected",
-                    "expectations_passed",
-                    "expectations_warned",
-                    "seconds",
-                ],
-            ),
-        )
-    )
-    body = "".join(
-        f"<section><h2>{html.escape(title)}</h2>{content}</section>" for title, content in sections
+    sections.append(("Run history", _history_section(t)))
+    return sections
+
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 12px;"
+    "color:#222;line-height:1.4;overflow-wrap:anywhere}"
+    "img{max-width:100%;height:auto;display:block;margin:1em 0}"
+    ".scroll{overflow-x:auto;max-width:100%;margin:1em 0}"
+    "table{border-collapse:collapse;font-size:12px}"
+    "td,th{padding:3px 6px;border-bottom:1px solid #ddd;text-align:right;"
+    "overflow-wrap:normal}"
+    "th{font-weight:600;vertical-align:bottom}.text{text-align:left}"
+    "details{border-top:1px solid #ddd;padding:.2em 0}"
+    "summary{cursor:pointer}summary h2{display:inline;font-size:1.3em}"
+    ".headlines li{margin:.4em 0}.run{color:#555}"
+)
+
+
+def render(t: dict[str, Any]) -> str:
+    """The story first, open; the detail after it, one collapsible section each."""
+    status = value_status(t["value_fits"]) if len(t["value_fits"]) else None
+    detail = "".join(
+        f"<details><summary><h2>{html.escape(title)}</h2></summary>{content}</details>"
+        for title, content in detail_sections(t)
     )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<title>Customer segments report</title><style>"
-        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
-        "img{max-width:100%;display:block;margin:1em 0}"
-        "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
-        "td,th{padding:3px 6px;border-bottom:1px solid #ddd;text-align:right}"
-        "th{font-weight:600;vertical-align:bottom}"
-        ".headlines li{margin:.4em 0}.run{color:#555}"
-        "</style></head><body><h1>Customer segments</h1>"
-        f"{_run_line(t['runs'])}{body}</body></html>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>Customer segments report</title><style>{STYLE}</style></head><body>"
+        f"<h1>Customer segments</h1>{_run_line(t['runs'])}"
+        f"<section><h2>In short</h2>{story.story(t, status)}</section>"
+        f"<h2>In detail</h2>{detail}</body></html>"
     )
 
 

@@ -21,6 +21,7 @@ from sqlglot import exp
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "warehouse" / "raw" / "customers" / "Mall_Customers.csv"
 EXAMPLE = REPO / "examples" / "online_retail"
+CDNOW = REPO / "examples" / "cdnow"
 PUBLISHED_LAYERS = ("config", "raw", "staging", "intermediate", "ml", "marts", "meta")
 PROJECT_PARTS = (
     "pipeline.py",
@@ -161,6 +162,46 @@ def built_example(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
     done = copy.run("--config", "examples/online_retail/pipeline.toml", "run", "-q", timeout=600)
     assert done.returncode == 0, done.stderr
     return ProjectCopy(copy.root / "examples" / "online_retail")
+
+
+@pytest.fixture(scope="session")
+def built_cdnow(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
+    """The CDNOW example built once, as shipped; its root is the example's folder. Do not
+    modify it."""
+    copy = copy_project(tmp_path_factory.mktemp("cdnow") / "project")
+    shutil.copytree(
+        CDNOW, copy.root / "examples" / "cdnow", ignore=shutil.ignore_patterns("warehouse")
+    )
+    done = copy.run("--config", "examples/cdnow/pipeline.toml", "run", "-q", timeout=600)
+    assert done.returncode == 0, done.stderr
+    return ProjectCopy(copy.root / "examples" / "cdnow")
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real headless Chromium for the tests that look at pages."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,11 @@ MISTAKES = {
         'seed = 42\nstorage_version = "1.4"',
         r"'warehouse\.storage_version' = '1\.4'; expected a DuckDB release such as \"v1\.4\.0\"",
     ),
+    "a unit for a feature not modelled": (
+        "[features.labels]",
+        '[features.units]\nincome = "$"\n\n[features.labels]',
+        r"'features\.units' names \['income'\], which are not in 'features\.columns'",
+    ),
     "wrong type": (
         "seed = 42",
         'seed = "forty-two"',
@@ -183,3 +188,32 @@ def test_spark_settings_take_effect(tmp_path: Path) -> None:
     assert config.engine_settings["spark"].fit_sample_rows == 5000
     switched = with_engine(config, "spark")
     assert switched.engine == "spark" and switched.fingerprint() != config.fingerprint()
+
+
+def test_labels_and_units_default_from_the_column_name_and_the_label(tmp_path: Path) -> None:
+    """Without labels a feature reads as its column name in words; its unit is the one the
+    label states in parentheses, unless features.units says otherwise."""
+    shipped = load_config(SHIPPED)
+    assert shipped.units == {"age": "years", "annual_income_k": "k$", "spending_score": ""}
+    text = SHIPPED.read_text()
+    labels = text[text.index("[features.labels]") : text.index("# Words segment names use")]
+    bare = load_config(write(tmp_path, text.replace(labels, "")))
+    assert bare.labels == {
+        "age": "Age",
+        "annual_income_k": "Annual income (k)",
+        "spending_score": "Spending score",
+    }
+    assert bare.units == {"age": "", "annual_income_k": "k", "spending_score": ""}
+    configured = load_config(
+        write(tmp_path, text.replace(labels, labels + '[features.units]\nage = "yrs"\n\n'))
+    )
+    assert configured.units["age"] == "yrs" and configured.labels["age"] == "Age (years)"
+
+
+def test_an_amount_experiment_takes_a_unit_and_a_conversion_refuses_one() -> None:
+    from engine.model_api import ParameterError
+    from python_models._experiments import parse
+
+    assert parse("spend", {"metric": "amount", "unit": " £ "}).unit == "£"
+    with pytest.raises(ParameterError, match=r"vars\.experiments\.voucher\.unit"):
+        parse("voucher", {"metric": "conversion", "unit": "$"})

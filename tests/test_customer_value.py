@@ -5,7 +5,6 @@ parameters; and the answers for data the models cannot fit."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,8 @@ mpmath.mp.dps = 40
 
 
 @pytest.fixture(scope="module")
-def cdnow(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
-    copy = copy_project(tmp_path_factory.mktemp("cdnow") / "project")
-    shutil.copytree(
-        CDNOW, copy.root / "examples" / "cdnow", ignore=shutil.ignore_patterns("warehouse")
-    )
-    done = copy.run("--config", "examples/cdnow/pipeline.toml", "run", "-q", timeout=600)
-    assert done.returncode == 0, done.stderr
-    return ProjectCopy(copy.root / "examples" / "cdnow")
+def cdnow(built_cdnow: ProjectCopy) -> ProjectCopy:
+    return built_cdnow
 
 
 def _inputs(cdnow: ProjectCopy) -> pd.DataFrame:

@@ -225,11 +225,18 @@ def test_the_sql_scorers_agree_with_python_on_every_customer(
     assert (project.apply_macro("ml.surrogate_segment", FEATURES, raw) == tree.predict(raw)).all()
 
 
-def test_segment_names_fall_back_to_low_and_high_label(
+def test_segment_names_fall_back_to_low_and_high_label_in_words(
     other_columns: ProjectCopy,
 ) -> None:
+    """No labels configured: names read the column names in words, never the identifiers."""
     project = other_columns
-    words = {f"{level} {f}" for f in FEATURES for level in ("Low", "High")} | {"Average"}
+    said = {
+        "years": "Years",
+        "tenure_months": "Tenure (months)",
+        "visits_per_month": "Visits per month",
+    }
+    assert dict(project.query("select feature, label from config.features")) == said
+    words = {f"{level} {said[f]}" for f in FEATURES for level in ("Low", "High")} | {"Average"}
     names = project.frame("select segment_name from marts.dim_segments")["segment_name"]
     for name in names:
         assert set(re.sub(r" \(segment \d+\)$", "", name).split(" · ")) <= words, name

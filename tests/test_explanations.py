@@ -315,11 +315,36 @@ def test_a_names_words_hold_for_most_of_its_members(
 
 def test_rule_thresholds_read_as_people_write_numbers() -> None:
     """Split thresholds are midpoints (735.895); the rule text rounds them to two decimals with
-    thousands separators, and keeps the configured unit."""
+    thousands separators, money with its symbol in front, other units after."""
     from python_models.surrogate_rules import _rule_text
 
-    labels = {"monetary": ["Net value", " £"], "recency_days": ["Days since", " days"]}
+    labels = {"monetary": ("Net value", " £"), "recency_days": ("Days since", " days")}
     conditions = [("monetary", ">", 735.895), ("recency_days", "<=", 1234.5)]
-    assert _rule_text(conditions, labels) == "Net value > 735.89 £ and Days since ≤ 1,234.5 days"
+    assert _rule_text(conditions, labels) == "Net value > £735.89 and Days since ≤ 1,234.5 days"
     between = [("monetary", ">", 69.5), ("monetary", "<=", 12000.0)]
-    assert _rule_text(between, labels) == "69.5 £ < Net value ≤ 12,000 £"
+    assert _rule_text(between, labels) == "£69.50 < Net value ≤ £12,000"
+
+
+def test_without_labels_a_rule_reads_the_features_label_and_unit() -> None:
+    """A feature the model's feature_labels leave out reads as features.labels / features.units
+    say, and those default to the column name in words and the unit it ends in."""
+    import pandas as pd
+
+    from engine.project.units import readable_label, unit_in_label
+    from python_models.surrogate_rules import _rule_text, feature_readings
+
+    labels = {c: readable_label(c) for c in ("visit_gap_days", "basket_usd", "spending_score")}
+    scaling = pd.DataFrame(
+        {
+            "feature": list(labels),
+            "label": list(labels.values()),
+            "unit": [unit_in_label(label) for label in labels.values()],
+        }
+    )
+    assert list(labels.values()) == ["Visit gap (days)", "Basket ($)", "Spending score"]
+    readings = feature_readings(scaling, {"spending_score": ["Score", "/100"]})
+    conditions = [("visit_gap_days", ">", 30.25), ("basket_usd", "<=", 1999.999)]
+    assert (
+        _rule_text(conditions, readings) == "Visit gap (days) > 30.25 days and Basket ($) ≤ $2,000"
+    )
+    assert _rule_text([("spending_score", "<=", 40.5)], readings) == "Score ≤ 40.5/100"

@@ -76,8 +76,12 @@ class Config:
     kinds: dict[str, dict[str, str]] = field(default_factory=dict)
     # features.transforms: applied before scaling ("log1p"); a feature not listed: "none".
     transforms: dict[str, str] = field(default_factory=dict)
-    # features.labels: how the report and segment names call a feature; default its name.
+    # features.labels: how the report and segment names call a feature; default its name in
+    # words (engine/project/units.py).
     labels: dict[str, str] = field(default_factory=dict)
+    # features.units: the unit the report writes a feature's values in ("£", "days", "%");
+    # default the one its label states in parentheses, else none.
+    units: dict[str, str] = field(default_factory=dict)
     # DuckDB's memory_limit for builds ("2GB"); beyond it DuckDB spills to disk. None: DuckDB's.
     memory_limit: str | None = None
     # The DuckDB storage format the published file is written in: the oldest DuckDB release
@@ -165,6 +169,7 @@ SCHEMA = section(
         scaling=STRING,
         transforms=table_of(STRING, "a feature"),
         labels=table_of(STRING, "a feature"),
+        units=table_of(STRING, "a feature"),
     ),
     transactions=section(
         snapshot_date=STRING,
@@ -257,7 +262,9 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
     kinds = kinds_of(sources, document, (ranges, accepted), where)
     features_are_mapped(feature_columns, sources, kinds, where)
     rules_take_effect(sources, rules, where)
-    transforms, labels = feature_options(document["features"], feature_columns, ranges, where)
+    transforms, labels, units = feature_options(
+        document["features"], feature_columns, ranges, where
+    )
 
     def at_least_zero(key: str) -> int:
         return _at_least_zero(warehouse, key, getattr(Config, key), where)
@@ -292,6 +299,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         kinds=kinds,
         transforms=transforms,
         labels=labels,
+        units=units,
         models=dict(document.get("models", {})),
         variables=dict(document.get("vars", {})),
         document=document,

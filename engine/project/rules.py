@@ -10,6 +10,7 @@ from engine.errors import ConfigError
 from engine.project.columns import KEY_COLUMN, KINDS, NUMERIC_KINDS, TRANSFORMS
 from engine.project.orders import ORDER_AGGREGATE_LABELS, ORDER_AGGREGATES, TRANSACTIONS
 from engine.project.sources import SourceConfig
+from engine.project.units import readable_label, unit_in_label
 
 SCALING_METHODS = ("standard", "minmax", "none")
 
@@ -140,11 +141,13 @@ def feature_options(
     feature_columns: tuple[str, ...],
     ranges: dict[str, tuple[float, float]],
     where: str,
-) -> tuple[dict[str, str], dict[str, str]]:
-    """features.transforms and features.labels, for configured features only."""
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """features.transforms, features.labels and features.units of every configured feature:
+    a label defaults to the column name in words, a unit to the one the label states."""
     transforms = dict(features.get("transforms", {}))
     labels = dict(features.get("labels", {}))
-    for section, values in (("transforms", transforms), ("labels", labels)):
+    units = dict(features.get("units", {}))
+    for section, values in (("transforms", transforms), ("labels", labels), ("units", units)):
         unknown = [c for c in values if c not in feature_columns]
         if unknown:
             raise ConfigError(
@@ -162,9 +165,12 @@ def feature_options(
                 f"{where}: key 'features.transforms.{column}' = 'log1p' needs values above -1, "
                 f"but 'rules.ranges.{column}.min' is {ranges[column][0]}"
             )
-    known = ORDER_AGGREGATE_LABELS
-    defaults = {c: known[c] for c in feature_columns if c in known}
-    return transforms, defaults | labels
+    labels = {
+        c: labels.get(c) or ORDER_AGGREGATE_LABELS.get(c) or readable_label(c)
+        for c in feature_columns
+    }
+    units = {c: units.get(c, unit_in_label(labels[c])).strip() for c in feature_columns}
+    return transforms, labels, units
 
 
 def features_are_mapped(

@@ -50,6 +50,7 @@ def features(config: Config) -> pa.Table:
             "scaling": pa.array([config.scaling] * len(names), pa.string()),
             "transform": pa.array([config.transforms.get(n, "none") for n in names], pa.string()),
             "label": pa.array([config.labels.get(n, n) for n in names], pa.string()),
+            "unit": pa.array([config.units.get(n, "") for n in names], pa.string()),
         }
     )
 
@@ -128,6 +129,7 @@ SEED_COLUMNS = {
         "scaling": "standard, minmax or none (features.scaling)",
         "transform": "Applied before scaling: log1p or none (features.transforms)",
         "label": "How the report and segment names call it (features.labels)",
+        "unit": "The unit its values are in, e.g. £ or days (features.units); empty: none",
     },
     "order_settings": {
         "snapshot_date": "The date recency and tenure count to (transactions.snapshot_date); "

@@ -206,11 +206,16 @@ def _links(tables: list[str]) -> str:
 def render(project: Project, document: dict[str, Any]) -> str:
     picture = base64.b64encode(dag_png(project)).decode()
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Models</title><style>"
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>Models</title><style>"
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 12px;"
+        "color:#222;overflow-wrap:anywhere}"
         "pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:12px}"
-        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;font-size:13px}"
-        "img{max-width:100%}</style></head><body><h1>Models</h1>",
+        ".scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse}"
+        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;font-size:13px;"
+        "overflow-wrap:normal;min-width:8em}"
+        "img{max-width:100%;height:auto}</style></head><body><h1>Models</h1>",
         f"<img alt='the DAG' src='data:image/png;base64,{picture}'>",
         "<ul>" + "".join(f"<li><a href='#{t}'>{t}</a></li>" for t in document["models"]) + "</ul>",
     ]
@@ -231,7 +236,8 @@ def render(project: Project, document: dict[str, Any]) -> str:
             f"<p><b>{info['kind']}</b> {html.escape(info['path'] or '')}</p>"
             f"<p>Reads: {_links(info['inputs'])}<br>Read by: {_links(info['outputs'])}</p>"
             + (
-                f"<table><tr><th>column</th><th>description</th><th>from</th></tr>{rows}</table>"
+                "<div class='scroll'><table><tr><th>column</th><th>description</th><th>from</th>"
+                f"</tr>{rows}</table></div>"
                 if rows
                 else ""
             )

@@ -20,7 +20,7 @@ long_values as (
 ),
 
 configured as (
-    select feature, position, scaling, transform, label from config.features
+    select feature, position, scaling, transform, label, unit from config.features
 ),
 
 -- Summed in customer order: DuckDB's parallel aggregation would otherwise change the last
@@ -53,7 +53,8 @@ select
         else 1.0
     end as scale,  -- The population SD (standard), the range (minmax) or 1; 1 for a constant feature
     configured.transform,  -- Applied before scaling: log1p (ln(1 + x)) or none
-    configured.label  -- How the report and segment names call the feature
+    configured.label,  -- How the report and segment names call the feature
+    configured.unit  -- The unit its values are in (features.units); empty: none
 from configured
 inner join stats
     on configured.feature = stats.feature
