@@ -261,8 +261,9 @@ def test_two_leads_are_a_disagreement_only_when_both_hold_across_refits() -> Non
 def test_correlated_features_are_named_with_their_grouped_importance(
     built_example: ProjectCopy,
 ) -> None:
-    """Online Retail's frequency and monetary are rank-correlated: the note must say that
-    permutation importance splits their credit, with the correlation computed here."""
+    """Online Retail's frequency and monetary are rank-correlated: the note must say, by their
+    labels, that permutation importance splits their credit, with the correlation computed
+    here."""
     from scipy.stats import spearmanr
 
     customers = built_example.frame(
@@ -276,11 +277,13 @@ def test_correlated_features_are_named_with_their_grouped_importance(
             "select top_feature_note from ml.feature_importance where scope = 'all'"
         )
     }
+    labels = dict(built_example.query("select feature, label from config.features"))
     assert (
-        f"frequency and monetary are correlated (Spearman rho {rho:.2f}): permutation "
-        "importance splits their credit" in note
+        f"{labels['frequency']} and {labels['monetary']} are correlated (Spearman rho "
+        f"{rho:.2f}): permutation importance splits their credit" in note
     )
-    assert "recency_days and" not in note  # the others are not correlated that strongly
+    assert f"{labels['recency_days']} and" not in note  # the others are not that correlated
+    assert "monetary" not in note  # people read labels, not column names
 
 
 @pytest.mark.parametrize("warehouse", ["built_sample", "built_example"])

@@ -28,9 +28,9 @@ ADDED_COLUMNS = {
     "ml.surrogate_rules": {"path"},
     "ml.segment_model_selection": {"smallest_segment", "eligible", "ineligible_reason"},
     "ml.surrogate_fidelity": {"cv_precision", "nested_cv_fidelity"},
-    # issue 17: each feature's transform and label travel with its scaling.
-    "config.features": {"transform", "label"},
-    "intermediate.int_feature_scaling": {"transform", "label"},
+    # issue 17: each feature's transform and label travel with its scaling (issue 33: its unit).
+    "config.features": {"transform", "label", "unit"},
+    "intermediate.int_feature_scaling": {"transform", "label", "unit"},
     # issue 19: segment ids compare within a lineage.
     "ml.segment_history": {"lineage"},
 }
