@@ -352,3 +352,34 @@ def alive_heatmap(customers: pd.DataFrame, period: str) -> bytes:
     axis.set_xticklabels([f"{edges[i]:.0f}–{edges[i + 1]:.0f}" for i in range(ALIVE_RECENCY_BINS)])
     axis.set_xlabel(f"{period}s from the first purchase to the last (t_x)")
     return _png(figure)
+
+
+DRIFT_PANELS_PER_ROW = 4
+DRIFT_VALUES_SHOWN = 8  # an attribute's most common values; the rest are summed in the PSI
+
+
+def drift_panels(distributions: pd.DataFrame, drift: pd.DataFrame) -> bytes:
+    """Per checked feature and attribute, its share of customers per bin (a feature: the last
+    refresh's quantile bins, low to high) before and now, titled with its PSI and level."""
+    subjects = drift[drift["check_kind"] != "segment"].dropna(subset=["psi"])
+    columns = min(len(subjects), DRIFT_PANELS_PER_ROW)
+    rows = -(-len(subjects) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
+    for axis in axes.flat[len(subjects) :]:
+        axis.set_visible(False)
+    for axis, check in zip(axes.flat, subjects.itertuples(), strict=False):
+        bins = distributions[distributions["subject"] == check.subject]
+        if check.check_kind == "attribute":
+            bins = bins.head(DRIFT_VALUES_SHOWN)
+        positions = np.arange(len(bins))
+        axis.bar(positions - 0.2, bins["share_before"], 0.4, color="#BBBBBB", label="before")
+        axis.bar(positions + 0.2, bins["share_now"], 0.4, color="#4C72B0", label="now")
+        if check.check_kind == "attribute":
+            axis.set_xticks(positions, [str(v)[:10] for v in bins["value"]], rotation=30)
+        else:
+            axis.set_xticks(positions, [str(b) for b in bins["bin"]])
+            axis.set_xlabel("bin of the last refresh (low → high)")
+        axis.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+        axis.set_title(f"{check.label}\nPSI {check.psi:.3f} ({check.level})", fontsize=10)
+        axis.legend(fontsize=7)
+    return _png(figure)

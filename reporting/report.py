@@ -63,6 +63,7 @@ TABLES = {
     ),
     "value_fits": "select * from ml.value_model_fits order by stage, model, parameter",
     "value_settings": "select * from config.value_settings",
+    "drift_settings": "select * from config.drift_settings",
     "value_accuracy": "select * from marts.value_holdout_accuracy order by position",
     "value_tracking": "select * from marts.value_holdout_tracking order by period",
     "value_by_group": "select * from marts.customer_value_by_group",
@@ -79,6 +80,10 @@ TABLES = {
     "ab_summary": "select * from marts.ab_experiment_summary order by experiment",
     "scaling": "select * from intermediate.int_feature_scaling order by position",
     "migrations": "select change, customers from ml.segment_migrations",
+    "drift": "select * from ml.drift",
+    "drift_distributions": (
+        "select * from ml.drift_distributions order by check_kind, subject, bin"
+    ),
     "runs": "select * from meta.runs order by started_at",
 }
 LATEST_EXPECTATIONS = """
@@ -474,6 +479,36 @@ def _history_section(t: dict[str, Any]) -> str:
     return _image(figures.run_history(t["runs"]), "run history") + tables.table(t["runs"], columns)
 
 
+def _drift_section(t: dict[str, Any]) -> str:
+    """Each feature and attribute before and now, and each segment's share and movement."""
+    drift = t["drift"]
+    checks = drift[drift["check_kind"] != "segment"]
+    segments = drift[drift["check_kind"] == "segment"]
+    if checks["psi"].isna().all():
+        levels = ", ".join(sorted(set(checks["level"].dropna())))
+        return f"<p>Nothing to compare: {html.escape(levels or 'no checks')}.</p>"
+    settings = t["drift_settings"].iloc[0]
+    said = (
+        f"PSI over the last refresh's quantile bins: from {settings['watch']:g} worth a look, "
+        f"from {settings['alert']:g} an alert (drift.watch, drift.alert)."
+    )
+    return (
+        f"<p>{html.escape(said)} Every refresh's figures are in ml.drift_history.</p>"
+        + _image(figures.drift_panels(t["drift_distributions"], drift), "drift before and now")
+        + tables.table(
+            checks,
+            ["label", "check_kind", "psi", "ks_statistic", "bins", "level", "action"],
+            headings={"check_kind": "kind", "psi": "PSI", "ks_statistic": "KS"},
+        )
+        + tables.table(
+            segments,
+            ["label", "share_before", "share_now", "moved_share", "centroid_shift"],
+            formats={c: tables.percent for c in ("share_before", "share_now", "moved_share")},
+            headings={"label": "segment", "centroid_shift": "centroid shift (scaled)"},
+        )
+    )
+
+
 def detail_sections(t: dict[str, Any]) -> list[tuple[str, str]]:
     sections = [
         ("The data", _data_section(t)),
@@ -481,6 +516,7 @@ def detail_sections(t: dict[str, Any]) -> list[tuple[str, str]]:
         ("The segments", _segments_section(t)),
         ("Why: the surrogate tree", _surrogate_section(t)),
         ("What drives the segments", _importance_section(t)),
+        ("Drift since the last refresh", _drift_section(t)),
     ]
     if t["rfm_groups"]["customers"].sum() > 0:
         sections.append(("RFM groups", _rfm_section(t)))

@@ -134,7 +134,29 @@ def trust(t: dict[str, Any]) -> list[Headline]:
             f"{permutation['importance_std']:.2f}; {permutation['top_feature_note']}.",
         ),
         _changes(t["migrations"]),
+        _drift(t["drift"]),
     ]
+
+
+def _drift(drift: pd.DataFrame) -> Headline:
+    """The checks at watch or alert, worst first; or that there was nothing to compare."""
+    checks = drift[drift["check_kind"] != "segment"]
+    if checks["psi"].isna().all():
+        return Headline("drift", "nothing to compare", "Drift since the last refresh: {value}.")
+    flagged = checks[checks["level"].isin(["watch", "alert"])].sort_values("psi", ascending=False)
+    if flagged.empty:
+        return Headline(
+            "drift",
+            "none",
+            f"Drift since the last refresh: {{value}} (every PSI below watch, {len(checks)} "
+            "checks).",
+        )
+    named = "; ".join(f"{r.label}: PSI {r.psi:.2f} ({r.level})" for r in flagged.itertuples())
+    return Headline(
+        "drift",
+        f"{len(flagged)} of {len(checks)}",
+        f"Drift since the last refresh: {{value}} checks at watch or above — {named}.",
+    )
 
 
 def _value_headline(t: dict[str, Any], status: str | None) -> list[Headline]:

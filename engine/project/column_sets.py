@@ -11,6 +11,7 @@ from __future__ import annotations
 from engine.project.columns import KEY_COLUMN, Column
 from engine.project.config import Config
 from engine.project.orders import ORDER_AGGREGATES, TRANSACTIONS
+from engine.project.rules import column_kind
 
 
 def declared_columns(config: Config, source: str) -> tuple[Column, ...]:
@@ -32,9 +33,7 @@ def declared_columns(config: Config, source: str) -> tuple[Column, ...]:
 
 
 def inferred_kind(config: Config, name: str) -> str:
-    if name in config.accepted:
-        return "category"
-    return "number" if name in config.ranges else "text"
+    return column_kind({}, config.accepted, config.ranges, name)
 
 
 def accepted_spellings(config: Config, name: str) -> dict[str, str] | None:

@@ -20,6 +20,8 @@ from typing import Any
 from engine import adapters
 from engine.errors import ConfigError
 from engine.project.constraints import ParameterError, check_values
+from engine.project.drift import SCHEMA as DRIFT_SCHEMA
+from engine.project.drift import DriftSettings, drift_settings
 from engine.project.orders import (
     COLLAPSE_CHOICES,
     FREQUENCY_CHOICES,
@@ -32,6 +34,7 @@ from engine.project.orders import (
 from engine.project.rules import (
     accepted_values,
     attributes_are_unique,
+    categorical_attributes,
     feature_options,
     features,
     features_are_mapped,
@@ -104,6 +107,8 @@ class Config:
     orders: OrderSettings = field(default_factory=OrderSettings)
     # The [value] section: periods, calibration and horizons of the customer value models.
     value: ValueSettings = field(default_factory=ValueSettings)
+    # The [drift] section: bins, thresholds and actions of the drift checks.
+    drift: DriftSettings = field(default_factory=DriftSettings)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
@@ -185,6 +190,7 @@ SCHEMA = section(
         rfm_groups=list_of(ANY_TABLE),
     ),
     value=section(**VALUE_SCHEMA),
+    drift=section(**DRIFT_SCHEMA),
     models=table_of(ANY_TABLE, "a model name"),
     # Free-form values for Python models (as dbt's vars), checked by the models that read them.
     vars=ANY_TABLE,
@@ -265,6 +271,10 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
     transforms, labels, units = feature_options(
         document["features"], feature_columns, ranges, where
     )
+    drift_subjects = (
+        feature_columns,
+        categorical_attributes(sources, kinds, (ranges, accepted), feature_columns),
+    )
 
     def at_least_zero(key: str) -> int:
         return _at_least_zero(warehouse, key, getattr(Config, key), where)
@@ -290,6 +300,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         },
         orders=order_settings(orders, where),
         value=value_settings(value, where),
+        drift=drift_settings(document.get("drift", {}), drift_subjects, where),
         sources=sources,
         ranges=ranges,
         accepted=accepted,

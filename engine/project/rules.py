@@ -211,3 +211,38 @@ def attributes_are_unique(sources: dict[str, SourceConfig], where: str) -> None:
             f"{where}: a source maps {clashes}, which int_customer_orders computes; rename the "
             "mapped column"
         )
+
+
+def column_kind(
+    declared: dict[str, str],
+    accepted: dict[str, tuple[str, ...]],
+    ranges: dict[str, tuple[float, float]],
+    name: str,
+) -> str:
+    """A column's kind: as declared (sources.<name>.kinds), else a column with accepted values
+    is a category, one with a range a number, any other text."""
+    if name in declared:
+        return declared[name]
+    if name in accepted:
+        return "category"
+    return "number" if name in ranges else "text"
+
+
+def categorical_attributes(
+    sources: dict[str, SourceConfig],
+    kinds: dict[str, dict[str, str]],
+    rules: tuple[dict[str, tuple[float, float]], dict[str, tuple[str, ...]]],
+    feature_columns: tuple[str, ...],
+) -> tuple[str, ...]:
+    """The category columns of a customer's profile (the customers source and the order
+    lines) that are not features, in declared order."""
+    ranges, accepted = rules
+    return tuple(
+        name
+        for source in ("customers", TRANSACTIONS)
+        for name in sources[source].columns
+        if name != KEY_COLUMN
+        and name not in sources[source].roles
+        and name not in feature_columns
+        and column_kind(kinds.get(source, {}), accepted, ranges, name) == "category"
+    )

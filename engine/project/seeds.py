@@ -13,6 +13,7 @@ import pyarrow as pa
 from engine.project.column_sets import accepted_spellings
 from engine.project.config import Config
 from engine.project.orders import TRANSACTIONS
+from engine.project.units import readable_label
 
 
 def value_ranges(config: Config) -> pa.Table:
@@ -98,6 +99,35 @@ def value_settings(config: Config) -> pa.Table:
     )
 
 
+def drift_settings(config: Config) -> pa.Table:
+    """One row: the drift checks' bins and thresholds ([drift])."""
+    drift = config.drift
+    return pa.table(
+        {
+            "bins": pa.array([drift.bins], pa.int32()),
+            "min_share": pa.array([drift.min_share], pa.float64()),
+            "watch": pa.array([drift.watch], pa.float64()),
+            "alert": pa.array([drift.alert], pa.float64()),
+        }
+    )
+
+
+def drift_checks(config: Config) -> pa.Table:
+    """One row per drift check: every feature, then every categorical attribute."""
+    drift = config.drift
+    checks = [("feature", f) for f in drift.features] + [("attribute", a) for a in drift.attributes]
+    return pa.table(
+        {
+            "check_kind": pa.array([kind for kind, _ in checks], pa.string()),
+            "subject": pa.array([subject for _, subject in checks], pa.string()),
+            "label": pa.array(
+                [config.labels.get(s) or readable_label(s) for _, s in checks], pa.string()
+            ),
+            "action": pa.array([drift.action_for(s) for _, s in checks], pa.string()),
+        }
+    )
+
+
 def rfm_groups(config: Config) -> pa.Table:
     groups = config.orders.rfm_groups
     return pa.table(
@@ -165,6 +195,18 @@ SEED_COLUMNS = {
         "min_repeat_customers": "Fewer customers with a repeat purchase than this: no fit "
         "(value.min_repeat_customers)",
     },
+    "drift_settings": {
+        "bins": "PSI bins: the previous refresh's quantiles (drift.bins; ties merge bins)",
+        "min_share": "A bin's share is floored at this in the PSI (drift.min_share)",
+        "watch": "PSI from which a check is worth a look (drift.watch)",
+        "alert": "PSI from which a check's action applies (drift.alert)",
+    },
+    "drift_checks": {
+        "check_kind": "feature (a modelling feature) or attribute (a categorical attribute)",
+        "subject": "The feature or attribute checked",
+        "label": "How the report calls it",
+        "action": "What an alert does: warn or block (drift.action, drift.actions.<subject>)",
+    },
     "rfm_groups": {
         "rfm_group": "A named RFM group (transactions.rfm_groups)",
         "position": "Its place in the map, from 1",
@@ -182,4 +224,6 @@ SEED_BUILDERS = {
     "order_settings": order_settings,
     "value_settings": value_settings,
     "rfm_groups": rfm_groups,
+    "drift_settings": drift_settings,
+    "drift_checks": drift_checks,
 }
