@@ -7,6 +7,7 @@
     python pipeline.py report              write warehouse/report.html from the published tables
     python pipeline.py docs                lineage docs and manifest in warehouse/docs
     python pipeline.py export --format csv the marts as files in warehouse/exports/csv
+    python pipeline.py export --audiences  each audience's target customers as CSV
 
 Exit codes: 0 success, 1 a blocking expectation failed, 2 bad config, input file or command line,
 3 another refresh is running, 4 a model or the project is broken, 130 interrupted (Ctrl-C),
@@ -130,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     export = command("export", help="write the marts as files, atomically")
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     export.add_argument("--output", type=Path, help="folder (default: warehouse/exports/<format>)")
+    export.add_argument(
+        "--audiences",
+        action="store_true",
+        help="write each audience's target customers as CSV, and a manifest "
+        "(default folder: warehouse/exports/audiences)",
+    )
 
     generate = command(
         "generate",
@@ -230,11 +237,16 @@ def _docs(args: argparse.Namespace, console: Console) -> int:
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
-    written = api.export(args.config, args.format, args.output)
+    if args.audiences:
+        written = api.export_audiences(args.config, args.output)
+        what = f"{len(written) - 1} audiences and their manifest"
+    else:
+        written = api.export(args.config, args.format, args.output)
+        what = f"{len(written)} tables"
     for path in written:
         console.info(f"Wrote {path}")
     directory = written[0].parent if written else args.output
-    console.summary(f"Exported {len(written)} tables to {directory}")
+    console.summary(f"Exported {what} to {directory}")
     return 0
 
 

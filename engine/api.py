@@ -162,3 +162,13 @@ def export(config_path: Path, file_format: str, output: Path | None = None) -> l
     config = published_config(config_path)
     directory = output or config.warehouse_path.with_name("exports") / file_format
     return export_layer(config.warehouse_path, "marts", file_format, directory)
+
+
+def export_audiences(config_path: Path, output: Path | None = None) -> list[Path]:
+    """One CSV of target customers per audience and a manifest, written atomically."""
+    with held_back():
+        from engine.warehouse.exports import export_audiences as write
+
+    config = published_config(config_path)
+    directory = output or config.warehouse_path.with_name("exports") / "audiences"
+    return write(config.warehouse_path, directory)

@@ -81,6 +81,7 @@ TABLES = {
     "scaling": "select * from intermediate.int_feature_scaling order by position",
     "migrations": "select change, customers from ml.segment_migrations",
     "drift": "select * from ml.drift",
+    "audiences": "select * from marts.audience_summary order by audience",
     "drift_distributions": (
         "select * from ml.drift_distributions order by check_kind, subject, bin"
     ),
@@ -509,6 +510,26 @@ def _drift_section(t: dict[str, Any]) -> str:
     )
 
 
+def _audiences_section(audiences: pd.DataFrame) -> str:
+    columns = ["audience", "condition", "customers", "target_customers", "holdout_customers",
+               "holdout_share", "entered", "left_audience"]  # fmt: skip
+    return (
+        "<p>The target customers of each audience are what <code>python pipeline.py export "
+        "--audiences</code> writes; the holdout stays out of the file, the same customers "
+        "every refresh (marts.audience_members).</p>"
+        + tables.table(
+            audiences,
+            columns,
+            formats={"holdout_share": tables.percent},
+            headings={
+                "target_customers": "target",
+                "holdout_customers": "holdout",
+                "left_audience": "left",
+            },
+        )
+    )
+
+
 def detail_sections(t: dict[str, Any]) -> list[tuple[str, str]]:
     sections = [
         ("The data", _data_section(t)),
@@ -518,6 +539,8 @@ def detail_sections(t: dict[str, Any]) -> list[tuple[str, str]]:
         ("What drives the segments", _importance_section(t)),
         ("Drift since the last refresh", _drift_section(t)),
     ]
+    if len(t["audiences"]):
+        sections.append(("Audiences", _audiences_section(t["audiences"])))
     if t["rfm_groups"]["customers"].sum() > 0:
         sections.append(("RFM groups", _rfm_section(t)))
         sections.append(("Customer value", _value_section(t)))

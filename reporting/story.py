@@ -197,7 +197,21 @@ def actions(t: dict[str, Any], value_status: str | None) -> list[Headline]:
                 f"{{value}} — {row.decision_reason}.",
             )
         )
-    return found + _value_headline(t, value_status)
+    return found + _value_headline(t, value_status) + _audience_headlines(t["audiences"])
+
+
+def _audience_headlines(audiences: pd.DataFrame) -> list[Headline]:
+    return [
+        Headline(
+            f"audience_{row.audience}",
+            f"{int(row.target_customers):,}",
+            f"Audience {row.audience}: {{value}} customers to contact, "
+            f"{int(row.holdout_customers):,} held out to measure against "
+            f"({int(row.entered):,} entered, {int(row.left_audience):,} left since the last "
+            "refresh)" + (": empty, check its condition." if row.customers == 0 else "."),
+        )
+        for row in audiences.itertuples()
+    ]
 
 
 def rejected(t: dict[str, pd.DataFrame]) -> list[Headline]:

@@ -9,6 +9,7 @@ import pytest
 from engine.errors import ProjectError, UsageError
 from engine.project.config import Config, load_config
 from engine.project.discovery import Project, discover, select
+from engine.project.seeds import SEED_BUILDERS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,7 +59,7 @@ def test_unqualified_table_names_resolve_by_unique_name(tmp_path: Path, config: 
 def test_shipped_project_discovers_and_orders_by_layer(config: Config) -> None:
     project = discover(REPO, config)
     layers = [project.models[t].layer for t in project.order]
-    seeds = 8  # one config table per builder in engine/project/seeds.py
+    seeds = len(SEED_BUILDERS)  # config tables first, one per seed, then the raw sources
     assert layers[: seeds + 1] == ["config"] * seeds + ["raw"]
     assert "staging.stg_customers" in project.models
     assert project.models["staging.stg_customers"].inputs == ("staging.stg_customers_checked",)

@@ -19,6 +19,8 @@ from typing import Any
 
 from engine import adapters
 from engine.errors import ConfigError
+from engine.project.audiences import SCHEMA as AUDIENCES_SCHEMA
+from engine.project.audiences import Audience, audiences_of
 from engine.project.constraints import ParameterError, check_values
 from engine.project.drift import SCHEMA as DRIFT_SCHEMA
 from engine.project.drift import DriftSettings, drift_settings
@@ -109,6 +111,8 @@ class Config:
     value: ValueSettings = field(default_factory=ValueSettings)
     # The [drift] section: bins, thresholds and actions of the drift checks.
     drift: DriftSettings = field(default_factory=DriftSettings)
+    # The [audiences.<name>] sections: customer lists with holdouts, for marketing tools.
+    audiences: tuple[Audience, ...] = ()
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict)
@@ -191,6 +195,7 @@ SCHEMA = section(
     ),
     value=section(**VALUE_SCHEMA),
     drift=section(**DRIFT_SCHEMA),
+    audiences=AUDIENCES_SCHEMA,
     models=table_of(ANY_TABLE, "a model name"),
     # Free-form values for Python models (as dbt's vars), checked by the models that read them.
     vars=ANY_TABLE,
@@ -301,6 +306,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         orders=order_settings(orders, where),
         value=value_settings(value, where),
         drift=drift_settings(document.get("drift", {}), drift_subjects, where),
+        audiences=audiences_of(document.get("audiences", {}), where),
         sources=sources,
         ranges=ranges,
         accepted=accepted,

@@ -128,6 +128,20 @@ def drift_checks(config: Config) -> pa.Table:
     )
 
 
+def audiences(config: Config) -> pa.Table:
+    """One row per audience ([audiences.<name>]): its condition as DuckDB SQL, holdout share
+    and exported columns."""
+    found = config.audiences
+    return pa.table(
+        {
+            "audience": pa.array([a.name for a in found], pa.string()),
+            "condition": pa.array([a.condition_sql for a in found], pa.string()),
+            "holdout_share": pa.array([a.holdout_share for a in found], pa.float64()),
+            "columns": pa.array([list(a.columns) for a in found], pa.list_(pa.string())),
+        }
+    )
+
+
 def rfm_groups(config: Config) -> pa.Table:
     groups = config.orders.rfm_groups
     return pa.table(
@@ -207,6 +221,12 @@ SEED_COLUMNS = {
         "label": "How the report calls it",
         "action": "What an alert does: warn or block (drift.action, drift.actions.<subject>)",
     },
+    "audiences": {
+        "audience": "An audience (audiences.<name>)",
+        "condition": "Its condition on marts.dim_customers' columns, as DuckDB SQL",
+        "holdout_share": "Share of its customers held out of the exported list (by hash)",
+        "columns": "marts.dim_customers' columns exported beside the customer id",
+    },
     "rfm_groups": {
         "rfm_group": "A named RFM group (transactions.rfm_groups)",
         "position": "Its place in the map, from 1",
@@ -226,4 +246,5 @@ SEED_BUILDERS = {
     "rfm_groups": rfm_groups,
     "drift_settings": drift_settings,
     "drift_checks": drift_checks,
+    "audiences": audiences,
 }

@@ -31,6 +31,7 @@ from engine.errors import (
     is_interrupt,
     no_room_to_write,
 )
+from engine.project.audiences import check_columns
 from engine.project.column_sets import column_sets
 from engine.project.config import Config
 from engine.project.discovery import (
@@ -132,6 +133,9 @@ class Runner:
                 raise ProjectError(f"{suite.path}: guards '{table}', which no model builds")
         # Every model's parameters are checked here, before any model is built.
         params = model_configs(project, self.config)
+        customers = project.models["marts.dim_customers"].query
+        assert customers is not None
+        check_columns(self.config.audiences, customers.named_selects, self.config.path.name)
         return Plan(project, select(project, self.selectors), suites, params)
 
     def _run(self, result: RunResult) -> None:

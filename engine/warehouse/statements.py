@@ -108,11 +108,16 @@ def comment_on_column(layer: str, name: str, column: str, text: str) -> str:
 
 def copy_to(layer: str, name: str, path: Path, file_format: str) -> str:
     """COPY (SELECT * FROM layer.name) TO 'path' WITH (format ..., header true for CSV)."""
+    return copy_query_to(exp.select("*").from_(table_ref(layer, name)), path, file_format)
+
+
+def copy_query_to(query: exp.Query, path: Path, file_format: str = "csv") -> str:
+    """COPY (query) TO 'path' WITH (format ..., header true for CSV)."""
     parameters = [exp.CopyParameter(this=exp.var("format"), expression=exp.var(file_format))]
     if file_format == "csv":
         parameters.append(exp.CopyParameter(this=exp.var("header"), expression=exp.true()))
     return exp.Copy(
-        this=exp.Subquery(this=exp.select("*").from_(table_ref(layer, name))),
+        this=exp.Subquery(this=query),
         kind=False,
         files=[exp.Literal.string(str(path))],
         params=parameters,

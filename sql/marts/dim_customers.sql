@@ -1,6 +1,7 @@
 -- One row per customer known to any source: their profile (declared columns, order aggregates)
 -- and the segment they belong to; a customer who is not segmented says why; and, for a customer
--- with order lines, what they are worth (marts.customer_value has the whole picture).
+-- with order lines, what they are worth (marts.customer_value has the whole picture) and their
+-- RFM group.
 with
 
 customers as (
@@ -13,6 +14,10 @@ assignments as (
 
 value as (
     select * from ml.customer_value_predictions
+),
+
+rfm as (
+    select * from marts.rfm_scores
 )
 
 select
@@ -28,10 +33,13 @@ select
     customers.is_segmented,  -- Every feature is there: the customer has a segment
     customers.unsegmented_reason,  -- Why the customer has no segment (returns only, a feature missing); null when segmented
     value.probability_alive,  -- The probability the customer is still active (marts.customer_value); null without a purchase order or a value fit
-    value.customer_lifetime_value  -- Their expected discounted value over value.clv_horizon_days (marts.customer_value)
+    value.customer_lifetime_value,  -- Their expected discounted value over value.clv_horizon_days (marts.customer_value)
+    rfm.rfm_group  -- Their RFM group (marts.rfm_scores); null without order lines or a purchase
 from customers
 left join assignments
     on customers.customer_id = assignments.customer_id
 left join value
     on customers.customer_id = value.customer_id
+left join rfm
+    on customers.customer_id = rfm.customer_id
 order by customers.customer_id

@@ -1,0 +1,104 @@
+"""The ``[audiences.<name>]`` sections: customer lists a marketing tool loads, with holdouts.
+
+An audience is the customers of marts.dim_customers for whom its ``condition`` (DuckDB SQL, as
+in a WHERE clause) holds. A deterministic hash of the audience's name and the customer's id
+puts a ``holdout_share`` of them in the holdout, the same customers every refresh; the rest are
+the target. python_models/audience_assignments.py applies them; ``pipeline.py export
+--audiences`` writes the targets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from engine.errors import ConfigError
+
+MODELS_DIALECT = "duckdb"  # conditions are written and kept in the models' SQL
+# An audience's name becomes a file name and a value in the tables: plain characters only.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+SCHEMA = {
+    "type": "table",
+    "keys": "an audience name",
+    "values": {
+        "type": "table",
+        "fields": {
+            "condition": {"type": "string"},
+            "holdout_share": {"type": "number", "min": 0, "below": 1},
+            "columns": {"type": "list", "items": {"type": "string"}, "non_empty": False},
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class Audience:
+    name: str
+    condition: exp.Expression  # parsed: columns of marts.dim_customers only
+    holdout_share: float = 0.0
+    columns: tuple[str, ...] = ()  # exported beside the customer id
+
+    @property
+    def condition_sql(self) -> str:
+        """The condition in the models' dialect (DuckDB's), its identifiers quoted."""
+        quoted = self.condition.copy()
+        for column in quoted.find_all(exp.Column):
+            column.set("this", exp.to_identifier(column.name, quoted=True))
+        return quoted.sql(MODELS_DIALECT)
+
+    @property
+    def referenced(self) -> list[str]:
+        """The columns the condition reads, in order of appearance."""
+        return list(dict.fromkeys(c.name for c in self.condition.find_all(exp.Column)))
+
+
+def _condition(name: str, text: Any, where: str) -> exp.Expression:
+    key = f"audiences.{name}.condition"
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"{where}: key '{key}' is required: a SQL condition over dim_customers")
+    try:
+        parsed = sqlglot.parse_one(text, read=MODELS_DIALECT)
+    except ParseError as exc:
+        raise ConfigError(f"{where}: key '{key}' is not a SQL condition: {exc}") from None
+    if isinstance(parsed, exp.Query) or parsed.find(exp.Query) or parsed.find(exp.Table):
+        raise ConfigError(
+            f"{where}: key '{key}' must be a condition on the columns of marts.dim_customers, "
+            "not a query"
+        )
+    return parsed
+
+
+def audiences_of(section: dict[str, Any], where: str) -> tuple[Audience, ...]:
+    found = []
+    for name, spec in sorted(section.items()):
+        if not NAME.fullmatch(name):
+            raise ConfigError(
+                f"{where}: key 'audiences.{name}': a name of letters, digits, _ and - (it names "
+                "the exported file)"
+            )
+        found.append(
+            Audience(
+                name=name,
+                condition=_condition(name, spec.get("condition"), where),
+                holdout_share=float(spec.get("holdout_share", 0.0)),
+                columns=tuple(spec.get("columns", ())),
+            )
+        )
+    return tuple(found)
+
+
+def check_columns(audiences: tuple[Audience, ...], available: list[str], where: str) -> None:
+    """Every column a condition reads or an export writes is one of marts.dim_customers'."""
+    for audience in audiences:
+        for key, names in (("condition", audience.referenced), ("columns", audience.columns)):
+            unknown = [c for c in names if c not in available]
+            if unknown:
+                raise ConfigError(
+                    f"{where}: key 'audiences.{audience.name}.{key}' names {unknown[0]!r}, "
+                    f"which marts.dim_customers does not have; it has {available}"
+                )
