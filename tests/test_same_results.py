@@ -80,8 +80,30 @@ VALUE_TABLES = frozenset(VALUE_MODELS) | {
     "ml.probability_alive",
 }
 ADDED_COLUMNS["marts.dim_customers"] |= {"probability_alive", "customer_lifetime_value"}
+# issue 32: drift since the last refresh, and audiences; dim_customers names the RFM group.
+DRIFT_AND_AUDIENCE_TABLES = frozenset(
+    {
+        "config.drift_settings",
+        "config.drift_checks",
+        "config.audiences",
+        "ml.drift",
+        "ml.drift_distributions",
+        "ml.drift_history",
+        "ml.audience_assignments",
+        "ml.audience_movements",
+        "marts.audience_members",
+        "marts.audience_changes",
+        "marts.audience_summary",
+    }
+)
+ADDED_COLUMNS["marts.dim_customers"] |= {"rfm_group"}
 # issue 19: whether each refresh continues the segment lineage, and why.
-NEW_TABLES = frozenset({"ml.segment_lineage"}) | TRANSACTION_TABLES | VALUE_TABLES
+NEW_TABLES = (
+    frozenset({"ml.segment_lineage"})
+    | TRANSACTION_TABLES
+    | VALUE_TABLES
+    | DRIFT_AND_AUDIENCE_TABLES
+)
 # issue 17: the scorer's SQL quotes its parameters and casts them to double (as
 # int_customer_features does); ml.customer_segments, which it assigns, is compared exactly.
 REWRITTEN_FUNCTIONS = frozenset({"ml.assign_segment"})
