@@ -5,6 +5,8 @@ The checks raise ParameterError naming the dotted key; the engine names the conf
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import difflib
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,11 @@ DEFAULTS: dict[str, Any] = {
     "population": 0,
     "seed": None,
     "unit": "",  # an amount's unit ("£", "$", "points"); a conversion is a share
+    # A campaign on an audience ([audiences.<name>]): its target is the treatment, its holdout
+    # the control, and the outcomes are read from the order lines dated in [start, end].
+    "audience": None,
+    "start_date": None,
+    "end_date": None,
 }
 
 
@@ -47,6 +54,9 @@ class Experiment:
     population: int
     seed: int | None
     unit: str = ""
+    audience: str | None = None
+    start_date: datetime.date | None = None
+    end_date: datetime.date | None = None  # None: to the end of the order lines
     baseline_given: bool = False  # the config set baseline (power is then planned at it)
 
     def truth(self, segment_id: int) -> Truth:
@@ -72,6 +82,9 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "population": {"type": "integer", "min": 0},
     "seed": {"type": "integer", "nullable": True},
     "unit": {"type": "string"},
+    "audience": {"type": "string", "nullable": True},
+    "start_date": {"type": "string", "nullable": True},
+    "end_date": {"type": "string", "nullable": True},
 }
 
 
@@ -125,6 +138,7 @@ def parse(name: str, spec: Any) -> Experiment:
     check_value(
         f"{prefix}.expected_effect", expected, {"type": "number", "min": -upper, "max": upper}, {}
     )
+    window = _campaign_window(prefix, values, spec)
     return Experiment(
         name=name,
         metric=metric,
@@ -141,8 +155,54 @@ def parse(name: str, spec: Any) -> Experiment:
         population=values["population"],
         seed=values["seed"],
         unit=values["unit"].strip(),
+        audience=values["audience"],
+        start_date=window[0],
+        end_date=window[1],
         baseline_given=values["baseline"] is not None,
     )
+
+
+def _date(key: str, value: str | None) -> datetime.date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ParameterError(key, f"must be a date written YYYY-MM-DD, got {value!r}") from None
+
+
+def _campaign_window(
+    prefix: str, values: dict[str, Any], spec: dict[str, Any]
+) -> tuple[datetime.date | None, datetime.date | None]:
+    """An audience campaign's outcome window; its split is the audience's, not configured."""
+    start, end = (
+        _date(f"{prefix}.start_date", values["start_date"]),
+        _date(f"{prefix}.end_date", values["end_date"]),
+    )
+    if values["audience"] is None:
+        for key in ("start_date", "end_date"):
+            if key in spec:
+                raise ParameterError(f"{prefix}.{key}", "applies to an audience campaign only")
+        return start, end
+    if start is None:
+        raise ParameterError(f"{prefix}.start_date", "is required with an audience")
+    if end is not None and end < start:
+        raise ParameterError(f"{prefix}.end_date", f"is before start_date {start}")
+    for key in ("treatment_share", "population", "segments"):
+        if key in spec:
+            raise ParameterError(
+                f"{prefix}.{key}",
+                "does not apply to an audience campaign (the audience's holdout is the control)",
+            )
+    return start, end
+
+
+def with_audience_split(experiment: Experiment, holdout_shares: dict[str, float]) -> Experiment:
+    """An audience campaign's treatment share is its audience's target share."""
+    if experiment.audience is None:
+        return experiment
+    share = 1.0 - holdout_shares[experiment.audience]
+    return dataclasses.replace(experiment, treatment_share=share, simulate=False)
 
 
 def configured(variables: dict[str, Any]) -> dict[str, Experiment]:

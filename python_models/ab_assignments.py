@@ -4,6 +4,11 @@ Logged experiments take the arm from their logs. Simulated ones assign by a hash
 name and customer id, as experimentation platforms do: a customer's arm never changes between
 refreshes, and experiments split customers independently. With ``population = N`` a simulated
 experiment runs on N synthetic customers drawn from the segment shares instead of the real ones.
+
+A campaign on an audience (``vars.experiments.<name>.audience``) takes the audience's target as
+its treatment and its holdout as its control, as they were in the first refresh that built the
+campaign: later refreshes keep that exposure (and each customer's segment then), so a customer
+the campaign moved out of the audience is still counted where they were sent.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import pyarrow as pa
 
 from python_models._ab_stats import ARMS, treated
 from python_models._experiments import configured
-from python_models._relations import frame
+from python_models._relations import frame, where
 
 SYNTHETIC_KEY_OFFSET = 10**12  # synthetic customers never collide with real ids
 
@@ -29,7 +34,8 @@ COLUMNS = {
     "is_synthetic": "Whether the user was simulated (vars.experiments.<name>.population)",
     "segment_id": "The user's segment",
     "arm": "control or treatment",
-    "source": "simulation (from the configured truth) or log (staging.stg_experiment_logs)",
+    "source": "hash (simulated, from the configured truth), log (staging.stg_experiment_logs) "
+    "or audience (a campaign on an audience: target and holdout)",
 }
 
 
@@ -71,9 +77,39 @@ def _members(
     )
 
 
+def _exposure(
+    name: str,
+    audience: str,
+    customers: pd.DataFrame,
+    audience_assignments: pd.DataFrame,
+    previous: duckdb.DuckDBPyRelation | None,
+) -> pa.Table:
+    """The campaign's arms: frozen in the first refresh that built it, kept after."""
+    if previous is not None:
+        columns = ["customer_key", "segment_id", "arm"]
+        earlier = frame(where(previous, experiment=name, source="audience"), columns, columns[:1])
+        if len(earlier):
+            keys, segments = earlier["customer_key"], earlier["segment_id"]
+            arms = (earlier["arm"] == "treatment").to_numpy(dtype=bool)
+            return _members(name, keys.to_numpy(np.int64), False, segments.to_numpy(np.int64),
+                            arms, "audience")  # fmt: skip
+    chosen = audience_assignments[audience_assignments["audience"] == audience]
+    members = chosen.merge(customers, on="customer_id").sort_values("customer_id")
+    return _members(
+        name,
+        members["customer_id"].to_numpy(dtype=np.int64),
+        False,
+        members["segment_id"].to_numpy(dtype=np.int64),
+        (members["audience_group"] == "target").to_numpy(dtype=bool),
+        "audience",
+    )
+
+
 def model(
     customer_segments: duckdb.DuckDBPyRelation,
     stg_experiment_logs: pd.DataFrame,
+    audience_assignments: pd.DataFrame,
+    previous_ab_assignments: duckdb.DuckDBPyRelation | None,
     variables: dict[str, Any],
     seed: int,
 ) -> Iterator[pa.Table]:
@@ -81,8 +117,14 @@ def model(
     customers = frame(customer_segments, ["customer_id", "segment_id"], order_by=["customer_id"])
     experiments = configured(variables)
     logged = set(stg_experiment_logs["experiment"])
+    campaigns = {n: e.audience for n, e in experiments.items() if e.audience and n not in logged}
     simulated = {n for n, e in experiments.items() if n not in logged and e.simulate}
-    for name in sorted(logged | simulated):
+    for name in sorted(logged | simulated | set(campaigns)):
+        if name in campaigns:
+            yield _exposure(
+                name, campaigns[name], customers, audience_assignments, previous_ab_assignments
+            )
+            continue
         if name in logged:
             logs = stg_experiment_logs[stg_experiment_logs["experiment"] == name]
             joined = logs.merge(customers, on="customer_id").sort_values("customer_id")

@@ -1,20 +1,27 @@
-"""The outcome of every assigned customer: from the logs, or simulated from the configured truth.
+"""The outcome of every assigned customer: from the logs, simulated from the configured truth, or
+read back from the order lines for a campaign on an audience.
 
 Simulated outcomes come with a pre-period value correlated with the outcome (for CUPED), and the
-true effect used to draw them is stored beside each row.
+true effect used to draw them is stored beside each row. A campaign's outcome is the customer's
+purchases dated from its start_date to its end_date (the order lines' end when not given):
+conversion 1 when there was one, amount their value after returns; its pre-period value is the
+same measure over as many days just before the start.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+from sqlglot import exp
 
-from python_models._ab_stats import simulate
-from python_models._experiments import configured
+from engine.model_api import DIALECT
+from python_models._ab_stats import CONVERSION, simulate
+from python_models._experiments import Experiment, configured
 from python_models._relations import distinct, frame, where
 
 ASSIGNMENT_COLUMNS = ["experiment", "customer_key", "is_synthetic", "segment_id", "arm", "source"]
@@ -23,7 +30,8 @@ ASSIGNMENT_COLUMNS = ["experiment", "customer_key", "is_synthetic", "segment_id"
 COLUMNS = {
     "outcome": "The user's outcome: 0/1 for a conversion, an amount otherwise",
     "pre_period_value": "The same metric before the experiment (the CUPED covariate)",
-    "true_effect": "For simulations: the effect the outcome was drawn with; null for logs",
+    "true_effect": "For simulations: the effect the outcome was drawn with; null for logs and "
+    "campaigns",
 }
 
 
@@ -40,9 +48,47 @@ def _logged(assigned: pd.DataFrame, logs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _window_totals(
+    purchases: duckdb.DuckDBPyRelation, first: datetime.date, last: datetime.date
+) -> pd.DataFrame:
+    """Per customer: purchase days and their value in [first, last]."""
+    day = exp.column("purchase_date", quoted=True)
+    within = exp.Between(
+        this=day,
+        low=exp.cast(exp.Literal.string(first.isoformat()), "date"),
+        high=exp.cast(exp.Literal.string(last.isoformat()), "date"),
+    )
+    chosen = purchases.filter(within.sql(DIALECT))
+    totals = chosen.aggregate(
+        "customer_id, count(*) as purchases, sum(purchase_value)::double as value", "customer_id"
+    )
+    return totals.to_arrow_table().to_pandas().set_index("customer_id")
+
+
+def _read_back(
+    assigned: pd.DataFrame, purchases: duckdb.DuckDBPyRelation, experiment: Experiment
+) -> pd.DataFrame:
+    """Outcomes from the order lines after the campaign's start, the covariate from before."""
+    assert experiment.start_date is not None
+    ((latest,),) = purchases.aggregate("max(purchase_date)").fetchall()
+    end = experiment.end_date or latest or experiment.start_date
+    days = (end - experiment.start_date).days + 1
+    before_end = experiment.start_date - datetime.timedelta(days=1)
+    before_start = experiment.start_date - datetime.timedelta(days=days)
+    measure = "purchases" if experiment.metric == CONVERSION else "value"
+    keys = assigned["customer_key"]
+    after = _window_totals(purchases, experiment.start_date, end)[measure].reindex(keys)
+    before = _window_totals(purchases, before_start, before_end)[measure].reindex(keys)
+    after, before = after.fillna(0).to_numpy(float), before.fillna(0).to_numpy(float)
+    if experiment.metric == CONVERSION:
+        after, before = (after > 0).astype(float), (before > 0).astype(float)
+    return assigned.assign(outcome=after, pre_period_value=before, true_effect=np.nan)
+
+
 def model(
     ab_assignments: duckdb.DuckDBPyRelation,
     stg_experiment_logs: pd.DataFrame,
+    int_customer_purchases: duckdb.DuckDBPyRelation,
     variables: dict[str, Any],
     seed: int,
 ) -> Iterator[pd.DataFrame]:
@@ -55,6 +101,10 @@ def model(
             logs = stg_experiment_logs[stg_experiment_logs["experiment"] == name]
             written = True
             yield _logged(_assigned(in_experiment), logs)
+            continue
+        if distinct(in_experiment, "source") == ["audience"]:
+            written = True
+            yield _read_back(_assigned(in_experiment), int_customer_purchases, experiments[name])
             continue
         experiment = experiments[name]
         base_seed = experiment.seed if experiment.seed is not None else seed

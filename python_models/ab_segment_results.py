@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 
 from python_models import _ab_stats as ab
-from python_models._experiments import Experiment, configured, for_logged
+from python_models._experiments import Experiment, configured, for_logged, with_audience_split
 from python_models._relations import distinct, frame, where
 
 ALL = "all"
+# What ab_assignments' source says the outcomes are; hashed arms are simulated.
+SOURCES = {("log",): "log", ("audience",): "audience"}
 
 
 COLUMNS = {
@@ -30,7 +32,7 @@ COLUMNS = {
     "metric": "conversion (a rate) or amount (a mean)",
     "outcome_unit": "share for a conversion (lifts are differences of shares, read as "
     "percentage points); for an amount its unit (vars.experiments.<name>.unit), or empty",
-    "source": "simulation or log",
+    "source": "simulation, log, or audience (a campaign read back from the order lines)",
     "users_control": "Users in control",
     "users_treatment": "Users in treatment",
     "mean_control": "Mean outcome (or rate) in control",
@@ -192,10 +194,12 @@ def model(
     ab_outcomes: duckdb.DuckDBPyRelation,
     ab_assignments: duckdb.DuckDBPyRelation,
     segment_centroids: pd.DataFrame,
+    audiences: pd.DataFrame,
     variables: dict[str, Any],
     seed: int,
 ) -> pd.DataFrame:
     experiments = configured(variables)
+    holdouts = dict(zip(audiences["audience"], audiences["holdout_share"], strict=True))
     names = segment_centroids.drop_duplicates("segment_id").set_index("segment_id")["segment_name"]
     assigned_counts = (
         ab_assignments.aggregate("experiment, segment_id, count(*) as n", "experiment, segment_id")
@@ -208,8 +212,10 @@ def model(
     for name in distinct(ab_outcomes, "experiment"):
         in_experiment = where(ab_outcomes, experiment=name)
         outcomes = frame(in_experiment, OUTCOME_COLUMNS, IN_KEY_ORDER)
-        experiment = experiments.get(name) or for_logged(name, outcomes["outcome"])
-        source = "log" if distinct(in_experiment, "source") == ["log"] else "simulation"
+        experiment = with_audience_split(
+            experiments.get(name) or for_logged(name, outcomes["outcome"]), holdouts
+        )
+        source = SOURCES.get(tuple(distinct(in_experiment, "source")), "simulation")
         group_rows, sizes = [], []
         segments = distinct(in_experiment, "segment_id")
         for segment_id in segments:

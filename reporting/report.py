@@ -145,7 +145,9 @@ def scatter_caption(t: dict[str, Any]) -> str:
 
 def _with_data_kind(results: pd.DataFrame) -> pd.DataFrame:
     """Says in every row whether its outcomes were simulated or logged."""
-    kind = results["source"].map({"simulation": "simulated", "log": "logged"})
+    kind = results["source"].map(
+        {"simulation": "simulated", "log": "logged", "audience": "campaign (order lines)"}
+    )
     return results.assign(data=kind)
 
 

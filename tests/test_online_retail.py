@@ -215,13 +215,23 @@ def test_segments_are_named_on_behaviour(example) -> None:
         "d.monetary) and d.is_segmented"
     )
     assert agree == 0
-    # The example's simulated experiment is analysed per behavioural segment.
+    # The example's simulated experiment is analysed per behavioural segment, and so is its
+    # campaign on the UK customers (an audience: the segmented ones in it).
     ((segments, users),) = example.query(
         "select count(*) filter (where scope = 'segment'), "
-        "sum(users_total) filter (where scope = 'all') from ml.ab_segment_results"
+        "sum(users_total) filter (where scope = 'all') from ml.ab_segment_results "
+        "where experiment = 'winback_email'"
     )
     ((segmented,),) = example.query("select count(*) from ml.customer_segments")
     assert (segments, users) == (len(names), segmented)
+    ((campaign_users,),) = example.query(
+        "select users_total from ml.ab_segment_results "
+        "where experiment = 'uk_autumn_mailing' and scope = 'all'"
+    )
+    ((uk,),) = example.query(
+        "select count(*) from marts.dim_customers where country = 'United Kingdom' and is_segmented"
+    )
+    assert campaign_users == uk
     report = (example.root / "warehouse" / "report.html").read_text(encoding="utf-8")
     assert "RFM" in report and "Champions" in report
 

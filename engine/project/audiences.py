@@ -102,3 +102,27 @@ def check_columns(audiences: tuple[Audience, ...], available: list[str], where: 
                     f"{where}: key 'audiences.{audience.name}.{key}' names {unknown[0]!r}, "
                     f"which marts.dim_customers does not have; it has {available}"
                 )
+
+
+def check_campaigns(
+    audiences: tuple[Audience, ...], experiments: dict[str, Any], where: str
+) -> None:
+    """An experiment naming an audience names one that exists and holds customers out."""
+    shares = {a.name: a.holdout_share for a in audiences}
+    if not isinstance(experiments, dict):
+        return  # the experiments' own checks name what is wrong
+    for name, spec in experiments.items():
+        audience = spec.get("audience") if isinstance(spec, dict) else None
+        if audience is None:
+            continue
+        key = f"vars.experiments.{name}.audience"
+        if audience not in shares:
+            raise ConfigError(
+                f"{where}: key '{key}' = {audience!r} names no audience; configured: "
+                f"{sorted(shares)}"
+            )
+        if shares[audience] <= 0:
+            raise ConfigError(
+                f"{where}: key '{key}' = {audience!r}: the audience holds nobody out "
+                f"(audiences.{audience}.holdout_share is 0), so there is no control to compare"
+            )

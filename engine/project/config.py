@@ -20,7 +20,7 @@ from typing import Any
 from engine import adapters
 from engine.errors import ConfigError
 from engine.project.audiences import SCHEMA as AUDIENCES_SCHEMA
-from engine.project.audiences import Audience, audiences_of
+from engine.project.audiences import Audience, audiences_of, check_campaigns
 from engine.project.constraints import ParameterError, check_values
 from engine.project.drift import SCHEMA as DRIFT_SCHEMA
 from engine.project.drift import DriftSettings, drift_settings
@@ -284,6 +284,8 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
     def at_least_zero(key: str) -> int:
         return _at_least_zero(warehouse, key, getattr(Config, key), where)
 
+    audiences = audiences_of(document.get("audiences", {}), where)
+    check_campaigns(audiences, document.get("vars", {}).get("experiments", {}), where)
     return Config(
         path=path,
         root=root,
@@ -306,7 +308,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         orders=order_settings(orders, where),
         value=value_settings(value, where),
         drift=drift_settings(document.get("drift", {}), drift_subjects, where),
-        audiences=audiences_of(document.get("audiences", {}), where),
+        audiences=audiences,
         sources=sources,
         ranges=ranges,
         accepted=accepted,

@@ -29,7 +29,7 @@ select
     overall.metric,
     overall.source,
     case
-        when overall.source = 'log' then overall.decision
+        when overall.source in ('log', 'audience') then overall.decision
         when overall.decision = 'ship' then 'simulated: would ship'
         when overall.decision = 'don''t ship' then 'simulated: would not ship'
         else 'simulated: ' || overall.decision
