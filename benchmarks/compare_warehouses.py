@@ -4,10 +4,11 @@
 
 For checking that a change to the engine leaves the results as they were: the same tables, the
 same columns and types, the same rows (as multisets; floats by exact value) and the same SQL
-functions. The ``meta`` schema (timings, run ids) and ``run_id`` columns differ by construction
-and are left out. ``differences`` can also allow columns new in the second warehouse, a
-relative tolerance for a table's DOUBLE columns, and tables expected to change. Exit code 0
-when the two are identical, 1 otherwise.
+functions. The ``meta`` schema (timings, run ids) and the columns that hold a run's id
+(``run_id``, ``previous_run_id``, ``first_seen_run_id``) differ by construction and are left
+out. ``differences`` can also allow columns new in the second warehouse, a relative tolerance
+for a table's DOUBLE columns, and tables expected to change. Exit code 0 when the two are
+identical, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlglot import exp
 from engine.warehouse.statements import DIALECT
 
 SKIPPED_SCHEMAS = ("meta",)
-RUN_COLUMNS = ("run_id",)
+RUN_COLUMNS = ("run_id", "previous_run_id", "first_seen_run_id")
 
 
 def _tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, list[tuple[str, str]]]:

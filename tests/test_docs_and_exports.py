@@ -57,7 +57,9 @@ def test_docs_list_every_model_with_lineage_expectations_and_last_run(
         profile,
         "ml.customer_segments",
         "ml.customer_value_predictions",
+        "marts.rfm_scores",
     }
+    assert customers["columns"]["rfm_group"]["lineage"] == ["marts.rfm_scores.rfm_group"]
     assert customers["columns"]["customer_lifetime_value"]["lineage"] == [
         "ml.customer_value_predictions.customer_lifetime_value"
     ]

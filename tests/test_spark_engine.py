@@ -21,7 +21,15 @@ from conftest import ProjectCopy
 
 SPARK_WAREHOUSE = "warehouse/spark.duckdb"
 # Columns that name the run or the moment it ran, and each engine's own hash of a raw line.
-RUN_SPECIFIC = {"run_id", "built_at", "first_run_id", "last_run_id", "line_hash"}
+RUN_SPECIFIC = {
+    "run_id",
+    "previous_run_id",
+    "first_seen_run_id",
+    "built_at",
+    "first_run_id",
+    "last_run_id",
+    "line_hash",
+}
 
 
 def _published_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
@@ -105,8 +113,12 @@ def _run_both(copy: ProjectCopy) -> None:
 
 
 def test_the_sample_publishes_the_same_tables_on_both_engines(project: ProjectCopy) -> None:
+    audience = '[audiences.big_spenders]\ncondition = "spending_score > 60"\nholdout_share = 0.3'
+    project.edit_config("[features.labels]", f"{audience}\n\n[features.labels]")
     _run_both(project)
     assert assert_same_warehouses(project.warehouse, project.root / SPARK_WAREHOUSE) >= 40
+    (members,) = project.query("select count(*) from marts.audience_members")[0]
+    assert members > 0  # compared on both engines above
     # The reading commands work on the Spark engine's catalog as they do on DuckDB's file.
     shown = project.run("show", "marts.dim_segments", "--limit", "3")
     assert shown.returncode == 0 and "segment_name" in shown.stdout, shown.stderr
