@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import sqlglot
 
-from engine.model_api import DIALECT
+from engine.model_api import DIALECT, ParameterError
 from python_models._relations import frame
 
 COLUMNS = {
@@ -45,7 +45,11 @@ def holdout_draws(audience: str, customer_ids: pd.Series) -> np.ndarray:
 
 def _members(dim_customers: duckdb.DuckDBPyRelation, audience: pd.Series) -> pd.DataFrame:
     condition = sqlglot.parse_one(audience["condition"], read=DIALECT).sql(DIALECT)
-    chosen = frame(dim_customers.filter(condition), ["customer_id"], ["customer_id"])
+    try:
+        chosen = frame(dim_customers.filter(condition), ["customer_id"], ["customer_id"])
+    except duckdb.Error as exc:  # a type mismatch, say: the config's mistake, not the model's
+        key = f"audiences.{audience['audience']}.condition"
+        raise ParameterError(key, f"cannot be applied to marts.dim_customers: {exc}") from None
     draws = holdout_draws(audience["audience"], chosen["customer_id"])
     return pd.DataFrame(
         {

@@ -159,3 +159,15 @@ def test_an_audience_mistake_names_its_key_before_anything_builds(
     done = project.run("run", "-q", "--no-report")
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not project.warehouse.exists()
+
+
+def test_a_condition_that_does_not_apply_names_its_key(project: ProjectCopy) -> None:
+    """Columns that exist, compared with a value of another type: found when the audience is
+    built, still a config mistake (exit 2), and nothing is published."""
+    project.edit_config(
+        "[features.labels]", '[audiences.x]\ncondition = "gender > 5"\n\n[features.labels]'
+    )
+    done = project.run("run", "-q", "--no-report")
+    assert done.returncode == 2, done.stderr
+    assert "key 'audiences.x.condition' cannot be applied to marts.dim_customers" in done.stderr
+    assert not project.warehouse.exists()
