@@ -283,6 +283,15 @@ def power_figures(
         base = min(max(control_mean, 1e-6), 1 - 1e-6)
         target = min(max(base + plan.expected_effect, 1e-6), 1 - 1e-6)
         effect_size = abs(proportion_effectsize(target, base))
+        if effect_size == 0:  # every control user converted (or none could): no room to move
+            return {
+                "achieved_power": float("nan"),
+                "power_alpha": alpha,
+                "power_method": f"not computed: a rate of {control_mean:.3g} leaves no room for "
+                f"the planned effect; planned at {plan.baseline_note}",
+                "mde": float("nan"),
+                "users_needed": None,
+            }
         solver = NormalIndPower()
         achieved = _scalar(solver.power(effect_size, n_control, alpha, ratio=ratio))
         method = f"two-proportion z-test at {plan.alpha_note}, closed form"

@@ -429,3 +429,12 @@ def test_aa_segment_tests_reject_at_about_alpha_and_holm_holds_the_family(metric
     assert stats.binomtest(rejections, tests, alpha).pvalue > 0.001, rejections / tests
     family_wise = stats.binomtest(families_rejecting, experiments, alpha, alternative="greater")
     assert family_wise.pvalue > 0.001, families_rejecting / experiments
+
+
+def test_a_rate_at_its_limit_gives_no_power_figures_instead_of_failing() -> None:
+    """Every control user converted (a campaign window everyone bought in): the planned effect
+    cannot be added to a rate of 1, so power and users needed are not computed, and say why."""
+    plan = ab.PowerPlan("two_proportion_z", 0.05, "alpha 0.05", 0.05, 0.8, 1, "the observed rate 1")
+    figures = ab.power_figures(ab.CONVERSION, 500, 2000, 1.0, 0.0, plan)
+    assert np.isnan(figures["achieved_power"]) and figures["users_needed"] is None
+    assert figures["power_method"].startswith("not computed: a rate of 1 leaves no room")
