@@ -11,7 +11,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from python_models._relations import frame
+from python_models._relations import counts, frame
 
 MISSING = "(missing)"
 
@@ -36,9 +36,11 @@ def psi(before: np.ndarray, now: np.ndarray, min_share: float) -> float:
     return float(np.sum((share_now - share_before) * np.log(share_now / share_before)))
 
 
-def value_counts(values: pd.Series) -> pd.Series:
-    """Customers per value of a category, a missing value counted as its own."""
-    return values.astype("string").fillna(MISSING).value_counts()
+def category_counts(customers: duckdb.DuckDBPyRelation, column: str) -> pd.Series:
+    """Customers per value of a category (counted by DuckDB), a missing value as its own."""
+    found = counts(customers, column)
+    found.index = pd.Index(found.index, dtype="string").fillna(MISSING)
+    return found
 
 
 def column_values(customers: duckdb.DuckDBPyRelation, column: str) -> np.ndarray:

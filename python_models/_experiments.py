@@ -147,7 +147,8 @@ def parse(name: str, spec: Any) -> Experiment:
         alpha=float(values["alpha"]),
         power=float(values["power"]),
         expected_effect=float(expected),
-        simulate=values["simulate"],
+        # A campaign's outcomes are read from the order lines, never simulated.
+        simulate=values["simulate"] and values["audience"] is None,
         baseline=float(baseline),
         baseline_sd=float(values["baseline_sd"]),
         effects=_effects(f"{prefix}.effects", values["effects"], upper),
@@ -202,7 +203,7 @@ def with_audience_split(experiment: Experiment, holdout_shares: dict[str, float]
     if experiment.audience is None:
         return experiment
     share = 1.0 - holdout_shares[experiment.audience]
-    return dataclasses.replace(experiment, treatment_share=share, simulate=False)
+    return dataclasses.replace(experiment, treatment_share=share)
 
 
 def configured(variables: dict[str, Any]) -> dict[str, Experiment]:

@@ -85,22 +85,26 @@ def _exposure(
     previous: duckdb.DuckDBPyRelation | None,
 ) -> pa.Table:
     """The campaign's arms: frozen in the first refresh that built it, kept after."""
-    if previous is not None:
-        columns = ["customer_key", "segment_id", "arm"]
-        earlier = frame(where(previous, experiment=name, source="audience"), columns, columns[:1])
-        if len(earlier):
-            keys, segments = earlier["customer_key"], earlier["segment_id"]
-            arms = (earlier["arm"] == "treatment").to_numpy(dtype=bool)
-            return _members(name, keys.to_numpy(np.int64), False, segments.to_numpy(np.int64),
-                            arms, "audience")  # fmt: skip
-    chosen = audience_assignments[audience_assignments["audience"] == audience]
-    members = chosen.merge(customers, on="customer_id").sort_values("customer_id")
+    columns = ["customer_key", "segment_id", "arm"]
+    earlier = (
+        frame(where(previous, experiment=name, source="audience"), columns, columns[:1])
+        if previous is not None
+        else pd.DataFrame(columns=columns)
+    )
+    if len(earlier):
+        members = earlier.assign(treated=earlier["arm"] == "treatment")
+    else:
+        chosen = audience_assignments[audience_assignments["audience"] == audience]
+        members = chosen.merge(customers, on="customer_id").sort_values("customer_id")
+        members = members.rename(columns={"customer_id": "customer_key"}).assign(
+            treated=members["audience_group"] == "target"
+        )
     return _members(
         name,
-        members["customer_id"].to_numpy(dtype=np.int64),
+        members["customer_key"].to_numpy(dtype=np.int64),
         False,
         members["segment_id"].to_numpy(dtype=np.int64),
-        (members["audience_group"] == "target").to_numpy(dtype=bool),
+        members["treated"].to_numpy(dtype=bool),
         "audience",
     )
 

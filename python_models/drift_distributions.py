@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from python_models import _drift_measures as measures
-from python_models._relations import frame
 
 COLUMNS = {
     "check_kind": "feature or attribute",
@@ -47,13 +46,8 @@ def _feature_rows(before: np.ndarray, now: np.ndarray, bins: int) -> pd.DataFram
 
 
 def _attribute_rows(before: pd.Series, now: pd.Series) -> pd.DataFrame:
-    counts = pd.concat(
-        {
-            "customers_before": measures.value_counts(before),
-            "customers_now": measures.value_counts(now),
-        },
-        axis=1,
-    ).fillna(0)
+    """``before`` and ``now``: customers per value."""
+    counts = pd.concat({"customers_before": before, "customers_now": now}, axis=1).fillna(0)
     counts = counts.sort_values(["customers_before", "customers_now"], ascending=False)
     return pd.DataFrame(
         {
@@ -65,10 +59,6 @@ def _attribute_rows(before: pd.Series, now: pd.Series) -> pd.DataFrame:
             "customers_now": counts["customers_now"].to_numpy(np.int64),
         }
     )
-
-
-def _categories(customers: duckdb.DuckDBPyRelation, column: str) -> pd.Series:
-    return frame(customers, [column])[column]
 
 
 def model(
@@ -91,8 +81,8 @@ def model(
             )
         else:
             rows = _attribute_rows(
-                _categories(earlier, check.subject),
-                _categories(int_customer_features, check.subject),
+                measures.category_counts(earlier, check.subject),
+                measures.category_counts(int_customer_features, check.subject),
             )
         rows.insert(0, "label", check.label)
         rows.insert(0, "subject", check.subject)

@@ -268,7 +268,3 @@ def story(t: dict[str, Any], value_status: str | None) -> str:
         + "<h3>What was rejected</h3>"
         + _items(rejected(t))
     )
-
-
-def every_headline(t: dict[str, Any], value_status: str | None) -> list[Headline]:
-    return [*trust(t), *actions(t, value_status), *rejected(t)]
