@@ -47,6 +47,7 @@ def run(
 ) -> Refresh:
     """Build, validate and publish the warehouse, or record a no-op when nothing changed."""
     from engine.refresh.noop import inputs_fingerprint, try_noop
+    from engine.warehouse.folders import require_writable
     from engine.warehouse.run_results import record_failed_start
 
     started = datetime.now(UTC)
@@ -55,6 +56,16 @@ def run(
         if engine:
             config = with_engine(config, engine)
         fingerprint = inputs_fingerprint(root, config)
+        require_writable(
+            config.warehouse_path.parent,
+            "warehouse.path",
+            "a refresh builds the new warehouse beside the published one",
+        )
+        require_writable(
+            config.run_results_dir,
+            "warehouse.run_results_dir",
+            "every run records its result there",
+        )
     except PipelineError as exc:
         # Every run that starts leaves its result, so latest.json never says an older run.
         problem = record_failed_start(Path(config_path), started, exc.exit_code, str(exc))

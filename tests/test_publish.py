@@ -11,6 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ProjectCopy
 
 # A BI-like client in its own process. "reconnect" opens a new connection per query, as a
@@ -331,6 +333,52 @@ def test_no_room_to_write_stops_clearly_and_keeps_the_warehouse(project: Project
     assert project.digest() == before and _leftovers(project) == []
     assert project.query("select count(*) from meta.runs") == [(1,)]
     assert (_latest(project)["status"], _latest(project)["exit_code"]) == ("error", 4)
+
+
+def _without_root_override() -> None:
+    """Drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (prctl PR_CAPBSET_DROP) before exec, so
+    root is held to the permission bits as any other user is."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.mark.parametrize(
+    ("locked", "key"),
+    [("warehouse", "warehouse.path"), ("warehouse/run_results", "warehouse.run_results_dir")],
+)
+def test_a_folder_without_write_permission_stops_naming_it(
+    project: ProjectCopy, locked: str, key: str
+) -> None:
+    assert project.run("run", "-q", "--no-report").returncode == 0
+    before = project.digest()
+    folder = project.root / locked
+    folder.chmod(0o555)
+    try:
+        done = subprocess.run(
+            [sys.executable, str(project.root / "pipeline.py"), "run", "-q", "--full-refresh"],
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            preexec_fn=_without_root_override if os.geteuid() == 0 else None,
+            timeout=300,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert f"{folder}: the pipeline cannot write here (Permission denied)" in done.stderr, (
+        done.stderr
+    )
+    assert f"or set {key} to one it can write" in done.stderr
+    assert project.digest() == before and _leftovers(project) == []
+    if locked == "warehouse":  # the run result still lands in its own, writable folder
+        assert (_latest(project)["status"], _latest(project)["exit_code"]) == ("error", 2)
+    else:
+        assert f"could not write the run result to {folder}" in done.stderr
 
 
 def test_every_way_a_write_finds_no_room_is_recognised() -> None:
