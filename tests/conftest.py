@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlglot import exp
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +35,19 @@ PROJECT_PARTS = (
     "reporting",
     "benchmarks",
 )
+
+
+# Generated inputs (tests/test_generated_inputs.py): a few seeded examples in every run of the
+# suite; "thorough" searches at random, keeping what it finds in .hypothesis/.
+_GENERATED = {
+    "deadline": None,  # every example is a real refresh, seconds long
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("ci", max_examples=10, derandomize=True, database=None, **_GENERATED)
+settings.register_profile(
+    "thorough", max_examples=int(os.environ.get("CSW_EXAMPLES", "400")), **_GENERATED
+)
+settings.load_profile("ci")
 
 
 @dataclass

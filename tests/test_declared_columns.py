@@ -59,11 +59,17 @@ DIRTY = {
     9001: ({"Years": "31.5"}, "years '31.5' is not a whole number"),
     9002: ({"Years": "1e1"}, "years '1e1' is not a whole number"),
     9003: ({"Years": "1_00"}, "years '1_00' is not a whole number"),
-    9004: ({"Tenure (months)": "500"}, "tenure_months 500 is outside [0.0, 120.0]"),
-    9005: ({"Region": "Mars"}, "region 'Mars' is not an accepted value"),
+    9004: (
+        {"Tenure (months)": "500"},
+        "tenure_months 500 is outside rules.ranges.tenure_months [0, 120]",
+    ),
+    9005: ({"Region": "Mars"}, "region 'Mars' is not in rules.accepted.region"),
     9006: ({"Visits per month": "abc"}, "visits_per_month 'abc' is not a number"),
     9007: ({"Region": ""}, "region is missing"),
-    9008: ({"Visits per month": "75.5"}, "visits_per_month 75.5 is outside [0.0, 60.0]"),
+    9008: (
+        {"Visits per month": "75.5"},
+        "visits_per_month 75.5 is outside rules.ranges.visits_per_month [0, 60]",
+    ),
     9009: ({"Signup date": "2021-13-01"}, "signup '2021-13-01' is not a date"),
 }
 
@@ -338,7 +344,7 @@ def test_compile_prints_the_staging_sql_with_every_declared_column(project: Proj
     for column in ("gender", "age", "annual_income_k", "spending_score"):
         assert f'AS "{column}_text"' in done.stdout
     assert "each(" not in done.stdout.lower() and "value_reasons" not in done.stdout.lower()
-    assert "'age ' || \"age\" || ' is outside [15.0, 100.0]'" in done.stdout
+    assert "'age ' || \"age\" || ' is outside rules.ranges.age [15, 100]'" in done.stdout
     python_model = project.run("compile", "segment_centroids")
     assert python_model.returncode == 2
     assert "only SQL models compile" in python_model.stderr

@@ -140,7 +140,7 @@ def test_dirty_and_misheaded_csvs_reconcile_with_every_reason(empty_project: Pro
             "    when reason_text like '%conflicting%' then 'conflict'"
             "    when reason_text like 'age %' then 'bad_age'"
             "    when reason_text like 'spending_score % is outside%' then 'bad_score_range'"
-            "    when reason_text like 'gender %not an accepted value' then 'bad_gender'"
+            "    when reason_text like 'gender %not in rules.accepted.gender' then 'bad_gender'"
             "    when reason_text = 'annual_income_k is missing' then 'missing_income'"
             "  end as reason_kind from staging.stg_customers_rejected"
             ") group by reason_kind"
@@ -427,7 +427,7 @@ def test_a_landing_file_no_source_takes_is_reported_not_skipped_in_silence(
             "1,Male,abc,15,39\n2,Robot,20,15,39\n3,Male,x1,15,39\n",
             r"no row was staged: all 3 rows of raw\.customers were rejected; most common reasons: "
             r"age 'abc' is not a whole number \(1 row\); age 'x1' is not a whole number \(1 row\); "
-            r"gender 'Robot' is not an accepted value \(1 row\)",
+            r"gender 'Robot' is not in rules\.accepted\.gender \(1 row\)",
         ),
     ],
     ids=["header only", "every row rejected"],

@@ -315,7 +315,7 @@ NOT_PARSED = {
     "integer": "is not a whole number",
     "number": "is not a number",
     "date": "is not a date",
-    "category": "is not an accepted value",
+    "category": "is not in rules.accepted.{name}",  # the config's values: name their key
 }
 
 
@@ -330,7 +330,8 @@ def _reason(column: Column) -> exp.Expression | None:
         unparsed = exp.and_(text.copy().is_(exp.null()).not_(), value.is_(exp.null()))
         if column.kind == "number":
             unparsed = exp.or_(unparsed, exp.func("isfinite", value.copy()).not_())
-        message = _concat(f"{column.name} '", text.copy(), f"' {NOT_PARSED[column.kind]}")
+        not_parsed = NOT_PARSED[column.kind].format(name=column.name)
+        message = _concat(f"{column.name} '", text.copy(), f"' {not_parsed}")
         case = case.when(unparsed, message)
     if column.bounds is not None:
         low, high = column.bounds
@@ -338,9 +339,18 @@ def _reason(column: Column) -> exp.Expression | None:
             exp.LT(this=value.copy(), expression=exp.Literal.number(repr(low))),
             exp.GT(this=value.copy(), expression=exp.Literal.number(repr(high))),
         )
-        message = _concat(f"{column.name} ", value.copy(), f" is outside [{low!r}, {high!r}]")
+        message = _concat(
+            f"{column.name} ",
+            value.copy(),
+            f" is outside rules.ranges.{column.name} [{_plain(low)}, {_plain(high)}]",
+        )
         case = case.when(outside, message)
     return case if case.args.get("ifs") else None
+
+
+def _plain(bound: float) -> str:
+    """A bound as the config would write it: 15, not 15.0."""
+    return str(int(bound)) if float(bound).is_integer() else repr(float(bound))
 
 
 def _concat(before: str, value: exp.Expression, after: str) -> exp.Expression:
