@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -379,6 +381,39 @@ def test_a_folder_without_write_permission_stops_naming_it(
         assert (_latest(project)["status"], _latest(project)["exit_code"]) == ("error", 2)
     else:
         assert f"could not write the run result to {folder}" in done.stderr
+
+
+def test_a_full_disk_stops_clearly_and_keeps_the_warehouse(project: ProjectCopy) -> None:
+    """A real full disk: the warehouse folder is a tmpfs with room for the published file and
+    not for a second copy. Mounting needs root, as the test machines run the suite."""
+    assert project.run("run", "-q", "--no-report").returncode == 0
+    disk = project.root / "disk"
+    disk.mkdir()
+    size = project.warehouse.stat().st_size * 3 // 2
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    assert mounted.returncode == 0, f"this test mounts a tmpfs, as root: {mounted.stderr}"
+    try:
+        shutil.copy2(project.warehouse, disk / "segments.duckdb")
+        project.edit_config('path = "warehouse/segments.duckdb"', 'path = "disk/segments.duckdb"')
+        before = hashlib.sha256((disk / "segments.duckdb").read_bytes()).hexdigest()
+        done = project.run("run", "-q", "--full-refresh")
+        after = hashlib.sha256((disk / "segments.duckdb").read_bytes()).hexdigest()
+        leftovers = sorted(p.name for p in disk.iterdir())
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert f"{disk}: no room to write the build (No space left on device)" in done.stderr, (
+        done.stderr
+    )
+    assert "Nothing was published; the warehouse is unchanged." in done.stderr
+    assert after == before
+    assert leftovers == [".segments.duckdb.lock", "segments.duckdb"], leftovers
+    assert (_latest(project)["status"], _latest(project)["exit_code"]) == ("error", 4)
 
 
 def test_every_way_a_write_finds_no_room_is_recognised() -> None:
