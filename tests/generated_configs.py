@@ -86,6 +86,36 @@ CHANGES = {
     "drift.alert": st.sampled_from([0.05, 0.25, 1.0]),
     "warehouse.history_rums": st.just(3),
     "features.units": st.dictionaries(st.sampled_from(FEATURES), st.sampled_from(["£", "k$", ""])),
+    "warehouse.storage_version": st.sampled_from(["v1.0.0", "v1.2.0", "latest", "v9"]),
+    "warehouse.serial_validation_rows": st.sampled_from([0, 1, 100, -1]),
+    "warehouse.fit_workers": st.sampled_from([0, 1, 2, -2]),
+    "sources.customers.delimiter": st.sampled_from([",", ";", ",,"]),
+    "sources.customers.encoding": st.sampled_from(["utf-8", "latin-1", "no-such-codec"]),
+    "sources.customers.date_format": st.sampled_from(["%Y-%m-%d", "%d/%m/%Y", ""]),
+    "models.segment_model_selection.selection": st.sampled_from(["auto", "fixed", "best"]),
+    "models.segment_model_selection.fixed_k": st.integers(0, 12),
+    "models.segment_model_selection.min_stability": st.sampled_from([0.0, 0.5, 1.0, 1.5]),
+    "models.segment_model_selection.n_init": st.sampled_from([1, 3, 0]),
+    "models.segment_centroids.names": st.sampled_from([{"1": "Big spenders"}, {"x": "A"}, {}]),
+    "models.surrogate_fidelity.target_fidelity": st.sampled_from([0.5, 0.99, 2.0]),
+    "models.surrogate_fidelity.max_depth": st.sampled_from([1, 3, 0]),
+    "models.feature_importance.n_estimators": st.sampled_from([5, 20, 0]),
+    "models.feature_importance.refits": st.sampled_from([1, 2, 0]),
+    "drift.bins": st.sampled_from([1, 2, 10, 101]),
+    "drift.action": st.sampled_from(["warn", "block", "stop"]),
+    "drift.actions": st.dictionaries(
+        st.sampled_from([*FEATURES, "gender", "nothing"]), st.sampled_from(["warn", "block"])
+    ),
+    "audiences.generated": st.fixed_dictionaries(
+        {
+            "condition": st.sampled_from(
+                ["age > 40", "gender = 'Female'", "age >", "gender = 'Female", "no_column = 1"]
+            ),
+            "holdout_share": st.sampled_from([0.0, 0.2, 1.0, 1.2]),
+            "columns": st.sampled_from([[], ["segment_name"], ["no_column"]]),
+        }
+    ),
+    "value.period": st.sampled_from(["week", "day", "month"]),
 }
 DROPS = [
     "rules.accepted.gender",
@@ -114,7 +144,7 @@ EXPERIMENT_LOG = (
 def config_cases(draw: st.DrawFn, shipped: dict[str, Any]) -> ConfigCase:
     config = copy.deepcopy(shipped)
     changes = []
-    for key in draw(st.lists(st.sampled_from(sorted(CHANGES)), max_size=3, unique=True)):
+    for key in draw(st.lists(st.sampled_from(sorted(CHANGES)), max_size=4, unique=True)):
         value = draw(CHANGES[key])
         _set(config, key, value)
         changes.append(f"{key} = {value!r}")

@@ -143,7 +143,15 @@ def test_the_export_holds_the_target_only_with_the_configured_columns(refreshed,
     ("audience", "message"),
     [
         ('condition = "income > 50"', "key 'audiences.x.condition' names 'income'"),
-        ('condition = "age >"', "key 'audiences.x.condition' is not a SQL condition"),
+        (
+            'condition = "age >"',
+            "key 'audiences.x.condition' is not a SQL condition: Required keyword: 'expression' "
+            "missing (line 1, column 5)",
+        ),
+        (  # found by the config search: sqlglot's tokenizer error was not caught
+            'condition = "gender = \'Female"',
+            "key 'audiences.x.condition' is not a SQL condition: Error tokenizing",
+        ),
         (
             'condition = "age > 30"\ncolumns = ["email"]',
             "key 'audiences.x.columns' names 'email'",
@@ -158,6 +166,7 @@ def test_an_audience_mistake_names_its_key_before_anything_builds(
     project.edit_config("[features.labels]", f"[audiences.x]\n{audience}\n\n[features.labels]")
     done = project.run("run", "-q", "--no-report")
     assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "\x1b[" not in done.stderr  # no terminal colours
     assert not project.warehouse.exists()
 
 

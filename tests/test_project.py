@@ -114,6 +114,13 @@ def test_python_model_without_model_function(tmp_path: Path, config: Config) -> 
         discover(make_project(tmp_path, files), config)
 
 
+@pytest.mark.parametrize("text", ["select 1 +", "select 'open quote"])
+def test_sql_that_does_not_parse_names_its_file(tmp_path: Path, config: Config, text: str) -> None:
+    files = {**BASE, "sql/staging/stg_a.sql": text}
+    with pytest.raises(ProjectError, match=r"stg_a\.sql: SQL does not parse"):
+        discover(make_project(tmp_path, files), config)
+
+
 def test_sql_model_must_be_one_select(tmp_path: Path, config: Config) -> None:
     files = {**BASE, "sql/staging/stg_a.sql": "select 1; select 2"}
     with pytest.raises(ProjectError, match=r"stg_a\.sql: a SQL model must be exactly one SELECT"):

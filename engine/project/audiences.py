@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, SqlglotError
 
 from engine.errors import ConfigError
 
@@ -57,14 +57,25 @@ class Audience:
         return list(dict.fromkeys(c.name for c in self.condition.find_all(exp.Column)))
 
 
+def _what_is_wrong(exc: SqlglotError) -> str:
+    """sqlglot's reason in words, where it is: without its class names and terminal colours."""
+    if isinstance(exc, ParseError) and exc.errors:
+        error = exc.errors[0]
+        reason = error["description"].split(" for <class")[0]
+        return f"{reason} (line {error['line']}, column {error['col']})"
+    return str(exc)
+
+
 def _condition(name: str, text: Any, where: str) -> exp.Expression:
     key = f"audiences.{name}.condition"
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"{where}: key '{key}' is required: a SQL condition over dim_customers")
     try:
         parsed = sqlglot.parse_one(text, read=MODELS_DIALECT)
-    except ParseError as exc:
-        raise ConfigError(f"{where}: key '{key}' is not a SQL condition: {exc}") from None
+    except SqlglotError as exc:
+        raise ConfigError(
+            f"{where}: key '{key}' is not a SQL condition: {_what_is_wrong(exc)}"
+        ) from None
     if isinstance(parsed, exp.Query) or parsed.find(exp.Query) or parsed.find(exp.Table):
         raise ConfigError(
             f"{where}: key '{key}' must be a condition on the columns of marts.dim_customers, "

@@ -116,7 +116,7 @@ def _parse_sql_model(path: Path, macros: MacroContext) -> exp.Query:
     text = path.read_text(encoding="utf-8")
     try:
         statements = [s for s in sqlglot.parse(text, dialect=ModelDialect) if s is not None]
-    except sqlglot.errors.ParseError as exc:
+    except sqlglot.errors.SqlglotError as exc:  # ParseError, or TokenError (an open quote)
         raise ProjectError(f"{path}: SQL does not parse: {exc}") from exc
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise ProjectError(f"{path}: a SQL model must be exactly one SELECT statement")
