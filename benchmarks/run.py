@@ -1,4 +1,4 @@
-"""Benchmark: the full refresh at several sizes, the no-op refresh, and the notebook-style baseline.
+"""Benchmark: full refreshes at several sizes against their floor, no-op refresh, notebook baseline.
 
     python -m benchmarks.run --sizes 200 20k 100k 1M 10M [--baseline [--baseline-seconds S]]
     python -m benchmarks.run --sizes 1M --engines duckdb spark   (Spark local[2] beside DuckDB)
@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import psutil
 
+from benchmarks.floor import customers_floor
 from benchmarks.generate import workspace, write_config
 from benchmarks.process_tree import tree_rss
 
@@ -93,6 +94,33 @@ def _agreement(warehouse: Path, seed: int) -> float:
     return float(adjusted_rand_score(full.labels_, rows["segment_id"]))
 
 
+def warehouse_of(folder: Path) -> Path:
+    return folder / "segments.duckdb"
+
+
+def layer_breakdown(run_result: Path, wall_seconds: float) -> dict[str, float]:
+    """Where a refresh's wall time went, from its run result: the models' own seconds by layer
+    (Python models apart), the build's time outside them (waiting for validation, recording,
+    publishing), and the command's time outside the build (imports, config, no-op check)."""
+    result = json.loads(run_result.read_text())
+    parts: dict[str, float] = {}
+    for model in result["models"]:
+        part = "Python models" if model["kind"] == "python" else LAYER_PARTS[model["layer"]]
+        parts[part] = parts.get(part, 0.0) + (model["seconds"] or 0.0)
+    parts["validation wait and publish"] = result["seconds"] - sum(parts.values())
+    parts["start-up"] = wall_seconds - result["seconds"]
+    return {part: round(value, 2) for part, value in parts.items()}
+
+
+LAYER_PARTS = {
+    "config": "seeds",
+    "raw": "load",
+    "staging": "staging",
+    "intermediate": "intermediate",
+    "marts": "SQL marts",
+    "ml": "SQL ml",
+}
+
 BASELINE = textwrap.dedent(
     """
     import glob, sys
@@ -128,15 +156,26 @@ def run_size(
         config = _workspace(size, folder, seed)
         command = [sys.executable, "pipeline.py", "--config", str(config), "run", "-q"]
         command += ["--engine", engine]
-        runs = [
-            measure([*command, "--no-report", "--full-refresh"], 3600)
-            for _ in range(REPEATS if size <= REPEATS_UP_TO else 1)
-        ]
+        runs, floors = [], []
+        for repeat in range(REPEATS if size <= REPEATS_UP_TO else 1):
+            runs.append(measure([*command, "--no-report", "--full-refresh"], 3600))
+            # Interleaved with the refreshes, so both see the same machine.
+            floor_file = folder / f"floor-{repeat}.duckdb"
+            floors.append(
+                customers_floor(folder / "raw" / "customers", warehouse_of(folder), floor_file)
+            )
+            floor_file.unlink()
         seconds = statistics.median(r[0] for r in runs)
+        floor = statistics.median(floors)
+        breakdown = layer_breakdown(folder / "run_results" / "latest.json", runs[-1][0])
+        report_seconds, _, _ = measure(
+            [sys.executable, "pipeline.py", "--config", str(config), "report"], 600
+        )
+        breakdown["report (its own command)"] = round(report_seconds, 2)
         peak = max(r[1] for r in runs)
         code = max(r[2] for r in runs)
         noop_seconds, _, _ = measure([*command, "--no-report"], 600)
-        warehouse = folder / "segments.duckdb"
+        warehouse = warehouse_of(folder)
         with duckdb.connect(str(warehouse), read_only=True) as con:
             models = con.execute(
                 "select model, seconds, rows from meta.model_runs where run_id = "
@@ -151,6 +190,9 @@ def run_size(
             "exit_code": code,
             "seconds": round(seconds, 2),
             "seconds_each_run": [round(r[0], 2) for r in runs],
+            "floor_seconds": round(floor, 2),
+            "refresh_over_floor": round(seconds / floor, 1),
+            "breakdown_seconds": breakdown,
             "peak_memory_mib": round(peak / 2**20),
             "noop_seconds": round(noop_seconds, 2),
             "rows_per_second": round(staged / seconds),
@@ -179,9 +221,9 @@ def run_size(
 
 def markdown(results: list[dict]) -> str:
     lines = [
-        "| engine | customers | full refresh (s) | peak memory (MiB) | no-op (s) | rows/s "
-        "| sample-fit ARI | notebook baseline (s) | speed-up |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| engine | customers | full refresh (s) | floor (s) | ÷ floor | peak memory (MiB) "
+        "| no-op (s) | rows/s | sample-fit ARI | notebook baseline (s) | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         baseline = r.get("baseline_seconds") or r.get("baseline_note", "not run")
@@ -190,9 +232,14 @@ def markdown(results: list[dict]) -> str:
         spread = f" ({min(each)}–{max(each)}, median of {len(each)})" if len(each) > 1 else ""
         lines.append(
             f"| {r.get('engine', 'duckdb')} | {r['customers']:,} | {r['seconds']}{spread} "
+            f"| {r['floor_seconds']} | {r['refresh_over_floor']}× "
             f"| {r['peak_memory_mib']} | {r['noop_seconds']} "
             f"| {r['rows_per_second']:,} | {r.get('sample_fit_ari', '—')} | {baseline} | {ratio} |"
         )
+    lines += ["", "Where the time went (seconds, last refresh):", ""]
+    for r in results:
+        parts = ", ".join(f"{part} {value}" for part, value in r["breakdown_seconds"].items())
+        lines.append(f"- {r.get('engine', 'duckdb')}, {r['customers']:,}: {parts}")
     lines += ["", "Slowest models (seconds):", ""]
     for r in results:
         slowest = ", ".join(f"{m['model']} {m['seconds']}" for m in r["slowest_models"])

@@ -30,7 +30,7 @@ class Export:
     data: bytes
     records: int  # data records, blank lines not counted
     untouched: dict[str, dict[str, str]]  # customer id -> values, of clean unique rows
-    header_complete: bool
+    header_valid: bool  # every required column, each under one header
 
 
 def _spelling(draw: st.DrawFn, spellings: list[str]) -> str:
@@ -54,7 +54,9 @@ def customer_exports(
     if draw(st.integers(0, 9)) == 0:  # now and then an export without a required column
         canonical = canonical[: draw(st.integers(1, len(canonical) - 1))]
     header = [_spelling(draw, columns[name]) for name in canonical]
-    extra = draw(st.sampled_from([None, "Notes", "Région"]))
+    extra = draw(st.sampled_from([None, "Notes", "Région", "a second spelling"]))
+    if extra == "a second spelling":  # two headers that map to one column: ambiguous
+        extra = _spelling(draw, columns[draw(st.sampled_from(canonical))])
     records: list[list[str]] = []
     origin: list[int | None] = []  # index into base for an unchanged base record
     # Every base record once (enough customers to segment), then odd copies of some of them.
@@ -79,9 +81,13 @@ def customer_exports(
         origin.append(None if changed else index)
     data = _write(draw, header + ([extra] if extra else []), records)
     if "customer_id" not in canonical:
-        return Export(data, len(records), {}, header_complete=False)
+        return Export(data, len(records), {}, header_valid=False)
     untouched = _untouched(records, origin, base, canonical.index("customer_id"))
-    return Export(data, len(records), untouched, len(canonical) == len(columns))
+    valid = len(canonical) == len(columns) and not any(
+        extra and extra.strip().lower() in {s.lower() for s in spellings}
+        for spellings in columns.values()
+    )
+    return Export(data, len(records), untouched, valid)
 
 
 def _write(draw: st.DrawFn, header: list[str], records: list[list[str]]) -> bytes:
@@ -199,4 +205,4 @@ def order_line_exports(
         records.append(row)
     records = draw(st.permutations(records))
     data = _write(draw, header, records)
-    return Export(data, len(records), {}, len(canonical) == len(columns))
+    return Export(data, len(records), {}, header_valid=len(canonical) == len(columns))
