@@ -218,3 +218,36 @@ def test_found_a_range_that_rejects_every_row_names_its_key(published: ProjectCo
         assert "all 200 rows of raw.customers were rejected" in done.stderr, done.stderr
         assert "age 32 is outside rules.ranges.age [0, 0] (11 rows)" in done.stderr
         assert project.digest() == before
+
+
+def test_found_a_line_worth_more_than_a_decimal_holds_is_rejected(
+    published_retail: ProjectCopy,
+) -> None:
+    """Found by the order-line search: a unit price of 1e308 times 9 units is infinite, and
+    int_orders' DECIMAL(38, 10) sum failed the run (exit 4). Such lines are rejected, naming
+    the columns, and the rest stage."""
+    lines = [
+        *ORDER_LINES,
+        {**ORDER_LINES[0], "order_id": "599001", "unit_price": "1e308", "quantity": "9"},
+        {**ORDER_LINES[0], "order_id": "599002", "unit_price": "2.55", "quantity": "1e20"},
+        {**ORDER_LINES[0], "order_id": "599003", "unit_price": "1e14", "quantity": "3"},
+    ]
+    landing = "raw/transactions/export.csv.gz"
+    for project, done, _ in _run_on(published_retail, landing, _csv(lines)):
+        assert done.returncode == 0, done.stderr
+        rejected = project.query(
+            "select order_id, reason_text from staging.stg_transactions_rejected order by 1"
+        )
+        assert rejected == [
+            (
+                "599001",
+                "quantity 9.0 × unit_price 1e+308 is beyond ±1e15, the largest line value staged",
+            ),
+            (
+                "599002",
+                "quantity 1e+20 × unit_price 2.55 is beyond ±1e15, the largest line value staged",
+            ),
+        ], rejected
+        assert project.query(
+            "select count(*) from staging.stg_transactions where order_id = '599003'"
+        ) == [(1,)]  # 3e14: large, and still a value

@@ -96,6 +96,8 @@ line_checks as (
                     when amount_text is null then 'amount is missing'
                     when amount is null or not isfinite(amount)
                         then 'amount ''' || amount_text || ''' is not a number'
+                    when abs(amount) > 1e15
+                        then 'amount ' || amount || ' is beyond ±1e15, the largest line value staged'
                 end,
                 case
                     when not is_mapped(transactions, quantity) then null
@@ -110,6 +112,15 @@ line_checks as (
                     when unit_price is null or not isfinite(unit_price)
                         then 'unit_price ''' || unit_price_text || ''' is not a number'
                     when unit_price < 0 then 'unit_price ' || unit_price || ' is negative'
+                end,
+                -- Values are summed as DECIMAL(38, 10) downstream: a line worth more than a
+                -- quadrillion is a typo, and one past 1e28 could not be summed at all.
+                case
+                    when is_mapped(transactions, amount) then null
+                    when not (isfinite(quantity) and isfinite(unit_price)) then null
+                    when not isfinite(quantity * unit_price) or abs(quantity * unit_price) > 1e15
+                        then 'quantity ' || quantity || ' × unit_price ' || unit_price
+                            || ' is beyond ±1e15, the largest line value staged'
                 end,
                 case
                     when list_contains(excluded_products, product_id)
