@@ -6,6 +6,7 @@ checkout, then compares every published table exactly (benchmarks.compare_wareho
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -116,6 +117,13 @@ IMPORTANCE = frozenset({"ml.feature_importance", "marts.segment_explanations"})
 # issue 21: a k whose stability is within Monte Carlo error of min_stability gets more resamples
 # (test_segmentation recomputes every figure); the chosen k and everything after it are compared.
 STABILITY = frozenset({"ml.segment_model_selection"})
+# issue 34: a rule's rejection reason names its key ("age 9 is outside rules.ranges.age
+# [15, 100]", was "age 9 is outside [15.0, 100.0]"); test_rejections_are_only_reworded compares
+# these two tables with the old reasons reworded.
+# marts.eda_profile counts the rejections by reason, so its "rejected" section is reworded too.
+REWORDED = frozenset(
+    {"staging.stg_customers_checked", "staging.stg_customers_rejected", "marts.eda_profile"}
+)
 CHANGED_ON_PURPOSE = (
     frozenset({"ml.ab_segment_results", "marts.ab_experiment_summary"})
     | IMPORTANCE
@@ -123,6 +131,7 @@ CHANGED_ON_PURPOSE = (
     | MOVED
     | NEW_TABLES
     | REWRITTEN_FUNCTIONS
+    | REWORDED
 )
 # Summary statistics in these marts are summed by DuckDB's parallel aggregation, whose order
 # changes their last bits from run to run above about 100k rows (summing them in customer order
@@ -185,6 +194,49 @@ def test_every_published_table_is_what_the_baseline_built(tmp_path: Path, custom
     )
     assert found == []
     _moved_attribute_figures_are_unchanged(old / "segments.duckdb", new / "segments.duckdb")
+    tolerance = PARALLEL_SUMS["marts.eda_profile"] if customers > 200 else 0.0
+    _rejections_are_only_reworded(old / "segments.duckdb", new / "segments.duckdb", tolerance)
+
+
+def _reworded(reason: str) -> str:
+    """An old rejection reason as issue 34 words it."""
+    outside = re.fullmatch(r"(\w+) (.+) is outside \[([^,]+), ([^\]]+)\]", reason)
+    if outside:
+        column, value, low, high = outside.groups()
+        bounds = ", ".join(_as_written(bound) for bound in (low, high))
+        return f"{column} {value} is outside rules.ranges.{column} [{bounds}]"
+    not_accepted = re.fullmatch(r"(\w+) '(.*)' is not an accepted value", reason)
+    if not_accepted:
+        column, value = not_accepted.groups()
+        return f"{column} '{value}' is not in rules.accepted.{column}"
+    return reason
+
+
+def _as_written(bound: str) -> str:
+    """15.0 as 15; a masked bound ("…", in eda_profile's reason patterns) as it is."""
+    try:
+        number = float(bound)
+    except ValueError:
+        return bound
+    return str(int(number)) if number.is_integer() else bound
+
+
+def _rejections_are_only_reworded(old: Path, new: Path, tolerance: float) -> None:
+    with duckdb.connect() as con:
+        con.execute("attach ? as a (read_only)", [str(old)])
+        con.execute("attach ? as b (read_only)", [str(new)])
+        _profiles_are_only_reworded(con, tolerance)
+        for table in sorted(REWORDED - {"marts.eda_profile"}):
+            text = "reason_text, " if table.endswith("_rejected") else ""
+            rest = con.sql(
+                f"select * exclude ({text}reasons) from a.{table} "
+                f"except all select * exclude ({text}reasons) from b.{table}"
+            ).fetchall()
+            assert rest == [], (table, rest[:5])
+            query = f"select source_file, line_number, reasons from {{}}.{table} order by 1, 2"
+            before = con.sql(query.format("a")).fetchall()
+            after = con.sql(query.format("b")).fetchall()
+            assert [(f, n, [_reworded(r) for r in rs]) for f, n, rs in before] == after, table
 
 
 def _moved_attribute_figures_are_unchanged(old: Path, new: Path) -> None:
@@ -224,3 +276,24 @@ def test_two_builds_of_the_same_large_input_are_identical(tmp_path: Path) -> Non
         _build(REPO, write_config(REPO / "pipeline.toml", workspace))
     found = differences(first / "segments.duckdb", second / "segments.duckdb", {}, PARALLEL_SUMS)
     assert found == []
+
+
+def _profiles_are_only_reworded(con: duckdb.DuckDBPyConnection, tolerance: float) -> None:
+    """eda_profile as before, the rejected section's reasons reworded, sums within the parallel
+    aggregation's tolerance."""
+    query = (
+        "select section_order, section, subject, statistic, statistic_order, value "
+        "from {}.marts.eda_profile"
+    )
+    before = {
+        (order, section, _reworded(subject) if section == "rejected" else subject, *rest): value
+        for order, section, subject, *rest, value in con.sql(query.format("a")).fetchall()
+    }
+    after = {tuple(row[:-1]): row[-1] for row in con.sql(query.format("b")).fetchall()}
+    assert before.keys() == after.keys(), sorted(before.keys() ^ after.keys())[:5]
+    for key, value in before.items():
+        assert value == after[key] or (
+            value is not None
+            and after[key] is not None
+            and abs(value - after[key]) <= tolerance * max(abs(value), abs(after[key]))
+        ), (key, value, after[key])
