@@ -118,7 +118,7 @@ IMPORTANCE = frozenset({"ml.feature_importance", "marts.segment_explanations"})
 # (test_segmentation recomputes every figure); the chosen k and everything after it are compared.
 STABILITY = frozenset({"ml.segment_model_selection"})
 # issue 34: a rule's rejection reason names its key ("age 9 is outside rules.ranges.age
-# [15, 100]", was "age 9 is outside [15.0, 100.0]"); test_rejections_are_only_reworded compares
+# [15, 100]", was "age 9 is outside [15.0, 100.0]"); _rejections_are_only_reworded compares
 # these two tables with the old reasons reworded.
 # marts.eda_profile counts the rejections by reason, so its "rejected" section is reworded too.
 REWORDED = frozenset(
