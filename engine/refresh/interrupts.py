@@ -46,6 +46,13 @@ def stop_on_sigterm() -> None:
         os.register_at_fork(after_in_child=_default_in_children)
 
 
+def stopped_with(signum: int) -> KeyboardInterrupt:
+    """The interrupt to raise when a worker was stopped by ``signum`` (SIGINT or SIGTERM): the
+    signal went to the whole job, and the builder's own copy may still be on its way."""
+    _received.add(signum)
+    return KeyboardInterrupt()
+
+
 def exit_code() -> int:
     """What an interrupted command exits with: 143 when SIGTERM stopped it, else 130."""
     return TERMINATED_EXIT if signal.SIGTERM in _received else INTERRUPTED_EXIT

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from engine.checks.expectations import ExpectationResult, Suite
 from engine.errors import ProjectError
+from engine.refresh import interrupts
 from engine.refresh.interrupts import held_back
 from engine.refresh.memory import objects_frozen, release_unused
 
@@ -206,6 +207,8 @@ class ValidationService:
         if self._process.is_alive():
             return
         code = self._process.exitcode
+        if code is not None and -code in (signal.SIGINT, signal.SIGTERM):
+            raise interrupts.stopped_with(-code)
         how = f"exit code {code}"
         if code is not None and code < 0:
             how = f"killed by {signal.Signals(-code).name}"
