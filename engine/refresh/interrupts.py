@@ -53,6 +53,19 @@ def stopped_with(signum: int) -> KeyboardInterrupt:
     return KeyboardInterrupt()
 
 
+def forget_signals() -> None:
+    """A new run in the same process (a notebook) starts with no stop requested."""
+    _received.clear()
+
+
+def stop_if_signalled() -> None:
+    """Raise the interrupt of a SIGTERM whose KeyboardInterrupt CPython dropped: raised inside
+    a callback whose exceptions are only printed (an import lock's weakref callback, say), it
+    would otherwise let the run go on to publish."""
+    if _received:
+        raise KeyboardInterrupt
+
+
 def exit_code() -> int:
     """What an interrupted command exits with: 143 when SIGTERM stopped it, else 130."""
     return TERMINATED_EXIT if signal.SIGTERM in _received else INTERRUPTED_EXIT

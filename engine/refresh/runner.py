@@ -84,6 +84,7 @@ class Runner:
     reset_history: bool = False
 
     def run(self) -> RunResult:
+        interrupts.forget_signals()
         started = datetime.now(UTC)
         result = RunResult(
             run_id=new_run_id(started),
@@ -168,6 +169,11 @@ class Runner:
             if not passed:
                 self._discard(path, result)
                 _raise_failure(result)
+            try:
+                interrupts.stop_if_signalled()
+            except KeyboardInterrupt:
+                self._discard(path, result)
+                raise
             publish.publish(path, paths)
             result.published = True
             for message in self.engine.after_publish(paths):
@@ -284,6 +290,7 @@ class _Build:
 
     def build_one(self, table: str) -> None:
         """Build, describe, count and send one model to validation, or say why it was not."""
+        interrupts.stop_if_signalled()
         self._take(self.engine.validated(wait=False))
         model = self.plan.project.models[table]
         # Upstream, not only the inputs: a failed expectation can arrive from the validation
