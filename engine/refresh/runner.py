@@ -155,6 +155,7 @@ class Runner:
             path = publish.start_build(paths, result.run_id, copy_published=plan.partial)
             try:
                 passed = self._build(path, paths, plan, result)
+                interrupts.stop_if_signalled()  # never publish past a stop
             except BaseException as exc:
                 self._discard(path, result)
                 reason = no_room_to_write(exc)
@@ -169,11 +170,6 @@ class Runner:
             if not passed:
                 self._discard(path, result)
                 _raise_failure(result)
-            try:
-                interrupts.stop_if_signalled()
-            except KeyboardInterrupt:
-                self._discard(path, result)
-                raise
             publish.publish(path, paths)
             result.published = True
             for message in self.engine.after_publish(paths):
