@@ -178,7 +178,8 @@ def test_spark_settings_take_effect(tmp_path: Path) -> None:
             tmp_path,
             "[features]",
             '[spark]\nmaster = "spark://head:7077"\nwarehouse_dir = "lake"\n'
-            'fit_sample_rows = 5000\n[spark.conf]\n"spark.executor.memory" = "4g"\n\n[features]',
+            'fit_sample_rows = 5000\nmetastore = "lake/metastore"\n'
+            '[spark.conf]\n"spark.executor.memory" = "4g"\n\n[features]',
         )
     )
     assert config.engine == "duckdb"  # the [spark] section alone switches nothing
@@ -186,6 +187,11 @@ def test_spark_settings_take_effect(tmp_path: Path) -> None:
     assert config.engine_settings["spark"].warehouse_dir == (tmp_path / "lake").resolve()
     assert config.engine_settings["spark"].conf == {"spark.executor.memory": "4g"}
     assert config.engine_settings["spark"].fit_sample_rows == 5000
+    derby = config.engine_settings["spark"].metastore
+    assert derby.folder == (tmp_path / "lake" / "metastore").resolve() and derby.uri is None
+    shared = 'metastore = "thrift://metastore.example:9083"'
+    config = load_config(mutated(tmp_path, "[features]", f"[spark]\n{shared}\n\n[features]"))
+    assert config.engine_settings["spark"].metastore.uri == "thrift://metastore.example:9083"
     switched = with_engine(config, "spark")
     assert switched.engine == "spark" and switched.fingerprint() != config.fingerprint()
 

@@ -32,6 +32,7 @@ from engine.adapters.base import Build, ModelInputs, Progress, Validated
 from engine.adapters.spark import session
 from engine.adapters.spark.expectations import spark_validator
 from engine.adapters.spark.loader import source_frame
+from engine.adapters.spark.serving import serve
 from engine.adapters.spark.settings import SECTION, SparkSettings
 from engine.adapters.spark.sql import DIALECT, Catalog, to_spark
 from engine.adapters.spark.tables import duckdb_view, parquet_properties, register_parquet
@@ -149,12 +150,13 @@ class SparkEngine:
         }
         self.locations, self.columns = {}, {}
         settings = self.settings
+        if settings.metastore is not None:
+            settings.metastore.check_available()
         self.spark = session.start_session(
             settings.master, settings.warehouse_dir / "catalog", settings.conf
         )
         self.console.info(
-            f"Spark {self.spark.version} on {self.spark.sparkContext.master}, "
-            f"tables in {self.folders.root}"
+            f"Spark {self.spark.version} on {settings.master}, tables in {self.folders.root}"
         )
         project = build.project
         for layer in sorted({m.layer for m in project.models.values()}):
@@ -316,8 +318,17 @@ class SparkEngine:
         shutil.rmtree(self.folders.root / run_id, ignore_errors=True)
 
     def after_publish(self, paths: WarehousePaths) -> list[str]:
+        """Serve the new tables from the metastore, if there is one, then delete the folders
+        neither the published catalog nor the one before it reads."""
+        settings = self.settings
+        said = []
+        if settings.metastore is not None:
+            catalog_folder = settings.warehouse_dir / "catalog"
+            said.append(serve(settings.metastore, catalog_folder, paths.published))
         removed = self.folders.remove_unreferenced(_referenced(paths.published))
-        return [f"Removed {len(removed)} table folder(s) of older Spark runs"] if removed else []
+        if removed:
+            said.append(f"Removed {len(removed)} table folder(s) of older Spark runs")
+        return said
 
     def stop(self) -> None:
         """The session stays for the process (starting one costs seconds)."""

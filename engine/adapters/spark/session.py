@@ -6,10 +6,12 @@ Nothing is downloaded: no ``spark.jars.packages``; tables are Parquet in the war
 from __future__ import annotations
 
 import logging
+import socket
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from engine.errors import ConfigError
 
@@ -23,16 +25,21 @@ SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     # ANSI stays on (Spark 4's default): an overflow fails, as it does in DuckDB.
     "spark.sql.ansi.enabled": "true",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
 }
+# Settings of the driver this process starts; a Spark Connect server has its own.
+DRIVER_CONF = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+CONNECT = "sc://"
 
 
 def start_session(
-    master: str, warehouse_dir: Path, conf: Mapping[str, str] | None = None
+    master: str,
+    warehouse_dir: Path,
+    conf: Mapping[str, str] | None = None,
+    java_properties: Mapping[str, str] | None = None,
 ) -> SparkSession:
-    """A session on ``master`` ("local[2]", "spark://host:7077", "yarn", "k8s://…") whose
-    managed tables live in ``warehouse_dir``; ``conf`` adds or overrides settings."""
+    """A session on ``master`` ("local[2]", "spark://host:7077", "yarn", "k8s://…", or a Spark
+    Connect server "sc://host:15002") whose managed tables live in ``warehouse_dir``; ``conf``
+    adds or overrides settings, and ``java_properties`` are set in the driver's JVM."""
     try:
         from pyspark.errors import PySparkException
         from pyspark.sql import SparkSession  # imported here: pyspark starts slowly
@@ -44,10 +51,14 @@ def start_session(
     # pyspark 4.3 warns that it was not tested with pandas 3; the engine hands pandas frames
     # to no pyspark API, and the tests compare every table with DuckDB's.
     warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+    if master.startswith(CONNECT):
+        return _connect(master, conf or {})
     builder = SparkSession.builder.master(master).appName("customer-segmentation-warehouse")
+    properties = {"log4j2.configurationFile": f"file:{LOGGING}", **(java_properties or {})}
     settings = {
         **SESSION_CONF,
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOGGING}",
+        **DRIVER_CONF,
+        "spark.driver.extraJavaOptions": " ".join(f"-D{k}={v}" for k, v in properties.items()),
         "spark.sql.warehouse.dir": str(warehouse_dir.resolve()),
         **(conf or {}),
     }
@@ -60,6 +71,65 @@ def start_session(
     session.sparkContext.setLogLevel("ERROR")
     _quiet_query_errors()
     return session
+
+
+def _connect(master: str, conf: Mapping[str, str]) -> SparkSession:
+    """A Spark Connect session: the server's driver runs the SQL and the checks; only settings
+    a session may change are set here (the rest are the server's, set where it starts)."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql import SparkSession
+
+    unanswered = not_answering(master, default_port=15002)
+    if unanswered:
+        # Checked first: the client would retry for minutes before it gave up.
+        raise ConfigError(
+            f"the Spark Connect server at spark.master = {master!r} does not answer "
+            f"({unanswered}); start it, or correct the address"
+        )
+    try:
+        session = SparkSession.builder.remote(master).getOrCreate()
+        for key, value in SESSION_CONF.items():
+            session.conf.set(key, value)
+    except ImportError as exc:  # pyspark without its connect extra (grpcio and friends)
+        raise ConfigError(
+            f"spark.master = {master!r} needs pyspark's Spark Connect client: "
+            "pip install 'pyspark[connect]>=4.0'"
+        ) from exc
+    except PySparkException as exc:
+        raise ConfigError(
+            f"the Spark Connect server at spark.master = {master!r} did not answer: "
+            f"{_first_line(exc)}"
+        ) from exc
+    for key, value in conf.items():
+        try:
+            session.conf.set(key, value)
+        except PySparkException as exc:
+            raise ConfigError(
+                f"spark.conf.{key}: a Spark Connect client cannot set it "
+                f"({_first_line(exc)}); set it where the Connect server starts"
+            ) from exc
+    _quiet_query_errors()
+    return session
+
+
+def not_answering(url: str, default_port: int, seconds: float = 10.0) -> str | None:
+    """Why nothing answers at ``scheme://host:port``, or None when something does."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        return "the port is not a number"
+    if not parts.hostname:
+        return "there is no host name"
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=seconds):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def _first_line(exc: Exception) -> str:
+    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _quiet_query_errors() -> None:

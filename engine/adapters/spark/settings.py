@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.adapters import EngineSettings
+from engine.adapters.spark.metastore import Metastore, parse_metastore
 from engine.errors import ConfigError
 from engine.project.schema import INTEGER, STRING, table_of
 
@@ -23,6 +24,8 @@ class SparkSettings:
     # A Python model that fits on a sample (FIT_SAMPLE_KEY) gets at most about this many rows
     # of each input, chosen by a hash of the key so every run and partitioning picks the same.
     fit_sample_rows: int = 1_000_000
+    # Where the published tables are also served to Spark SQL readers; None: nowhere.
+    metastore: Metastore | None = None
 
 
 SCHEMA: dict[str, Any] = {
@@ -30,6 +33,7 @@ SCHEMA: dict[str, Any] = {
     "warehouse_dir": STRING,
     "conf": table_of(STRING, "a Spark setting"),
     "fit_sample_rows": INTEGER,
+    "metastore": STRING,
 }
 
 
@@ -40,11 +44,13 @@ def parse(section: dict[str, Any], root: Path, where: str) -> SparkSettings:
     master = section.get("master", SparkSettings.master)
     if not master.strip():
         raise ConfigError(f"{where}: key 'spark.master' is empty; expected e.g. 'local[2]'")
+    metastore = section.get("metastore")
     return SparkSettings(
         warehouse_dir=(root / section.get("warehouse_dir", WAREHOUSE_DIR)).resolve(),
         master=master,
         conf=dict(section.get("conf", {})),
         fit_sample_rows=rows,
+        metastore=None if metastore is None else parse_metastore(metastore, root, where),
     )
 
 
