@@ -129,6 +129,16 @@ MISTAKES = {
         "[spark]\nfit_sample_rows = 0\n\n[features]",
         r"'spark\.fit_sample_rows' must be at least 1, got 0",
     ),
+    "a negative local validation limit": (
+        "[features]",
+        "[spark]\nlocal_validation_rows = -1\n\n[features]",
+        r"'spark\.local_validation_rows' must be at least 0, got -1",
+    ),
+    "a Spark metastore that is not a service address": (
+        "[features]",
+        '[spark]\nmetastore = "https://metastore:9083"\n\n[features]',
+        r"'spark\.metastore' is 'https://metastore:9083'; expected a folder for an embedded",
+    ),
     "an empty Spark master": (
         "[features]",
         '[spark]\nmaster = " "\n\n[features]',

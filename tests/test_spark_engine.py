@@ -104,6 +104,29 @@ def _experiment_logs(rng: random.Random) -> str:
     return "experiment,customer_id,variant,outcome,pre_period_value,timestamp\n" + "\n".join(lines)
 
 
+def _outcomes(warehouse: Path, counts: bool = True) -> list[tuple]:
+    """The last run's expectation outcomes; with ``counts``, the unexpected rows counted too
+    (GX on Spark leaves the count of an expectation with a row condition empty)."""
+    count = "unexpected_count" if counts else "null"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            "select table_name, expectation_type, coalesce(column_name, ''), success, "
+            f"{count} from meta.expectation_results "
+            "where run_id = (select max(run_id) from meta.runs) order by all"
+        ).fetchall()
+
+
+def _observed_type(warehouse: Path) -> str:
+    """What GX saw as marts.dim_segments.segment_id's type: a pandas dtype when it validated
+    a pandas frame, a Spark type when it validated a Spark DataFrame."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            "select observed_value from meta.expectation_results "
+            "where expectation_type = 'expect_column_values_to_be_of_type' "
+            "and run_id = (select max(run_id) from meta.runs)"
+        ).fetchall()[0][0]
+
+
 def _run_both(copy: ProjectCopy) -> None:
     done = copy.run("run", "-q", "--no-report")
     assert done.returncode == 0, done.stderr
@@ -117,6 +140,9 @@ def test_the_sample_publishes_the_same_tables_on_both_engines(project: ProjectCo
     project.edit_config("[features.labels]", f"{audience}\n\n[features.labels]")
     _run_both(project)
     assert assert_same_warehouses(project.warehouse, project.root / SPARK_WAREHOUSE) >= 40
+    # Small tables are validated with pandas (spark.local_validation_rows), as on DuckDB.
+    assert _outcomes(project.root / SPARK_WAREHOUSE) == _outcomes(project.warehouse)
+    assert _observed_type(project.root / SPARK_WAREHOUSE) == "int64"
     (members,) = project.query("select count(*) from marts.audience_members")[0]
     assert members > 0  # compared on both engines above
     # The reading commands work on the Spark engine's catalog as they do on DuckDB's file.
@@ -153,8 +179,13 @@ def test_dirty_data_publishes_the_same_tables_on_both_engines(empty_project: Pro
     config = empty_project.config
     config.write_text(
         config.read_text() + "\n[models.customer_segments]\nsilhouette_exact_max_rows = 50\n"
+        # Every table validated by GX on its Spark DataFrame.
+        "\n[spark]\nlocal_validation_rows = 0\n"
     )
     _run_both(empty_project)
+    spark_file = empty_project.root / SPARK_WAREHOUSE
+    assert _outcomes(spark_file, counts=False) == _outcomes(empty_project.warehouse, False)
+    assert _observed_type(spark_file) == "LongType"
     methods = empty_project.query("select distinct silhouette_method from ml.customer_segments")
     assert methods == [("centroid",)]
     rejected = empty_project.query(
@@ -167,7 +198,6 @@ def test_dirty_data_publishes_the_same_tables_on_both_engines(empty_project: Pro
         "select reason_text from staging.stg_experiment_logs_rejected "
         "where customer_id_text = '3.5'"
     ) == [("customer_id '3.5' is not an integer",)]
-    spark_file = empty_project.root / SPARK_WAREHOUSE
     assert assert_same_warehouses(empty_project.warehouse, spark_file) >= 40
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from sqlglot import exp
 
     from engine.checks.expectations import ExpectationResult, Suite
@@ -103,3 +104,16 @@ class Engine(Protocol):
         ...
 
     def stop(self) -> None: ...
+
+
+def validation_input(catalog: BuildCatalog, table: str, suite: Suite) -> tuple[pa.Table, pa.Table]:
+    """The rows of just the columns a suite's data expectations read, and the table's schema.
+
+    A 10M-row table fetched whole would cost the validation worker gigabytes as pandas objects.
+    """
+    schema = catalog.schema(table)
+    if not suite.data_positions:
+        return schema, schema  # a suite about the columns alone reads no row
+    # Row-count checks need rows of something: the first column when no other is read.
+    columns = [c for c in schema.column_names if c in suite.columns] or schema.column_names[:1]
+    return catalog.fetch_arrow(table, columns), schema

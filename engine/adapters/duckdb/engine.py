@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from sqlglot import exp
 
-from engine.adapters.base import Build, ModelInputs, Progress, Validated
+from engine.adapters.base import Build, ModelInputs, Progress, Validated, validation_input
 from engine.adapters.duckdb.validation_worker import ValidationService, remove_dead_spools
 from engine.checks.expectations import Suite
 from engine.project.config import Config
@@ -65,7 +64,7 @@ class DuckDBEngine:
     def validate(self, table: str, suite: Suite, parameters: dict[str, Any], rows: int) -> None:
         if self.service is None:
             return
-        self.service.submit(suite, *_validation_input(self._build_file, table, suite), parameters)
+        self.service.submit(suite, *validation_input(self._build_file, table, suite), parameters)
         if rows >= self.config.serial_validation_rows:
             # A big table is validated before the next model, so two memory peaks never add.
             self._due.extend(self.service.wait_all())
@@ -89,16 +88,3 @@ class DuckDBEngine:
         if self.service is not None:
             self.service.close()
             self.service = None
-
-
-def _validation_input(catalog: BuildCatalog, table: str, suite: Suite) -> tuple[pa.Table, pa.Table]:
-    """The rows of just the columns a suite's data expectations read, and the table's schema.
-
-    A 10M-row table fetched whole would cost the validation worker gigabytes as pandas objects.
-    """
-    schema = catalog.schema(table)
-    if not suite.data_positions:
-        return schema, schema  # a suite about the columns alone reads no row
-    # Row-count checks need rows of something: the first column when no other is read.
-    columns = [c for c in schema.column_names if c in suite.columns] or schema.column_names[:1]
-    return catalog.fetch_arrow(table, columns), schema

@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.adapters.base import Build, ModelInputs, Progress, Validated
+from engine.adapters.base import Build, ModelInputs, Progress, Validated, validation_input
 from engine.adapters.spark import session
 from engine.adapters.spark.expectations import spark_validator
 from engine.adapters.spark.loader import source_frame
@@ -122,7 +122,8 @@ class SparkEngine:
     published: dict[str, str] = field(default_factory=dict)  # table -> folder, as published
     locations: dict[str, str] = field(default_factory=dict)  # this build's table -> folder
     columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    validator: Validator | None = None
+    validator: Validator | None = None  # GX on Spark DataFrames
+    local_validator: Validator | None = None  # GX on pandas, for small tables
     _due: list[Validated] = field(default_factory=list)
 
     @property
@@ -291,10 +292,19 @@ class SparkEngine:
     # --- checks -------------------------------------------------------------------------------
 
     def validate(self, table: str, suite: Suite, parameters: dict[str, Any], rows: int) -> None:
-        """GX on the Spark DataFrame, in this process, now."""
-        if self.validator is None:
-            self.validator = spark_validator()
-        outcomes = self.validator.validate(suite, self.spark.table(table), parameters)
+        """GX, in this process, now: a table of at most ``spark.local_validation_rows`` rows on
+        pandas, read from its Parquet files by DuckDB (GX on a Spark DataFrame runs a Spark job
+        per expectation, a second or more each); a bigger one on the Spark DataFrame."""
+        if rows <= self.settings.local_validation_rows:
+            if self.local_validator is None:
+                self.local_validator = Validator()
+            data, schema = validation_input(self.catalog, table, suite)
+            frame, columns = (t.to_pandas(split_blocks=True) for t in (data, schema))
+            outcomes = self.local_validator.validate(suite, frame, parameters, columns)
+        else:
+            if self.validator is None:
+                self.validator = spark_validator()
+            outcomes = self.validator.validate(suite, self.spark.table(table), parameters)
         self._due.append((table, outcomes))
 
     def validated(self, wait: bool) -> list[Validated]:

@@ -24,6 +24,9 @@ class SparkSettings:
     # A Python model that fits on a sample (FIT_SAMPLE_KEY) gets at most about this many rows
     # of each input, chosen by a hash of the key so every run and partitioning picks the same.
     fit_sample_rows: int = 1_000_000
+    # A table of at most this many rows is validated in this process, with pandas, from its
+    # Parquet files: GX on a Spark DataFrame runs a job per expectation.
+    local_validation_rows: int = 1_000_000
     # Where the published tables are also served to Spark SQL readers; None: nowhere.
     metastore: Metastore | None = None
 
@@ -33,6 +36,7 @@ SCHEMA: dict[str, Any] = {
     "warehouse_dir": STRING,
     "conf": table_of(STRING, "a Spark setting"),
     "fit_sample_rows": INTEGER,
+    "local_validation_rows": INTEGER,
     "metastore": STRING,
 }
 
@@ -41,6 +45,11 @@ def parse(section: dict[str, Any], root: Path, where: str) -> SparkSettings:
     rows = section.get("fit_sample_rows", SparkSettings.fit_sample_rows)
     if rows < 1:
         raise ConfigError(f"{where}: key 'spark.fit_sample_rows' must be at least 1, got {rows}")
+    local_rows = section.get("local_validation_rows", SparkSettings.local_validation_rows)
+    if local_rows < 0:
+        raise ConfigError(
+            f"{where}: key 'spark.local_validation_rows' must be at least 0, got {local_rows}"
+        )
     master = section.get("master", SparkSettings.master)
     if not master.strip():
         raise ConfigError(f"{where}: key 'spark.master' is empty; expected e.g. 'local[2]'")
@@ -50,6 +59,7 @@ def parse(section: dict[str, Any], root: Path, where: str) -> SparkSettings:
         master=master,
         conf=dict(section.get("conf", {})),
         fit_sample_rows=rows,
+        local_validation_rows=local_rows,
         metastore=None if metastore is None else parse_metastore(metastore, root, where),
     )
 
