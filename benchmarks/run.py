@@ -45,22 +45,26 @@ AGREEMENT_MAX_ROWS = 1_000_000
 
 
 def measure(command: list[str], timeout: float) -> tuple[float, int, int | None]:
-    """Wall seconds, peak RSS of the process tree in bytes, exit code (None on time-out)."""
+    """Wall seconds, peak RSS of the process tree in bytes, exit code (None on time-out).
+
+    The output goes to a file, not a pipe: a JVM that logs more than a pipe holds would block.
+    """
     started = time.perf_counter()
-    process = psutil.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    peak = 0
-    while process.poll() is None:
-        if time.perf_counter() - started > timeout:
-            for child in process.children(recursive=True):
-                child.kill()
-            process.kill()
-            process.wait()
-            return time.perf_counter() - started, peak, None
-        peak = max(peak, tree_rss(process.pid))
-        time.sleep(0.05)
-    output = process.stdout.read().decode() if process.stdout else ""
-    if process.returncode != 0:
-        print(output[-3000:], file=sys.stderr)
+    with tempfile.TemporaryFile() as output:
+        process = psutil.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        peak = 0
+        while process.poll() is None:
+            if time.perf_counter() - started > timeout:
+                for child in process.children(recursive=True):
+                    child.kill()
+                process.kill()
+                process.wait()
+                return time.perf_counter() - started, peak, None
+            peak = max(peak, tree_rss(process.pid))
+            time.sleep(0.05)
+        if process.returncode != 0:
+            output.seek(0)
+            print(output.read().decode(errors="replace")[-3000:], file=sys.stderr)
     return time.perf_counter() - started, peak, process.returncode
 
 

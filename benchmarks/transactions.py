@@ -118,52 +118,77 @@ def _workspace(
     return folder / "pipeline.toml", "transactions/*.csv", counts | {"lines": generated.lines}
 
 
-def run_size(label: str, seed: int, lines_per_customer: int) -> dict:
+def run_size(label: str, seed: int, lines_per_customer: int, engines: list[str]) -> list[dict]:
+    """A full refresh on each engine, one after the other on the same files, and the floor."""
     with tempfile.TemporaryDirectory(prefix=f"bench-lines-{label}-") as tmp:
         folder = Path(tmp)
         config, pattern, generated = _workspace(label, folder, seed, lines_per_customer)
-        command = [sys.executable, "pipeline.py", "--config", str(config), "run"]
-        seconds, peak, code = measure([*command, "--full-refresh", "--no-report", "-q"], 7200)
-        with duckdb.connect(str(folder / "segments.duckdb"), read_only=True) as con:
-            (reconciliation,) = con.sql(
-                "select raw_rows, staged_rows, rejected_rows, collapsed_rows, is_balanced "
-                "from staging.stg_transactions_reconciliation"
-            ).fetchall()
-            customers = con.sql("select count(*) from intermediate.int_customer_orders").fetchall()
-            value_seconds = value_model_seconds(con)
-        print(f"  full refresh: {seconds:.2f} s, peak {peak / 2**20:.0f} MiB", flush=True)
+        refreshes = [_refresh(folder, config, engine) for engine in engines]
         floor, floor_customers = floor_seconds(folder / "raw", pattern)
-        raw, staged, rejected, collapsed, balanced = reconciliation
+    results = []
+    for engine, refresh in zip(engines, refreshes, strict=True):
+        seconds, peak, code, reconciliation, customers, value_seconds = refresh
         result = {
             "size": label,
-            "lines": raw,
+            "engine": engine,
             "exit_code": code,
             "seconds": round(seconds, 2),
             "peak_memory_mib": round(peak / 2**20),
             "floor_seconds": round(floor, 2),
             "ratio_to_floor": round(seconds / floor, 2),
-            "balanced": balanced,
-            "customers": customers[0][0],
             "floor_customers": floor_customers,
-            "value_model_seconds": round(value_seconds, 2),
         }
-        if generated is not None:
-            expected = (generated[k] for k in ("staged_rows", "rejected_rows", "collapsed_rows"))
-            result["matches_generation"] = (staged, rejected, collapsed) == tuple(expected)
-    return result
+        if reconciliation is not None:
+            raw, staged, rejected, collapsed, balanced = reconciliation
+            result |= {
+                "lines": raw,
+                "balanced": balanced,
+                "customers": customers,
+                "value_model_seconds": round(value_seconds, 2),
+            }
+            if generated is not None:
+                counts = (generated[k] for k in ("staged_rows", "rejected_rows", "collapsed_rows"))
+                result["matches_generation"] = (staged, rejected, collapsed) == tuple(counts)
+        results.append(result)
+    return results
+
+
+def _refresh(folder: Path, config: Path, engine: str) -> tuple:
+    """Seconds, peak memory, exit code, and, when it published, the reconciliation row,
+    customers and the value models' seconds of one full refresh on ``engine``."""
+    command = [sys.executable, "pipeline.py", "--config", str(config), "run", "--engine", engine]
+    seconds, peak, code = measure([*command, "--full-refresh", "--no-report", "-q"], 7200)
+    print(f"  {engine} full refresh: {seconds:.2f} s, peak {peak / 2**20:.0f} MiB", flush=True)
+    if code != 0:  # what the warehouse holds is an earlier run's
+        return seconds, peak, code, None, None, None
+    with duckdb.connect(str(folder / "segments.duckdb"), read_only=True) as con:
+        (reconciliation,) = con.sql(
+            "select raw_rows, staged_rows, rejected_rows, collapsed_rows, is_balanced "
+            "from staging.stg_transactions_reconciliation"
+        ).fetchall()
+        customers = con.sql("select count(*) from intermediate.int_customer_orders").fetchall()
+        value_seconds = value_model_seconds(con)
+    return seconds, peak, code, reconciliation, customers[0][0], value_seconds
 
 
 def markdown(results: list[dict]) -> str:
     lines = [
-        "| order lines | full refresh (s) | peak memory (MiB) | floor query (s) | ÷ floor "
+        "| order lines | engine | full refresh (s) | peak memory (MiB) | floor query (s) | ÷ floor "
         "| customers | value models (s) | reconciled |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
+        if r["exit_code"] != 0:
+            lines.append(
+                f"| {r['size']} | {r['engine']} | failed (exit {r['exit_code']}) after "
+                f"{r['seconds']} s | {r['peak_memory_mib']} | {r['floor_seconds']} | | | | |"
+            )
+            continue
         reconciled = "yes" if r["balanced"] and r.get("matches_generation", True) else "NO"
         lines.append(
-            f"| {r['size']} ({r['lines']:,}) | {r['seconds']} | {r['peak_memory_mib']} "
-            f"| {r['floor_seconds']} | {r['ratio_to_floor']}× | {r['customers']:,} "
+            f"| {r['size']} ({r['lines']:,}) | {r['engine']} | {r['seconds']} "
+            f"| {r['peak_memory_mib']} | {r['floor_seconds']} | {r['ratio_to_floor']}× "
+            f"| {r['customers']:,} "
             f"| {r['value_model_seconds']} | {reconciled} |"
         )
     return "\n".join(lines)
@@ -179,17 +204,20 @@ def main(argv: list[str] | None = None) -> int:
         default=50,
         help="generated lines per customer (10 at 10M lines: a million customers)",
     )
+    parser.add_argument("--engines", nargs="+", default=["duckdb"], choices=["duckdb", "spark"])
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     results = []
     for label in args.sizes:
         print(f"benchmarking order lines: {label} …", flush=True)
-        results.append(run_size(label, args.seed, args.lines_per_customer))
-        print(json.dumps(results[-1], indent=2), flush=True)
+        results.extend(run_size(label, args.seed, args.lines_per_customer, args.engines))
+        print(json.dumps(results[-len(args.engines) :], indent=2), flush=True)
     table = markdown(results)
     command = "python -m benchmarks.transactions --sizes " + " ".join(args.sizes)
     if args.lines_per_customer != 50:
         command += f" --lines-per-customer {args.lines_per_customer}"
+    if args.engines != ["duckdb"]:
+        command += " --engines " + " ".join(args.engines)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "transactions.json").write_text(json.dumps(results, indent=2))
     (args.output / "transactions.md").write_text(f"{table}\n\nMeasured with: `{command}`\n")

@@ -11,13 +11,17 @@ from typing import Any
 
 import duckdb
 import pytest
+from py4j.protocol import Py4JError
+from pyspark.errors import AnalysisException
 from test_spark_sql import empty_spark_layers, mirror_inputs
 
+from engine.adapters.spark.engine import _spark_failures
 from engine.adapters.spark.expectations import spark_validator
 from engine.checks.expectations import ExpectationResult, Validator, load_suites
+from engine.errors import ModelError
 from engine.project.column_sets import column_sets
 from engine.project.config import load_config
-from engine.project.discovery import discover, model_configs
+from engine.project.discovery import Model, discover, model_configs
 from engine.refresh.runner import expectation_parameters
 from engine.warehouse.catalog import fetch_arrow
 
@@ -90,3 +94,24 @@ def test_every_suite_agrees_on_spark(
     got = spark_gx.validate(suites[conditional], spark.createDataFrame(frame), parameters)
     assert _outcome(got) == _outcome(want) and _counts(got) == _counts(want)
     assert [r.unexpected_count for r in got if not r.success] == [2]
+
+
+def test_a_spark_that_ran_out_of_memory_is_a_model_error_saying_what_to_raise() -> None:
+    """Spark stops its JVM after an OutOfMemoryError, and pyspark's next call to it is refused
+    (seen at 10M order lines on local[2] with the default 1 GiB driver)."""
+    model = Model("transactions", "raw", "source", Path("pipeline.toml"), ())
+    died = [
+        ConnectionRefusedError(111, "Connection refused"),
+        Py4JError("An error occurred: java.lang.OutOfMemoryError: Java heap space"),
+    ]
+    for error in died:
+        with pytest.raises(ModelError) as caught, _spark_failures(model):
+            raise error
+        assert str(caught.value).startswith("pipeline.toml: Spark ran out of memory and stopped")
+        assert "spark.driver.memory in [spark.conf]" in str(caught.value)
+    missing = AnalysisException("[TABLE_OR_VIEW_NOT_FOUND] The table `raw.x` cannot be found.")
+    with (
+        pytest.raises(ModelError, match=r"^pipeline.toml: \[TABLE_OR_VIEW_NOT_FOUND\]"),
+        _spark_failures(model),
+    ):
+        raise missing

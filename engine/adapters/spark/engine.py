@@ -199,9 +199,10 @@ class SparkEngine:
 
     def load_source(self, model: Model, progress: Progress) -> None:
         location = self._location(model)
-        frame = source_frame(self.spark, self.config, self.config.sources[model.name])
-        frame.write.parquet(str(location))
-        register_parquet(self.spark, model.table, location)
+        with _spark_failures(model):
+            frame = source_frame(self.spark, self.config, self.config.sources[model.name])
+            frame.write.parquet(str(location))
+            register_parquet(self.spark, model.table, location)
         self._made(model, location)
 
     def create_table(self, model: Model, query: exp.Query) -> None:
@@ -271,20 +272,14 @@ class SparkEngine:
         return stand_ins
 
     def _run_in_spark(self, model: Model, query: exp.Query, location: Path) -> None:
-        from pyspark.errors import PySparkException
-
         create = exp.Create(
             this=statements.table_ref(model.layer, model.name),
             kind="TABLE",
             expression=query.copy(),
             properties=parquet_properties(location),
         )
-        try:
+        with _spark_failures(model):
             self.spark.sql(to_spark(create, self._input_columns(model)))
-        except PySparkException as exc:
-            if is_interrupt(exc):
-                raise KeyboardInterrupt from exc
-            raise ModelError(f"{model.path}: {_first_lines(exc)}") from exc
 
     def _input_columns(self, model: Model) -> Catalog:
         return {t: self.columns[t] for t in model.inputs if t in self.columns}
@@ -344,6 +339,41 @@ class SparkEngine:
         """The session stays for the process (starting one costs seconds)."""
 
 
+@contextlib.contextmanager
+def _spark_failures(model: Model) -> Iterator[None]:
+    """A failure in Spark as the model's error, in a few lines; a JVM that ran out of memory
+    (Spark then stops it) as what to change."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (PySparkException, Py4JError, ConnectionError) as exc:
+        if is_interrupt(exc):
+            raise KeyboardInterrupt from exc
+        text = _text_of(exc)
+        if isinstance(exc, ConnectionError) or "OutOfMemoryError" in text:
+            raise ModelError(
+                f"{model.path}: Spark ran out of memory and stopped ({_first_lines(exc, 1)}); "
+                "give it more: spark.driver.memory in [spark.conf] on local[N], "
+                "spark.executor.memory on a cluster"
+            ) from exc
+        raise ModelError(f"{model.path}: {_first_lines(exc)}") from exc
+
+
+def _text_of(exc: BaseException) -> str:
+    """The error's text, and its cause's: py4j fails to describe an error once the JVM is gone."""
+    texts = []
+    for error in (exc, exc.__context__):
+        if error is None:
+            continue
+        try:
+            texts.append(str(error))
+        except Exception:  # py4j asks the JVM that just died
+            texts.append(type(error).__name__)
+    return "\n".join(texts)
+
+
 def _empty_database(spark: Any, layer: str) -> None:
     """The layer's database with no table: dropping a table over files keeps the files."""
     spark.sql(statements.schema_creation(layer).sql(DIALECT))
@@ -364,8 +394,8 @@ def _write_table_files(catalog: BuildCatalog, rows: list[tuple[str, str, str]]) 
     catalog.con.execute(statements.comment_on_table(META_LAYER, TABLE_FILES, TABLE_FILES_COMMENT))
 
 
-def _first_lines(exc: Exception, count: int = 3) -> str:
+def _first_lines(exc: BaseException, count: int = 3) -> str:
     """Spark's message without the JVM stack trace it may carry."""
-    lines = [line for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in _text_of(exc).splitlines() if line.strip()]
     kept = [line for line in lines if not line.lstrip().startswith(("at ", "JVM stacktrace"))]
     return "\n".join(kept[:count])

@@ -26,7 +26,7 @@ class SparkSettings:
     fit_sample_rows: int = 1_000_000
     # A table of at most this many rows is validated in this process, with pandas, from its
     # Parquet files: GX on a Spark DataFrame runs a job per expectation.
-    local_validation_rows: int = 1_000_000
+    local_validation_rows: int = 2_000_000
     # Where the published tables are also served to Spark SQL readers; None: nowhere.
     metastore: Metastore | None = None
 
