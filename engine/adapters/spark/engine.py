@@ -4,7 +4,8 @@ Each run writes every table it builds as Parquet under ``<warehouse_dir>/runs/<r
 <name>``: SQL models run in Spark (engine/adapters/spark/sql.py), raw sources are read by Spark
 (engine/adapters/spark/loader.py), and a Python model or seed gets its inputs as DuckDB views
 over those files, by the usual contract, its output written as one Parquet file (or, when it
-gives a query, run in Spark). GX validates each table as a Spark DataFrame.
+gives a query, run in Spark). GX validates each table: a small one on pandas, read from its
+Parquet files, a big one as a Spark DataFrame.
 
 What is published is still a DuckDB file, now a catalog: a view per table over its Parquet files,
 with the descriptions, the scorers as macros and the meta tables. It is built beside the
@@ -108,7 +109,11 @@ def published_files(warehouse: Path) -> dict[str, list[tuple[str, str]]]:
 
 
 def _referenced(warehouse: Path) -> set[str]:
-    return {location for pairs in published_files(warehouse).values() for _, location in pairs}
+    return _locations(published_files(warehouse))
+
+
+def _locations(files: dict[str, list[tuple[str, str]]]) -> set[str]:
+    return {location for pairs in files.values() for _, location in pairs}
 
 
 @dataclass
@@ -153,9 +158,7 @@ class SparkEngine:
         settings = self.settings
         if settings.metastore is not None:
             settings.metastore.check_available()
-        self.spark = session.start_session(
-            settings.master, settings.warehouse_dir / "catalog", settings.conf
-        )
+        self.spark = session.start_session(settings.master, settings.catalog_dir, settings.conf)
         self.console.info(
             f"Spark {self.spark.version} on {settings.master}, tables in {self.folders.root}"
         )
@@ -325,12 +328,11 @@ class SparkEngine:
     def after_publish(self, paths: WarehousePaths) -> list[str]:
         """Serve the new tables from the metastore, if there is one, then delete the folders
         neither the published catalog nor the one before it reads."""
-        settings = self.settings
+        settings, files = self.settings, published_files(paths.published)
         said = []
         if settings.metastore is not None:
-            catalog_folder = settings.warehouse_dir / "catalog"
-            said.append(serve(settings.metastore, catalog_folder, paths.published))
-        removed = self.folders.remove_unreferenced(_referenced(paths.published))
+            said.append(serve(settings.metastore, settings.catalog_dir, paths.published, files))
+        removed = self.folders.remove_unreferenced(_locations(files))
         if removed:
             said.append(f"Removed {len(removed)} table folder(s) of older Spark runs")
         return said

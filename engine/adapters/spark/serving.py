@@ -70,11 +70,12 @@ def run_database(layer: str, location: str) -> str:
     return f"{layer}__run_{re.sub(r'[^0-9a-z]+', '_', run_id.lower())}"
 
 
-def served_tables(published: Path) -> tuple[list[ServedTable], set[str]]:
-    """The published catalog's tables with their descriptions, and the run databases its
-    current and previous tables are in."""
+def served_tables(
+    published: Path, files: dict[str, list[tuple[str, str]]]
+) -> tuple[list[ServedTable], set[str]]:
+    """The published catalog's current tables (``files``: its ``meta.table_files`` by publish)
+    with their descriptions, and the run databases its current and previous tables are in."""
     with duckdb.connect(str(published), read_only=True) as con:
-        files = con.execute("select publish, table_name, location from meta.table_files").fetchall()
         comments = dict(
             con.execute(
                 "select schema_name || '.' || view_name, comment from duckdb_views() "
@@ -89,10 +90,13 @@ def served_tables(published: Path) -> tuple[list[ServedTable], set[str]]:
             columns.setdefault(table, []).append((column, comment))
     tables = [
         ServedTable(table, location, comments.get(table), tuple(columns[table]))
-        for publish_name, table, location in files
-        if publish_name == "current"
+        for table, location in files.get("current", [])
     ]
-    keep = {run_database(table.split(".", 1)[0], location) for _, table, location in files}
+    keep = {
+        run_database(table.split(".", 1)[0], location)
+        for pairs in files.values()
+        for table, location in pairs
+    }
     return sorted(tables, key=lambda t: t.table), keep
 
 
@@ -188,9 +192,15 @@ def removals(
     return [d.sql(DIALECT) for d in drops]
 
 
-def serve(metastore: Metastore, warehouse_dir: Path, published: Path) -> str:
-    """Serve the published catalog's tables from the metastore; what was done, in a line."""
-    tables, keep = served_tables(published)
+def serve(
+    metastore: Metastore,
+    warehouse_dir: Path,
+    published: Path,
+    files: dict[str, list[tuple[str, str]]],
+) -> str:
+    """Serve the published catalog's tables (``files``: its ``meta.table_files`` by publish)
+    from the metastore; what was done, in a line."""
+    tables, keep = served_tables(published, files)
     request = {
         "conf": metastore.spark_conf(),
         "java_properties": metastore.java_properties(),

@@ -30,6 +30,11 @@ class SparkSettings:
     # Where the published tables are also served to Spark SQL readers; None: nowhere.
     metastore: Metastore | None = None
 
+    @property
+    def catalog_dir(self) -> Path:
+        """Where a Spark session's own catalog keeps its databases' folders."""
+        return self.warehouse_dir / "catalog"
+
 
 SCHEMA: dict[str, Any] = {
     "master": STRING,
