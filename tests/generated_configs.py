@@ -88,6 +88,7 @@ CHANGES = {
     "features.units": st.dictionaries(st.sampled_from(FEATURES), st.sampled_from(["£", "k$", ""])),
     "warehouse.storage_version": st.sampled_from(["v1.0.0", "v1.2.0", "latest", "v9"]),
     "warehouse.serial_validation_rows": st.sampled_from([0, 1, 100, -1]),
+    "warehouse.counted_validation_rows": st.sampled_from([0, 1, 100, -1]),
     "warehouse.fit_workers": st.sampled_from([0, 1, 2, -2]),
     "sources.customers.delimiter": st.sampled_from([",", ";", ",,"]),
     "sources.customers.encoding": st.sampled_from(["utf-8", "latin-1", "no-such-codec"]),

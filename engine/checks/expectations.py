@@ -135,6 +135,11 @@ class Suite:
         schema = set(self.schema_positions)
         return [i for i in range(len(self.document["expectations"])) if i not in schema]
 
+    def without(self, positions: set[int]) -> Suite:
+        """The suite less the expectations at ``positions`` (checked some other way)."""
+        kept = [e for i, e in enumerate(self.document["expectations"]) if i not in positions]
+        return Suite(self.table, self.path, {**self.document, "expectations": kept})
+
 
 PLACEHOLDER = "_"
 

@@ -95,6 +95,10 @@ class Config:
     # Tables with at least this many rows are validated before the next model starts, so the
     # builder's and the validation worker's memory peaks never stack.
     serial_validation_rows: int = 2_000_000
+    # Tables with at least this many rows have the expectations DuckDB can count (row counts,
+    # nulls, uniqueness, value sets, ranges) checked by one aggregate query in the build,
+    # instead of by GX on pandas in the validation worker. 0: every table.
+    counted_validation_rows: int = 1_000_000
     # Forked processes that fit a model's independent pieces (a candidate k each) side by
     # side; 0 or 1: every fit runs in the builder.
     fit_workers: int = 2
@@ -148,6 +152,7 @@ SCHEMA = section(
         memory_limit=STRING,
         storage_version=STRING,
         serial_validation_rows=INTEGER,
+        counted_validation_rows=INTEGER,
         fit_workers=INTEGER,
         history_runs=INTEGER,
         engine=STRING,
@@ -298,6 +303,7 @@ def _build(document: dict[str, Any], path: Path, where: str) -> Config:
         memory_limit=_memory_limit(warehouse.get("memory_limit"), where),
         storage_version=_storage_version(warehouse.get("storage_version"), where),
         serial_validation_rows=at_least_zero("serial_validation_rows"),
+        counted_validation_rows=at_least_zero("counted_validation_rows"),
         fit_workers=at_least_zero("fit_workers"),
         history_runs=at_least_zero("history_runs"),
         engine=_engine(warehouse.get("engine", adapters.DEFAULT_ENGINE), where),
