@@ -124,6 +124,8 @@ REWRITE_CASES = {
     "select hash(*columns(lines.* exclude (_source_file))) = hash(l.a, l.b) as same, "
     "row(*columns(l.* exclude (a, _source_file))) = row(l.b) as rest "
     "from lines, raw.lines as l where lines.a = l.a",
+    "a CTE materialized, read twice": "with t as materialized (select 1 as a union all "
+    "select 2) select count(*) as n, (select max(a) from t) as top from t",
 }
 
 

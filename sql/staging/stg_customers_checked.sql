@@ -21,7 +21,9 @@ typed as (
     from raw_rows
 ),
 
-row_checks as (
+-- Read twice (the duplicate checks, the output): materialized once. Inlined, its typing and
+-- reasons ran three times (14.6 s against 9.4 s at 10M rows, memory_limit 1GB).
+row_checks as materialized (
     select
         typed.*,
         list_filter(
@@ -44,7 +46,7 @@ row_checks as (
 -- rule, so only their rows are aggregated (a few percent of the rows at most) and joined back:
 -- cheaper than windows sorting every row by id, or an aggregate state for every id.
 valid_rows as (
-    select customer_id, source_file, line_number, row(each(customers, _)) as staged_values
+    select customer_id, source_file, line_number, each(customers, _)
     from row_checks
     where len(row_reasons) = 0
 ),
@@ -59,7 +61,8 @@ repeated_ids as (
 valid_ids as (
     select
         valid_rows.customer_id,
-        min(staged_values) is distinct from max(staged_values) as has_conflict,
+        min(row(each(customers, _))) is distinct from max(row(each(customers, _)))
+            as has_conflict,
         min({'f': source_file, 'l': line_number}) as first_copy
     from valid_rows
     inner join repeated_ids

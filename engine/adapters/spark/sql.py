@@ -280,6 +280,13 @@ def delete_all(node: exp.Expression, _: Catalog) -> exp.Expression:
     return exp.TruncateTable(expressions=[node.this])
 
 
+def unmaterialized(node: exp.Expression, _: Catalog) -> exp.Expression:
+    """``WITH x AS MATERIALIZED (…)``: DuckDB's hint; Spark's planner decides alone."""
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+        node.set("materialized", None)
+    return node
+
+
 def expand_columns(query: exp.Expression, catalog: Catalog) -> exp.Expression:
     """``*columns(q.* exclude (a, b))``: the columns it names, listed, from the input tables'
     columns (Spark has no COLUMNS; the raw tables' columns are known only once loaded)."""
@@ -353,6 +360,7 @@ REWRITES: tuple[Rewrite, ...] = (
     parquet_table,
     column_comment,
     delete_all,
+    unmaterialized,
 )
 
 
