@@ -17,7 +17,6 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from python_models import _drift_measures as measures
 from python_models._relations import counts
@@ -82,11 +81,10 @@ def _check_rows(
         )
         row["bins"] = len(bins)
         if check.check_kind == "feature":
-            test = stats.ks_2samp(
-                measures.column_values(before, check.subject),
-                measures.column_values(now, check.subject),
+            row["ks_statistic"], row["ks_p_value"] = measures.ks_two_sample(
+                measures.value_counts(before, check.subject),
+                measures.value_counts(now, check.subject),
             )
-            row["ks_statistic"], row["ks_p_value"] = float(test.statistic), float(test.pvalue)
         row["level"] = _level(row["psi"], settings)
         rows.append(row)
     return rows
