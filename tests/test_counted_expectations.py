@@ -111,6 +111,10 @@ LEFT_TO_GX: list[dict[str, Any]] = [
     {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "s", "value_set": [1]}},
     {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "id", "value_set": ["1"]}},
     {"type": "expect_column_max_to_be_between", "kwargs": {"column": "a", "min_value": 1}},
+    {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "a", "max_value": math.inf},
+    },
     {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "no_such_column"}},
     {
         "type": "expect_column_values_to_be_between",

@@ -109,9 +109,12 @@ def _domain(kwargs: dict[str, Any], types: dict[str, pa.DataType]) -> exp.Expres
     return exp.and_(*terms)
 
 
+UNSET = object()  # a $PARAMETER nobody set
+
+
 def _filled(value: Any, parameters: dict[str, Any]) -> Any:
     if isinstance(value, dict) and set(value) == {"$PARAMETER"}:
-        return parameters.get(value["$PARAMETER"], KeyError)
+        return parameters.get(value["$PARAMETER"], UNSET)
     return value
 
 
@@ -142,7 +145,11 @@ def _range_test(kwargs: dict[str, Any], name: str, kind: pa.DataType) -> exp.Exp
         value = kwargs.get(bound)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             return None
         limit = exp.Literal.number(value)
         if below:
@@ -196,8 +203,8 @@ def _plan_one(
     if allowed is None or not isinstance(raw, dict) or set(raw) - allowed:
         return None
     kwargs = {k: _filled(v, parameters) for k, v in raw.items()}
-    if KeyError in kwargs.values():
-        return None  # a parameter nobody set: GX says so
+    if any(v is UNSET for v in kwargs.values()):
+        return None  # GX says which parameter is missing
     if type_ == "expect_table_row_count_to_be_between":
         bounds = [kwargs.get("min_value"), kwargs.get("max_value")]
         if any(b is not None and (isinstance(b, bool) or not isinstance(b, int)) for b in bounds):
