@@ -80,6 +80,10 @@ FIXTURES: dict[str, tuple[str | exp.Expression, str]] = {
         "ALTER TABLE `s`.`t` ALTER COLUMN `a` COMMENT 'the a'",
     ),
     "delete_all": (statements.delete_all("s", "t"), "TRUNCATE TABLE `s`.`t`"),
+    "unmaterialized": (
+        "with a as materialized (select 1 as x) select x from a",
+        "WITH a AS (SELECT 1 AS x) SELECT x FROM a",
+    ),
 }
 
 # Not in REWRITES, but rewrites all the same: the models' len() of a list (ModelDialect) and
