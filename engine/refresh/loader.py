@@ -1,8 +1,8 @@
 """Load landing CSVs into the ``raw`` layer: every row as text, with its file and line number.
 
-Two readers, one result. A file with no quote character after its header cannot have a record
-spanning lines, so record n is on line n + 1: Arrow's CSV reader parses it at C speed and hands
-back the rows with the wrong number of fields, with their line numbers. Any other file goes
+Two readers, one result. A file whose quoted fields each end on the line they start on has no
+record spanning lines, so record n is on line n + 1: Arrow's CSV reader parses it at C speed and
+hands back the rows with the wrong number of fields, with their line numbers. Any other file goes
 through Python's csv module, which reports the physical line a record started on (quoted fields
 may span lines) and handles quoting the way spreadsheets write it. Both handle BOMs and CRLF, and
 a file Arrow will not read (bad UTF-8, say) is read by the csv module, whose error names the line.
@@ -176,27 +176,55 @@ def _open(path: Path, mode: str, **text: Any) -> IO[Any]:
     return path.open(mode, **text)
 
 
-def _one_record_per_line(path: Path, width: int) -> bool:
-    """No quote after the header and no blank line: every line after the header is a record.
+def _one_record_per_line(path: Path, width: int, delimiter: str = ",") -> bool:
+    """Every record on a line of its own, and no blank line: then record n is on line n + 1.
 
-    Blank lines are left to the csv module because Arrow reads one as a row of empty fields,
-    which cannot be told apart from a row of commas.
+    Quotes are allowed where the csv module reads them strictly and a quoted field ends on its
+    own line (``_quotes_on_single_lines``); anything else goes to the csv module, which reports
+    malformed quoting. Blank lines are left to the csv module because Arrow reads one as a row
+    of empty fields, which cannot be told apart from a row of commas.
     """
     if width < 2 or path.stat().st_size == 0:
         return False
     if path.name.lower().endswith(".gz"):
         with _open(path, "rb") as handle:
-            return _quote_and_blank_free(handle.read())
+            return _single_line_records(handle.read(), delimiter)
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return _quote_and_blank_free(data)
+        return _single_line_records(data, delimiter)
 
 
-def _quote_and_blank_free(data: bytes | mmap.mmap) -> bool:
-    header_end = data.find(b"\n")
-    return (
-        header_end >= 0
-        and data.find(b'"', header_end) < 0
-        and all(data.find(blank) < 0 for blank in (b"\n\n", b"\n\r\n", b"\r\r"))
+def _single_line_records(data: bytes | mmap.mmap, delimiter: str) -> bool:
+    if data.find(b"\n") < 0 or any(data.find(b) >= 0 for b in (b"\n\n", b"\n\r\n", b"\r\r")):
+        return False
+    if data.find(b'"') < 0:
+        return True
+    separator = delimiter.encode()
+    return len(separator) == 1 and _quotes_on_single_lines(data, separator[0])
+
+
+QUOTE, NEWLINE, RETURN = (ord(c) for c in '"\n\r')
+
+
+def _quotes_on_single_lines(data: bytes | mmap.mmap, delimiter: int) -> bool:
+    """Each line's quotes open a field (after a delimiter, the line's start, or a quote: a
+    doubled one) and close it (before a delimiter, the line's end, or a quote), in pairs: every
+    quoted field is whole on one line, read alike by Arrow and the strict csv module."""
+    view = np.frombuffer(data, dtype=np.uint8)
+    returns = np.flatnonzero(view == RETURN)
+    if returns.size and (returns[-1] + 1 == view.size or (view[returns + 1] != NEWLINE).any()):
+        return False  # a lone carriage return may end a line the newline count does not see
+    quotes = np.flatnonzero(view == QUOTE)
+    line = np.searchsorted(np.flatnonzero(view == NEWLINE), quotes)
+    if (np.bincount(line) % 2).any():
+        return False
+    opening = (np.arange(quotes.size) - np.searchsorted(line, line)) % 2 == 0
+    before = np.where(quotes > 0, view[np.maximum(quotes - 1, 0)], NEWLINE)
+    if bytes(view[:3]) == codecs.BOM_UTF8:
+        before[quotes == 3] = NEWLINE  # the header's first field, after the byte-order mark
+    after = np.where(quotes + 1 < view.size, view[np.minimum(quotes + 1, view.size - 1)], NEWLINE)
+    return bool(
+        np.isin(before[opening], [delimiter, NEWLINE, QUOTE]).all()
+        and np.isin(after[~opening], [delimiter, NEWLINE, RETURN, QUOTE]).all()
     )
 
 
@@ -218,7 +246,10 @@ def _parse_with_arrow(
                 use_threads=threads, column_names=names, skip_rows=1, encoding=source.encoding
             ),
             parse_options=pa_csv.ParseOptions(
-                quote_char=False, invalid_row_handler=keep_aside, delimiter=source.delimiter
+                quote_char='"',
+                double_quote=True,
+                invalid_row_handler=keep_aside,
+                delimiter=source.delimiter,
             ),
             convert_options=pa_csv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
@@ -271,7 +302,7 @@ def read_source_file(path: Path, source: SourceConfig, relative_name: str) -> pa
     """One landing file as a table of canonical text columns plus its lineage columns."""
     names = _map_header(_read_header(path, source), source, path)
     table = None
-    if _one_record_per_line(path, len(names)):
+    if _one_record_per_line(path, len(names), source.delimiter):
         table = _read_with_arrow(path, source, names, relative_name)
     if table is None:
         table = _read_with_csv_module(path, source, names, relative_name)
@@ -330,6 +361,26 @@ def source_parts(
         progress(f"file {number} of {len(files)}")
         part = read_source_file(path, source, path.relative_to(config.raw_dir).as_posix())
         yield pa.table({n: _column_or_nulls(part, n) for n in columns})
+
+
+# A source's files are written to its table in parts of at least this many rows.
+BATCH_ROWS = 1_000_000
+
+
+def in_batches(parts: Iterable[pa.Table], rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+    """Consecutive parts joined until each holds ``rows`` rows or more, in order: a source of
+    many small files is written in a few inserts, not one per file (for the Online Retail
+    example's 305 daily files, 0.28 s against 1.1 s)."""
+    batch: list[pa.Table] = []
+    held = 0
+    for part in parts:
+        batch.append(part)
+        held += part.num_rows
+        if held >= rows:
+            yield pa.concat_tables(batch)
+            batch, held = [], 0
+    if batch:
+        yield pa.concat_tables(batch)
 
 
 Snapshot = dict[Path, tuple[int, int]]

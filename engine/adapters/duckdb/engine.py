@@ -21,7 +21,7 @@ from engine.checks import counted_expectations
 from engine.checks.expectations import ExpectationResult, Suite
 from engine.project.config import Config
 from engine.project.discovery import Model
-from engine.refresh.loader import source_parts
+from engine.refresh.loader import in_batches, source_parts
 from engine.warehouse.catalog import BuildCatalog
 from engine.warehouse.publish import WarehousePaths
 
@@ -52,7 +52,7 @@ class DuckDBEngine:
 
     def load_source(self, model: Model, progress: Progress) -> None:
         source = self.config.sources[model.name]
-        self._build_file.write(model, source_parts(self.config, source, progress))
+        self._build_file.write(model, in_batches(source_parts(self.config, source, progress)))
 
     def create_table(self, model: Model, query: exp.Query) -> None:
         self._build_file.create_as(model, query)
