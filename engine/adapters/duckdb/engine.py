@@ -19,6 +19,7 @@ from engine.adapters.base import Build, ModelInputs, Progress, Validated, valida
 from engine.adapters.duckdb.validation_worker import ValidationService, remove_dead_spools
 from engine.checks import counted_expectations
 from engine.checks.expectations import ExpectationResult, Suite
+from engine.errors import is_interrupt
 from engine.project.config import Config
 from engine.project.discovery import Model
 from engine.refresh.loader import in_batches, source_parts
@@ -92,7 +93,9 @@ class DuckDBEngine:
             return []
         try:
             return counted_expectations.check(self._build_file.query, table, suite, planned)
-        except duckdb.Error:
+        except duckdb.Error as exc:
+            if is_interrupt(exc):  # Ctrl-C while DuckDB counted
+                raise KeyboardInterrupt from exc
             return []  # a comparison DuckDB refuses (types, say): GX judges them all
 
     def _with_counted(self, arrived: list[Validated]) -> list[Validated]:
