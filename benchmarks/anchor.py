@@ -46,18 +46,14 @@ def _anchor_command(folder: Path, dbt: Path) -> list[str]:
             "--vars", f"{{raw_customers: '{landing}'}}", "--quiet"]  # fmt: skip
 
 
-def _anchor_run(command: list[str], database: Path) -> float:
-    database.unlink(missing_ok=True)  # a full build, as the pipeline's --full-refresh
+def _timed(command: list[str], fresh: Path | None = None) -> float:
+    """Wall seconds of one run; ``fresh``: a database removed first (a full build, as the
+    pipeline's --full-refresh)."""
+    if fresh is not None:
+        fresh.unlink(missing_ok=True)
     seconds, _, code = measure(command, TIMEOUT)
     if code != 0:
-        raise SystemExit(f"dbt build failed (exit {code}): {' '.join(command)}")
-    return seconds
-
-
-def _pipeline_run(command: list[str]) -> float:
-    seconds, _, code = measure(command, TIMEOUT)
-    if code != 0:
-        raise SystemExit(f"pipeline.py run failed (exit {code}): {' '.join(command)}")
+        raise SystemExit(f"failed (exit {code}): {' '.join(command)}")
     return seconds
 
 
@@ -77,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         anchor = _anchor_command(folder, options.dbt.resolve())
         database = folder / "anchor.duckdb"
         os.environ["ANCHOR_DATABASE"] = str(database)  # profiles.yml reads it
-        _pipeline_run(ours), _anchor_run(anchor, database)  # warm-up, not counted
+        _timed(ours), _timed(anchor, database)  # warm-up, not counted
         times: dict[str, list[float]] = {"pipeline": [], "anchor": []}
         for _ in range(options.runs):
-            times["pipeline"].append(_pipeline_run(ours))
-            times["anchor"].append(_anchor_run(anchor, database))
+            times["pipeline"].append(_timed(ours))
+            times["anchor"].append(_timed(anchor, database))
     medians = {side: statistics.median(found) for side, found in times.items()}
     print("| run | median (s) | runs (s) |\n|---|---:|---|")
     for side, found in times.items():

@@ -8,9 +8,8 @@ values, or over every row for the null checks, and none for an empty domain), th
 writes them back, and up to five unexpected values in the table's row order, as JSON values
 (GX's pandas frames write a missing value as NaN and an integer as a string, or as a float when
 its column has a missing value; ``tests/test_counted_expectations.py`` compares every field
-with GX on the same rows). An
-expectation of another kind, with an argument not listed here or a row condition other than
-``column == literal`` (joined by ``and``) stays with GX.
+with GX on the same rows). An expectation of another kind, with an argument not listed here
+or a row condition other than ``column == literal`` (joined by ``and``) stays with GX.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ class Counted:
 
     position: int
     type: str
-    kwargs: dict[str, Any]  # parameters filled in, as GX writes them back
+    kwargs: dict[str, Any]  # as written, parameters filled in
     domain: exp.Expression  # the rows it looks at
     present: exp.Expression  # of those, the values it judges (GX's "non-missing")
     unexpected: exp.Expression | None  # None: uniqueness, counted by a group-by
@@ -322,23 +321,6 @@ def _nan_as_null(value: Any) -> Any:
     return value
 
 
-def results(
-    suite: Suite,
-    planned: list[Counted],
-    figures: tuple[Any, ...],
-    unexpected_rows: Callable[[Counted], list[tuple[Any, ...]]],
-) -> list[ExpectationResult]:
-    """ExpectationResults from ``count_query``'s row; ``unexpected_rows`` runs
-    ``unexpected_query`` for an expectation that failed."""
-    row_count, found = figures[0], []
-    for index, counted in enumerate(planned):
-        domain, judged, unexpected = figures[1 + 3 * index : 4 + 3 * index]
-        found.append(
-            _result(suite, counted, row_count, domain, judged, unexpected, unexpected_rows)
-        )
-    return found
-
-
 def _result(
     suite: Suite,
     counted: Counted,
@@ -381,16 +363,11 @@ def _result(
     )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    position: int  # in the suite
-    result: ExpectationResult
-
-
 def check(
     query: Callable[[str], list[tuple[Any, ...]]], table: str, suite: Suite, planned: list[Counted]
-) -> list[Outcome]:
-    """Run the counts of ``planned`` on ``table`` (``layer.name``) through ``query``."""
+) -> list[ExpectationResult]:
+    """The results of ``planned`` on ``table`` (``layer.name``), in their order, counted by
+    running ``count_query`` (and ``unexpected_query`` for each failure) through ``query``."""
     layer, name = table.split(".", 1)
     target = exp.table_(name, db=layer, quoted=True)
     figures = query(count_query(target, planned).sql("duckdb"))[0]
@@ -398,5 +375,10 @@ def check(
     def unexpected_rows(counted: Counted) -> list[tuple[Any, ...]]:
         return query(unexpected_query(target, counted).sql("duckdb"))
 
-    found = results(suite, planned, figures, unexpected_rows)
-    return [Outcome(c.position, r) for c, r in zip(planned, found, strict=True)]
+    row_count, found = figures[0], []
+    for index, counted in enumerate(planned):
+        domain, judged, unexpected = figures[1 + 3 * index : 4 + 3 * index]
+        found.append(
+            _result(suite, counted, row_count, domain, judged, unexpected, unexpected_rows)
+        )
+    return found

@@ -72,12 +72,12 @@ class DuckDBEngine:
         if self.service is None:
             return
         if rows >= self.config.counted_validation_rows:
-            counted = self._count(table, suite, parameters)
-            suite = suite.without({o.position for o in counted})
+            planned, counted = self._count(table, suite, parameters)
+            suite = suite.without({c.position for c in planned})
             if not suite.document["expectations"]:
-                self._due.append((table, [o.result for o in counted]))
+                self._due.append((table, counted))
                 return
-            self._counted[table] = [o.result for o in counted]
+            self._counted[table] = counted
         self.service.submit(suite, *validation_input(self._build_file, table, suite), parameters)
         if rows >= self.config.serial_validation_rows:
             # A big table is validated before the next model, so two memory peaks never add.
@@ -85,18 +85,21 @@ class DuckDBEngine:
 
     def _count(
         self, table: str, suite: Suite, parameters: dict[str, Any]
-    ) -> list[counted_expectations.Outcome]:
+    ) -> tuple[list[counted_expectations.Counted], list[ExpectationResult]]:
+        """What DuckDB counted, and its results; nothing when DuckDB refuses the query."""
         planned = counted_expectations.plan(
             suite, parameters, self._build_file.schema(table).schema
         )
         if not planned:
-            return []
+            return [], []
         try:
-            return counted_expectations.check(self._build_file.query, table, suite, planned)
+            return planned, counted_expectations.check(
+                self._build_file.query, table, suite, planned
+            )
         except duckdb.Error as exc:
             if is_interrupt(exc):  # Ctrl-C while DuckDB counted
                 raise KeyboardInterrupt from exc
-            return []  # a comparison DuckDB refuses (types, say): GX judges them all
+            return [], []  # a comparison DuckDB refuses (types, say): GX judges them all
 
     def _with_counted(self, arrived: list[Validated]) -> list[Validated]:
         return [(table, self._counted.pop(table, []) + found) for table, found in arrived]
