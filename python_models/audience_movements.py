@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from python_models._audience_keys import membership_keys
 
 COLUMNS = {
     "audience": "The audience",
@@ -13,9 +18,9 @@ COLUMNS = {
 KEEP = ["audience", "customer_id", "audience_group"]
 
 
-def _keys(members: pd.DataFrame) -> pd.Series:
-    # As text: a customer id's type may differ between two refreshes' exports.
-    return members["audience"].astype(str) + "\x1f" + members["customer_id"].astype(str)
+def _absent(keys: pa.Array, others: pa.Array) -> np.ndarray:
+    """Which keys are not among the others."""
+    return ~pc.is_in(keys, value_set=others).to_numpy(zero_copy_only=False)
 
 
 def model(
@@ -26,9 +31,9 @@ def model(
         before = now.iloc[0:0]
     else:
         before = previous_audience_assignments[KEEP]
-    in_now, in_before = _keys(now), _keys(before)
-    entered = now[~in_now.isin(in_before)].assign(change="entered")
-    left = before[~in_before.isin(in_now)].assign(change="left")
+    in_now, in_before = membership_keys(now), membership_keys(before)
+    entered = now[_absent(in_now, in_before)].assign(change="entered")
+    left = before[_absent(in_before, in_now)].assign(change="left")
     changes = pd.concat([entered, left], ignore_index=True)
     return changes[["audience", "customer_id", "change", "audience_group"]].astype(
         {"audience": "string", "change": "string", "audience_group": "string"}

@@ -5,12 +5,15 @@ a marketing tool loads."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+
+from python_models import audience_assignments, audience_movements
 
 from conftest import ProjectCopy, copy_project
 
@@ -91,6 +94,54 @@ def test_the_holdout_is_the_documented_hash_computed_in_duckdb(refreshed) -> Non
         "< a.holdout_share) <> (m.audience_group = 'holdout')"
     )[0][0]
     assert mismatched == 0
+
+
+def test_every_draw_is_the_documented_md5_computed_by_python(refreshed) -> None:
+    """The reference formula, with Python's hashlib, customer by customer: exact."""
+    project, _, _ = refreshed
+    members = project.frame(
+        "select audience, customer_id, holdout_draw from ml.audience_assignments"
+    )
+    expected = [
+        int(hashlib.md5(f"{audience}:{customer}".encode()).hexdigest()[:16], 16) / 2**64
+        for audience, customer in zip(members["audience"], members["customer_id"], strict=True)
+    ]
+    assert members["holdout_draw"].tolist() == expected
+
+
+def test_matching_across_refreshes_ignores_how_an_id_was_typed() -> None:
+    """A previous refresh whose ids were text: the same customers, matched as text."""
+    rng = np.random.default_rng(5)
+    now = pd.DataFrame(
+        {
+            "audience": rng.choice(["a", "b"], 3_000),
+            "customer_id": rng.permutation(10_000)[:3_000],
+            "audience_group": "target",
+            "first_seen_run_id": "now",
+        }
+    )
+    before = now.sample(frac=0.5, random_state=6).astype({"customer_id": str})
+    before = before.assign(first_seen_run_id=[f"run {i}" for i in range(len(before))])
+    extra = pd.DataFrame(
+        {"audience": ["a", "b"], "customer_id": ["10001", "10002"], "audience_group": "holdout"}
+    ).assign(first_seen_run_id="old")
+    before = pd.concat([before, extra], ignore_index=True)
+    pairs = {(a, str(c)) for a, c in zip(before["audience"], before["customer_id"], strict=True)}
+    kept = [(a, str(c)) in pairs for a, c in zip(now["audience"], now["customer_id"], strict=True)]
+
+    changes = audience_movements.model(now, before)
+    entered = changes[changes["change"] == "entered"]
+    assert sorted(entered["customer_id"]) == sorted(now.loc[~np.array(kept), "customer_id"])
+    assert sorted(changes.loc[changes["change"] == "left", "customer_id"]) == ["10001", "10002"]
+
+    keys = zip(before["audience"], before["customer_id"], strict=True)
+    seen = dict(zip(keys, before["first_seen_run_id"], strict=True))
+    first = audience_assignments._first_seen(now, before, "this run")
+    expected = [
+        seen.get((a, str(c)), "this run")
+        for a, c in zip(now["audience"], now["customer_id"], strict=True)
+    ]
+    assert first.tolist() == expected
 
 
 @pytest.mark.parametrize(("audience", "share"), [("women", 0.3), ("everyone", 0.1)])
