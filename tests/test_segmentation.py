@@ -375,6 +375,9 @@ def test_large_data_path_fits_on_a_sample_and_scores_everyone_in_sql(
     segments = project.frame("select * from ml.customer_segments order by customer_id")
     assert segments["customer_id"].tolist() == ids.tolist()
     assert set(segments["silhouette_method"]) == {"centroid"}
+    # Stored by id without a sort of its own: the query keeps int_customer_features' order.
+    stored = project.frame("select customer_id from ml.customer_segments")
+    assert stored["customer_id"].tolist() == ids.tolist()
     centroids = project.frame(
         "select * from ml.segment_centroids order by segment_id, feature_position"
     )
