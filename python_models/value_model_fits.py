@@ -10,6 +10,8 @@ log-likelihood, convergence and status. Calibration fits are checked on the hold
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -175,15 +177,27 @@ def _day(value: object) -> datetime.date | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
 
 
-def model(int_customer_value_inputs: pd.DataFrame, value_settings: pd.DataFrame) -> pa.Table:
+def _stage_rows(stage: tuple[str, pd.DataFrame, str | None]) -> list[dict]:
+    return _fit_stage(*stage)
+
+
+def model(
+    int_customer_value_inputs: pd.DataFrame,
+    value_settings: pd.DataFrame,
+    parallel: Callable[[Callable[[Any], list[dict]], Iterable[Any]], Iterator[list[dict]]],
+) -> pa.Table:
+    """The two stages are fitted side by side (on the fit workers): independent fits, a few
+    seconds each at a million customers."""
     settings = value_settings.iloc[0]
     inputs = int_customer_value_inputs
-    rows: list[dict] = []
     holdout = float(inputs["holdout_length_period"].iloc[0]) if len(inputs) else 0.0
+    stages = []
     for stage in STAGES:
         data = _summaries(inputs, stage)
-        why_not = _why_not(stage, data, holdout, int(settings["min_repeat_customers"]))
-        rows += _fit_stage(stage, data, why_not)
+        stages.append(
+            (stage, data, _why_not(stage, data, holdout, int(settings["min_repeat_customers"])))
+        )
+    rows = [row for part in parallel(_stage_rows, stages) for row in part]
     ends = {
         column: _day(inputs[column].iloc[0]) if len(inputs) else None
         for column in ("calibration_end", "observation_end")

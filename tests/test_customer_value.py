@@ -454,7 +454,7 @@ def test_repeat_purchases_worth_nothing_are_left_out_of_gamma_gamma_and_said() -
     x, t_x, T = _simulate_bg_nbd(0.6, 5.0, 0.9, 3.0, n=2000, rng=rng)
     z = rng.gamma(4.0, 10.0, 2000)
     z[np.flatnonzero(x > 0)[:7]] = 0.0  # free repeat purchases
-    fits = value_model_fits.model(_inputs_frame(x, t_x, T, z), SETTINGS).to_pandas()
+    fits = value_model_fits.model(_inputs_frame(x, t_x, T, z), SETTINGS, map).to_pandas()
     gamma = fits[(fits["model"] == "gamma_gamma") & (fits["stage"] == "full")]
     assert set(gamma["status"]) == {"fitted"}
     assert gamma["customers"].iloc[0] == int((x > 0).sum()) - 7
@@ -471,7 +471,7 @@ def test_a_fit_that_did_not_converge_leaves_predictions_null_with_the_reason() -
     x, t_x, T = _simulate_bg_nbd(0.6, 5.0, 0.9, 3.0, n=500, rng=rng)
     z = rng.gamma(4.0, 10.0, 500)
     inputs = _inputs_frame(x, t_x, T, z)
-    fits = value_model_fits.model(inputs, SETTINGS).to_pandas()
+    fits = value_model_fits.model(inputs, SETTINGS, map).to_pandas()
     stuck = fits["model"] == "bg_nbd"
     fits.loc[stuck, "status"] = "did not converge"
     fits.loc[stuck, "reason"] = "the optimiser stopped: ABNORMAL"
