@@ -50,10 +50,14 @@ def holdout_draw(audience: str) -> exp.Expression:
 def _members(dim_customers: duckdb.DuckDBPyRelation, audience: pd.Series) -> pd.DataFrame:
     condition = sqlglot.parse_one(audience["condition"], read=DIALECT).sql(DIALECT)
     # DuckDB hashes: md5 in Python, one customer at a time, took 3 s at 600,000 members.
-    draw = holdout_draw(audience["audience"]).as_("holdout_draw").sql(DIALECT)
+    columns = (
+        exp.column("customer_id", quoted=True),
+        holdout_draw(audience["audience"]).as_("holdout_draw"),
+    )
+    projection = ", ".join(c.sql(DIALECT) for c in columns)
     try:
         chosen = frame(
-            dim_customers.filter(condition).project(f'"customer_id", {draw}'),
+            dim_customers.filter(condition).project(projection),
             ["customer_id", "holdout_draw"],
             ["customer_id"],
         )
