@@ -17,7 +17,17 @@ __all__ = ["SETTINGS", "start"]
 
 
 def start(config: Config, console: Console) -> Engine:
+    """The GX worker (engine/checks/validation_worker.py) is forked first, as the DuckDB
+    engine's is, so GX's import overlaps the Spark session's start and the small tables are
+    validated on the side while Spark builds."""
     with held_back():
-        from engine.adapters.spark.engine import SparkEngine
+        from engine.checks.validation_worker import ValidationService
 
-    return SparkEngine(config, console)
+    service = ValidationService(spool_beside=config.warehouse_path.parent)
+    try:
+        with held_back():
+            from engine.adapters.spark.engine import SparkEngine
+    except BaseException:
+        service.close()
+        raise
+    return SparkEngine(config, console, service)

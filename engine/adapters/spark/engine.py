@@ -4,8 +4,8 @@ Each run writes every table it builds as Parquet under ``<warehouse_dir>/runs/<r
 <name>``: SQL models run in Spark (engine/adapters/spark/sql.py), raw sources are read by Spark
 (engine/adapters/spark/loader.py), and a Python model or seed gets its inputs as DuckDB views
 over those files, by the usual contract, its output written as one Parquet file (or, when it
-gives a query, run in Spark). GX validates each table: a small one on pandas, read from its
-Parquet files, a big one as a Spark DataFrame.
+gives a query, run in Spark). GX validates each table: a small one in the GX worker, as the
+DuckDB engine's tables are (read from its Parquet files), a big one as a Spark DataFrame.
 
 What is published is still a DuckDB file, now a catalog: a view per table over its Parquet files,
 with the descriptions, the scorers as macros and the meta tables. It is built beside the
@@ -38,6 +38,7 @@ from engine.adapters.spark.settings import SECTION, SparkSettings
 from engine.adapters.spark.sql import DIALECT, Catalog, to_spark
 from engine.adapters.spark.tables import duckdb_view, parquet_properties, register_parquet
 from engine.checks.expectations import Suite, Validator
+from engine.checks.validation_worker import ValidationService, remove_dead_spools
 from engine.console import Console
 from engine.errors import ModelError, ProjectError, is_interrupt
 from engine.project.config import Config
@@ -122,13 +123,13 @@ class SparkEngine:
 
     config: Config
     console: Console
+    service: ValidationService | None  # GX on pandas, for small tables; None once not needed
     spark: Any = None  # the session, started by begin()
     build: Build | None = None
     published: dict[str, str] = field(default_factory=dict)  # table -> folder, as published
     locations: dict[str, str] = field(default_factory=dict)  # this build's table -> folder
     columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
     validator: Validator | None = None  # GX on Spark DataFrames
-    local_validator: Validator | None = None  # GX on pandas, for small tables
     _due: list[Validated] = field(default_factory=list)
 
     @property
@@ -145,10 +146,15 @@ class SparkEngine:
         return self.build.catalog
 
     def remove_leftovers(self, paths: WarehousePaths) -> list[Path]:
-        return self.folders.remove_unreferenced(_referenced(paths.published))
+        """Table folders no published catalog reads, and the GX worker's spools of killed
+        runs."""
+        unread = self.folders.remove_unreferenced(_referenced(paths.published))
+        return unread + remove_dead_spools(paths.published.parent)
 
     def begin(self, build: Build) -> None:
         self.build = build
+        if self.service is not None and not any(t in build.suites for t in build.selected):
+            self._close_service()  # nothing selected has a suite: free the other core now
         self.published = {
             table: location
             for publish_name, table, location in build.catalog.previous_rows(TABLE_FILES_TABLE)
@@ -290,23 +296,27 @@ class SparkEngine:
     # --- checks -------------------------------------------------------------------------------
 
     def validate(self, table: str, suite: Suite, parameters: dict[str, Any], rows: int) -> None:
-        """GX, in this process, now: a table of at most ``spark.local_validation_rows`` rows on
-        pandas, read from its Parquet files by DuckDB (GX on a Spark DataFrame runs a Spark job
-        per expectation, a second or more each); a bigger one on the Spark DataFrame."""
+        """A table of at most ``spark.local_validation_rows`` rows goes to the GX worker, read
+        from its Parquet files by DuckDB (GX on a Spark DataFrame runs a Spark job per
+        expectation, a second or more each), and is waited for if it has at least
+        ``warehouse.serial_validation_rows``; a bigger one is validated here, now, as a Spark
+        DataFrame."""
         if rows <= self.settings.local_validation_rows:
-            if self.local_validator is None:
-                self.local_validator = Validator()
-            data, schema = validation_input(self.catalog, table, suite)
-            frame, columns = (t.to_pandas(split_blocks=True) for t in (data, schema))
-            outcomes = self.local_validator.validate(suite, frame, parameters, columns)
-        else:
-            if self.validator is None:
-                self.validator = spark_validator()
-            outcomes = self.validator.validate(suite, self.spark.table(table), parameters)
+            assert self.service is not None, "a suite to validate, so the worker was kept"
+            self.service.submit(suite, *validation_input(self.catalog, table, suite), parameters)
+            if rows >= self.config.serial_validation_rows:
+                # Validated before the next model, so the worker's and Spark's peaks never add.
+                self._due.extend(self.service.wait_all())
+            return
+        if self.validator is None:
+            self.validator = spark_validator()
+        outcomes = self.validator.validate(suite, self.spark.table(table), parameters)
         self._due.append((table, outcomes))
 
     def validated(self, wait: bool) -> list[Validated]:
         arrived, self._due = self._due, []
+        if self.service is not None:
+            arrived += self.service.wait_all() if wait else self.service.ready()
         return arrived
 
     # --- the end of a build -------------------------------------------------------------------
@@ -338,7 +348,14 @@ class SparkEngine:
         return said
 
     def stop(self) -> None:
-        """The session stays for the process (starting one costs seconds)."""
+        """The GX worker is stopped; the session stays for the process (starting one costs
+        seconds)."""
+        self._close_service()
+
+    def _close_service(self) -> None:
+        if self.service is not None:
+            self.service.close()
+            self.service = None
 
 
 @contextlib.contextmanager
