@@ -70,9 +70,14 @@ def drop(layer: str, name: str, kind: str) -> str:
     return dropping(layer, name, kind).sql(DIALECT)
 
 
-def drop_schema(layer: str) -> str:
+def schema_dropping(layer: str, cascade: bool = False) -> exp.Drop:
+    """DROP SCHEMA IF EXISTS, with what is in it when ``cascade``, as an expression."""
     schema = exp.Table(this=exp.to_identifier(layer, quoted=True))
-    return exp.Drop(tables=[schema], kind="SCHEMA", exists=True).sql(DIALECT)
+    return exp.Drop(tables=[schema], kind="SCHEMA", exists=True, cascade=cascade)
+
+
+def drop_schema(layer: str) -> str:
+    return schema_dropping(layer).sql(DIALECT)
 
 
 def delete_all(layer: str, name: str) -> str:
