@@ -83,7 +83,7 @@ os.waitpid(child, 0)
 VALIDATION_SERVICE_CASE = """
 import multiprocessing, sys
 from pathlib import Path
-from engine.checks.validation_worker import ValidationService
+from engine.adapters.validation_worker import ValidationService
 
 try:
     ValidationService(spool_beside=Path(sys.argv[1]))

@@ -20,7 +20,7 @@ BUILDER = textwrap.dedent(
 
     from engine.errors import ProjectError
     from engine.checks.expectations import Suite
-    from engine.checks.validation_worker import ValidationService
+    from engine.adapters.validation_worker import ValidationService
 
     service = ValidationService(spool_beside=Path(sys.argv[1]))
     os.kill(service._process.pid, getattr(signal, sys.argv[2]))

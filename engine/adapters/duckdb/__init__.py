@@ -24,7 +24,7 @@ def start(config: Config, console: Console) -> Engine:
     gc.disable()
     try:
         with held_back():
-            from engine.checks.validation_worker import ValidationService
+            from engine.adapters.validation_worker import ValidationService
 
         service = ValidationService(spool_beside=config.warehouse_path.parent)
     finally:

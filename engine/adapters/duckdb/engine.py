@@ -1,6 +1,6 @@
 """The DuckDB engine: SQL and Python models write their tables into the build file, and each
-table is sent to the GX worker (engine/checks/validation_worker.py) as Arrow, just the columns
-its suite reads.
+table is sent to the GX worker (engine/adapters/validation_worker.py) as Arrow, just the
+columns its suite reads.
 A big table's expectations that DuckDB can count are checked in the build file instead
 (engine/checks/counted_expectations.py); GX gets the rest of its suite.
 """
@@ -17,9 +17,9 @@ import duckdb
 from sqlglot import exp
 
 from engine.adapters.base import Build, ModelInputs, Progress, Validated, validation_input
+from engine.adapters.validation_worker import ValidationService, remove_dead_spools
 from engine.checks import counted_expectations
 from engine.checks.expectations import ExpectationResult, Suite
-from engine.checks.validation_worker import ValidationService, remove_dead_spools
 from engine.errors import is_interrupt
 from engine.project.config import Config
 from engine.project.discovery import Model

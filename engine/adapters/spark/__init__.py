@@ -17,11 +17,11 @@ __all__ = ["SETTINGS", "start"]
 
 
 def start(config: Config, console: Console) -> Engine:
-    """The GX worker (engine/checks/validation_worker.py) is forked first, as the DuckDB
+    """The GX worker (engine/adapters/validation_worker.py) is forked first, as the DuckDB
     engine's is, so GX's import overlaps the Spark session's start and the small tables are
     validated on the side while Spark builds."""
     with held_back():
-        from engine.checks.validation_worker import ValidationService
+        from engine.adapters.validation_worker import ValidationService
 
     service = ValidationService(spool_beside=config.warehouse_path.parent)
     try:

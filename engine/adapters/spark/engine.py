@@ -37,8 +37,8 @@ from engine.adapters.spark.serving import serve
 from engine.adapters.spark.settings import SECTION, SparkSettings
 from engine.adapters.spark.sql import DIALECT, Catalog, to_spark
 from engine.adapters.spark.tables import duckdb_view, parquet_properties, register_parquet
+from engine.adapters.validation_worker import ValidationService, remove_dead_spools
 from engine.checks.expectations import Suite, Validator
-from engine.checks.validation_worker import ValidationService, remove_dead_spools
 from engine.console import Console
 from engine.errors import ModelError, ProjectError, is_interrupt
 from engine.project.config import Config
