@@ -352,6 +352,31 @@ def test_python_model_error_names_the_file_and_line(project: ProjectCopy) -> Non
     assert "broken_model.py (line 2): KeyError" in done.stderr
 
 
+DESCRIBES_A_COLUMN_IT_DOES_NOT_WRITE = """
+import pandas as pd
+
+COLUMNS = {"customers": "How many customers", "spend": "What they spent"}
+
+
+def model(stg_customers):
+    return pd.DataFrame({"customers": [len(stg_customers)]})
+"""
+
+
+def test_describing_a_column_not_written_fails_and_publishes_nothing(
+    project: ProjectCopy,
+) -> None:
+    assert project.run("run", "-q").returncode == 0
+    before = project.digest()
+    (project.root / "python_models/customer_count.py").write_text(
+        DESCRIBES_A_COLUMN_IT_DOES_NOT_WRITE
+    )
+    done = project.run("run", "--select", "customer_count")
+    assert done.returncode == 4, done.stderr
+    assert "customer_count.py: describes column 'spend', which it does not write" in done.stderr
+    assert project.digest() == before
+
+
 def test_select_rebuilds_only_the_selection_on_top_of_the_published_warehouse(
     project: ProjectCopy,
 ) -> None:

@@ -226,28 +226,41 @@ class BuildCatalog:
         A column the model does not describe itself takes the description of the column of that
         name in its first input that has one: a column passed through means what it meant
         there."""
-        con = self.con
-        if model.description:
-            con.execute(statements.comment_on_table(model.layer, model.name, model.description))
         comments: dict[str, dict[str, str | None]] = {}
-        for table, column, comment in con.execute(COLUMN_COMMENTS).fetchall():
+        for table, column, comment in self.con.execute(COLUMN_COMMENTS).fetchall():
             comments.setdefault(table, {})[column] = comment
-        columns = comments.get(model.table, {})
-        own = _described_columns(model.column_descriptions or {}, list(columns))
-        for column in model.column_descriptions or {}:
-            if column not in own and not _is_template(column):
-                raise ModelError(
-                    f"{model.path}: describes column '{column}', which it does not write"
-                )
-        for column in columns:
-            inherited = (comments.get(t, {}).get(column) for t in model.inputs)
-            text = own.get(column) or next((c for c in inherited if c), None)
-            if text is None and model.kind == "source":
-                text = (
-                    f"A column of the landing files that no sources.{model.name}.columns maps, text"
-                )
-            if text:
-                con.execute(statements.comment_on_column(model.layer, model.name, column, text))
+        commenting = _comment_statements(model, comments)
+        # One commit for the model's comments, not one per statement: each COMMENT ON alone
+        # commits to the build file (the sample's 769 comments: 1.36-1.53 s, 0.90-0.96 s so).
+        self.con.begin()
+        try:
+            for statement in commenting:
+                self.con.execute(statement)
+        except BaseException:
+            self.con.rollback()
+            raise
+        self.con.commit()
+
+
+def _comment_statements(model: Model, comments: dict[str, dict[str, str | None]]) -> list[str]:
+    """The COMMENT ON statements describing ``model``'s table; ``comments`` holds the build
+    file's column comments by table."""
+    commenting = []
+    if model.description:
+        commenting.append(statements.comment_on_table(model.layer, model.name, model.description))
+    columns = comments.get(model.table, {})
+    own = _described_columns(model.column_descriptions or {}, list(columns))
+    for column in model.column_descriptions or {}:
+        if column not in own and not _is_template(column):
+            raise ModelError(f"{model.path}: describes column '{column}', which it does not write")
+    for column in columns:
+        inherited = (comments.get(t, {}).get(column) for t in model.inputs)
+        text = own.get(column) or next((c for c in inherited if c), None)
+        if text is None and model.kind == "source":
+            text = f"A column of the landing files that no sources.{model.name}.columns maps, text"
+        if text:
+            commenting.append(statements.comment_on_column(model.layer, model.name, column, text))
+    return commenting
 
 
 TEMPLATE_FIELD = re.compile(r"\{(\w+)\}")
