@@ -260,6 +260,17 @@ def test_spark_runs_fit_on_a_hashed_sample_fail_and_die_cleanly_and_clean_up(
     spark_line = rf"Spark 4\.\d+\.\d+ on local\[1\], tables in {re.escape(str(runs))}\n"
     assert re.search(spark_line, done.stdout), done.stdout
 
+    # A landing record that is not CSV: found while Spark writes raw.customers, and told in one
+    # line naming the file and line, without the JVM's stack traces.
+    header = "CustomerID,Gender,Age,Annual Income (k$),Spending Score (1-100)\n"
+    broken = project.write_csv("broken.csv", header + '1,Male,19,15,39\n2,"Fe"male,21,15,81\n')
+    done = project.run("run", "--no-report", "--select", "raw.customers", timeout=600)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Error: customers/broken.csv: line 3: malformed CSV: a quote" in done.stderr
+    assert "Exception" not in done.stderr and "\tat org.apache" not in done.stderr, done.stderr
+    assert project.digest() == published and _run_folders(project) == first
+    broken.unlink()
+
     suite.write_text(as_shipped)
     victim = project.popen("run", "--no-report", *staging)
     _wait_for_new_table(runs, first, "staging/stg_customers_checked", 120)

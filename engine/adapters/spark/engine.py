@@ -32,7 +32,7 @@ from sqlglot import exp
 from engine.adapters.base import Build, ModelInputs, Progress, Validated, validation_input
 from engine.adapters.spark import session
 from engine.adapters.spark.expectations import spark_validator
-from engine.adapters.spark.loader import source_frame
+from engine.adapters.spark.loader import load
 from engine.adapters.spark.serving import serve
 from engine.adapters.spark.settings import SECTION, SparkSettings
 from engine.adapters.spark.sql import DIALECT, Catalog, to_spark
@@ -209,8 +209,7 @@ class SparkEngine:
     def load_source(self, model: Model, progress: Progress) -> None:
         location = self._location(model)
         with _spark_failures(model):
-            frame = source_frame(self.spark, self.config, self.config.sources[model.name])
-            frame.write.parquet(str(location))
+            load(self.spark, self.config, self.config.sources[model.name], location)
             register_parquet(self.spark, model.table, location)
         self._made(model, location)
 
