@@ -80,15 +80,20 @@ FIXTURES: dict[str, tuple[str | exp.Expression, str]] = {
         "ALTER TABLE `s`.`t` ALTER COLUMN `a` COMMENT 'the a'",
     ),
     "delete_all": (statements.delete_all("s", "t"), "TRUNCATE TABLE `s`.`t`"),
-    "unmaterialized": (
-        "with a as materialized (select 1 as x) select x from a",
-        "WITH a AS (SELECT 1 AS x) SELECT x FROM a",
+    "materialized_once": (
+        "with a as materialized (select 1 as x from t where y) select x from a",
+        "WITH a AS (SELECT 1 AS x FROM t WHERE y AND RAND() >= 0) SELECT x FROM a",
     ),
 }
 
 # Not in REWRITES, but rewrites all the same: the models' len() of a list (ModelDialect) and
 # columns(*) listed from the input tables' columns (expand_columns, which needs the catalog).
 MORE: dict[str, tuple[str, str]] = {
+    "a materialized union": (
+        "with t as materialized (select 1 as a union all select 2) select count(*) from t",
+        "WITH t AS (SELECT * FROM (SELECT 1 AS a UNION ALL SELECT 2) AS materialized "
+        "WHERE RAND() >= 0) SELECT COUNT(*) FROM t",
+    ),
     "len of a list": ("select len(l) from t", "SELECT SIZE(l) FROM t"),
     "columns(*) of a CTE": (
         "with t as (select 1 as a, 'x' as b, 3.5 as c) select row(*columns(* exclude (b))) from t",
