@@ -86,8 +86,9 @@ FIXTURES: dict[str, tuple[str | exp.Expression, str]] = {
     ),
 }
 
-# Not in REWRITES, but rewrites all the same: the models' len() of a list (ModelDialect) and
-# columns(*) listed from the input tables' columns (expand_columns, which needs the catalog).
+# A second case of a rewrite (materialized_once on a union), and rewrites not in REWRITES: the
+# models' len() of a list (ModelDialect) and columns(*) listed from the input tables' columns
+# (expand_columns, which needs the catalog).
 MORE: dict[str, tuple[str, str]] = {
     "a materialized union": (
         "with t as materialized (select 1 as a union all select 2) select count(*) from t",

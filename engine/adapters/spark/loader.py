@@ -19,9 +19,7 @@ which Python's csv module keeps as text, fails the load here.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import re
-from collections.abc import Iterator
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -98,7 +96,7 @@ def _records(spark: Any, paths: list[Path], raw_dir: Path) -> Any:
 
 def _fields(records: Any, delimiter: str) -> Any:
     """Each record's fields, unquoted; a record that is not valid CSV fails the job that reads
-    it, naming its file and line (see ``malformed_records_raised``)."""
+    it, naming its file and line (see ``load``)."""
     from pyspark.sql import functions as F
 
     field = _field(delimiter)
@@ -123,24 +121,18 @@ def _fields(records: Any, delimiter: str) -> Any:
     return records.withColumn("fields", fields)
 
 
-@contextlib.contextmanager
-def malformed_records_raised() -> Iterator[None]:
-    """A malformed record Spark met while running the job, as the InputError naming it."""
+def load(spark: Any, config: Config, source: SourceConfig, location: Path) -> None:
+    """The raw table of one source (``source_frame``), written as Parquet to ``location``; a
+    malformed record Spark meets while writing it is the InputError naming it."""
     from pyspark.errors import PySparkException
 
     try:
-        yield
+        source_frame(spark, config, source).write.parquet(str(location))
     except PySparkException as exc:
         found = _RAISED.search(str(exc))
         if found is None:
             raise
         raise InputError(found.group(1)) from exc
-
-
-def load(spark: Any, config: Config, source: SourceConfig, location: Path) -> None:
-    """The raw table of one source (``source_frame``), written as Parquet to ``location``."""
-    with malformed_records_raised():
-        source_frame(spark, config, source).write.parquet(str(location))
 
 
 def source_frame(spark: Any, config: Config, source: SourceConfig) -> Any:
