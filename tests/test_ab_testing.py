@@ -68,6 +68,39 @@ def test_two_proportion_test_matches_statsmodels_and_goes_exact_when_small() -> 
     assert p_small == pytest.approx(stats.fisher_exact([[3, 3], [1, 5]]).pvalue)
 
 
+# Arm sizes with every kind of table: equal arms (a symmetric law, so ties between tables),
+# one user, lopsided arms, and arms big enough for the z-test.
+ARM_SIZES = [(13, 10), (25, 14), (7, 7), (1, 1), (2, 40), (50, 50), (174, 713), (1000, 20)]
+
+
+@pytest.mark.parametrize(("size_a", "size_b"), ARM_SIZES)
+def test_batched_p_values_are_scipys_and_statsmodels_table_by_table(
+    size_a: int, size_b: int
+) -> None:
+    """The simulated power's p-values, computed for all tables at once, are the libraries'."""
+    successes_a, successes_b = (
+        grid.ravel() for grid in np.meshgrid(np.arange(size_a + 1), np.arange(size_b + 1))
+    )
+    if len(successes_a) > 2_000:  # a seeded sample of the big grids: each test costs a ms
+        kept = np.random.default_rng(size_a).choice(len(successes_a), 2_000, replace=False)
+        successes_a, successes_b = successes_a[kept], successes_b[kept]
+    batched = ab.two_by_two_p_values(successes_a, size_a, successes_b, size_b)
+    tests_used = set()
+    for a, b, p_value in zip(successes_a, successes_b, batched, strict=True):
+        cells = [[b, size_b - b], [a, size_a - a]]
+        if min(min(row) for row in cells) < ab.EXACT_BELOW:
+            expected, tests_used = stats.fisher_exact(cells).pvalue, tests_used | {"fisher"}
+        elif a + b in (0, size_a + size_b):
+            expected = 1.0
+        else:
+            expected = proportions_ztest([b, a], [size_b, size_a])[1]
+            tests_used |= {"z"}
+        assert p_value == pytest.approx(expected, rel=1e-12, abs=1e-300), (a, b)
+        for alpha in (0.05, 0.05 / 6, 0.001):
+            assert (p_value < alpha) == (expected < alpha), (a, b, alpha)
+    assert "fisher" in tests_used
+
+
 @pytest.mark.parametrize("metric", ["conversion", "amount"])
 def test_aa_tests_reject_at_about_alpha(metric: str) -> None:
     runs, alpha = 400, 0.05
