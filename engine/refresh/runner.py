@@ -304,7 +304,7 @@ class _Build:
             if note:
                 run.message = note
             release_unused()
-            self.catalog.describe(model, self.plan.project)
+            self.catalog.describe(model)
         except InputError as exc:
             # Too little data reaches a model: say where the source rows went.
             went = where_rows_went(self.catalog, self.plan.project, self.result.reconciliation)

@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from engine.errors import ConfigError, ModelError, PipelineError, is_interrupt
 from engine.project.constraints import ParameterError
-from engine.project.discovery import Model, Project
+from engine.project.discovery import Model
 from engine.warehouse import meta, statements
 from engine.warehouse.published import opening
 from engine.warehouse.recording import RunResult, record_in_meta
@@ -220,7 +220,7 @@ class BuildCatalog:
             except duckdb.Error as exc:
                 raise ModelError(f"{model.path}: installing a SQL function failed: {exc}") from exc
 
-    def describe(self, model: Model, project: Project) -> None:
+    def describe(self, model: Model) -> None:
         """COMMENT ON the table and its columns, so BI tools show the descriptions.
 
         A column the model does not describe itself takes the description of the column of that
