@@ -27,10 +27,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.inspection import permutation_importance
-from sklearn.metrics import make_scorer
 from sklearn.model_selection import train_test_split
 
+from python_models._permutations import (
+    accuracy,
+    column_permutations,
+    group_permutations,
+    mean_losses,
+    predictions,
+)
 from python_models._surrogate import training_data
 
 # It fits on a sample: at scale the Spark engine hands it a sample of each large input, the
@@ -94,30 +99,10 @@ COLUMNS = {
 def one_vs_rest_accuracy(segment: int) -> Callable[[np.ndarray, np.ndarray], float]:
     """Accuracy at telling one segment from the rest."""
 
-    def accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+    def segment_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
         return float(np.mean((truth == segment) == (predicted == segment)))
 
-    return accuracy
-
-
-def grouped_importance(
-    forest: RandomForestClassifier,
-    x: np.ndarray,
-    y: np.ndarray,
-    columns: list[int],
-    repeats: int,
-    seed: int,
-) -> float:
-    """Held-out accuracy lost when these columns are permuted together (the same new row order
-    for all of them), the mean over ``repeats`` permutations."""
-    rng = np.random.default_rng(seed)
-    base = np.mean(forest.predict(x) == y)
-    losses = []
-    for _ in range(repeats):
-        shuffled = x.copy()
-        shuffled[:, columns] = x[rng.permutation(len(x))][:, columns]
-        losses.append(base - np.mean(forest.predict(shuffled) == y))
-    return float(np.mean(losses))
+    return segment_accuracy
 
 
 @dataclass(frozen=True)
@@ -144,31 +129,24 @@ class Refits:
         forest = RandomForestClassifier(
             n_estimators=config["n_estimators"], oob_score=True, random_state=seed, n_jobs=1
         ).fit(x_train, y_train)
-        # One set of permutations, every scope's score at once: with several scorers
-        # scikit-learn predicts once per permutation and scores all of them on it.
-        scorers = {"all": "accuracy"} | {
-            f"segment_{s}": make_scorer(one_vs_rest_accuracy(s)) for s in segments
-        }
-        permuted = permutation_importance(
-            forest,
-            x_test,
-            y_test,
-            scoring=scorers,
-            n_repeats=config["permutation_repeats"],
-            random_state=seed,
-        )
-        predicted = forest.predict(x_test)
         repeats = config["permutation_repeats"]
+        by_column = column_permutations(x_test, repeats, seed)
+        by_group = [
+            copy for p in self.pairs for copy in group_permutations(x_test, list(p), repeats, seed)
+        ]
+        predicted, *permuted = predictions(forest, x_test, by_column + by_group)
+        scores = {"all": accuracy} | {f"segment_{s}": one_vs_rest_accuracy(s) for s in segments}
         return {
             "impurity": forest.feature_importances_,
             "oob_score": float(forest.oob_score_),
-            "permutation": {name: result.importances_mean for name, result in permuted.items()},
-            "accuracy": {"all": float(np.mean(predicted == y_test))}
-            | {f"segment_{s}": one_vs_rest_accuracy(s)(y_test, predicted) for s in segments},
-            "grouped": [
-                grouped_importance(forest, x_test, y_test, list(p), repeats, seed)
-                for p in self.pairs
-            ],
+            "permutation": {
+                name: mean_losses(score, y_test, predicted, permuted[: len(by_column)], repeats)
+                for name, score in scores.items()
+            },
+            "accuracy": {name: score(y_test, predicted) for name, score in scores.items()},
+            "grouped": mean_losses(
+                accuracy, y_test, predicted, permuted[len(by_column) :], repeats
+            ).tolist(),
         }
 
 

@@ -199,6 +199,37 @@ def _refits(x: np.ndarray, y: np.ndarray) -> list[dict]:
     return out
 
 
+@pytest.mark.parametrize("columns", [1, 5])
+def test_one_predict_for_all_permutations_gives_scikit_learns_importances(columns: int) -> None:
+    """The batched permutations (python_models/_permutations.py) are permutation_importance's
+    own, for the accuracy and a custom scorer together, with any number of columns."""
+    from python_models import _permutations as batched
+
+    rng = np.random.default_rng(columns)
+    x = rng.normal(size=(300, columns))
+    y = (x[:, 0] + rng.normal(scale=0.5, size=300) > 0).astype(int) + (x[:, -1] > 1)
+    forest = RandomForestClassifier(n_estimators=20, random_state=3).fit(x[:200], y[:200])
+    x_test, y_test = x[200:], y[200:]
+
+    def twos(truth: np.ndarray, predicted: np.ndarray) -> float:
+        return float(np.mean((truth == 2) == (predicted == 2)))
+
+    expected = permutation_importance(
+        forest,
+        x_test,
+        y_test,
+        scoring={"all": "accuracy", "twos": make_scorer(twos)},
+        n_repeats=4,
+        random_state=11,
+    )
+    copies = batched.column_permutations(x_test, 4, 11)
+    predicted, *permuted = batched.predictions(forest, x_test, copies)
+    for name, score in {"all": batched.accuracy, "twos": twos}.items():
+        ours = batched.mean_losses(score, y_test, predicted, permuted, 4)
+        assert ours.tolist() == expected[name].importances_mean.tolist()
+    assert np.abs(expected["all"].importances_mean).max() > 0  # the forest uses the columns
+
+
 def test_importance_matches_scikit_learn_over_the_refits(built_sample: ProjectCopy) -> None:
     x, y = labelled(built_sample)
     ours = built_sample.frame("select * from ml.feature_importance")

@@ -1,0 +1,68 @@
+"""Permutation importance with one forest predict for every permuted copy of the held-out rows.
+
+A forest's predict on a few hundred rows costs mostly its per-tree overhead: sixteen predicts of
+60 rows took 0.26 s, one predict of the same 960 rows 0.02 s. So the permuted copies are
+stacked, predicted once, and scored copy by copy. A row's prediction does not depend on the rows
+beside it, and the copies are drawn exactly as ``sklearn.inspection.permutation_importance``
+draws them, so the importances are its own (tests/test_explanations.py recomputes them with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+
+Score = Callable[[np.ndarray, np.ndarray], float]
+
+
+def accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+    return float(np.mean(truth == predicted))
+
+
+def column_permutations(x: np.ndarray, repeats: int, seed: int) -> list[np.ndarray]:
+    """For each column in turn, ``repeats`` copies of ``x`` with that column shuffled, drawn as
+    scikit-learn's permutation_importance draws them: one seed drawn from ``seed`` serves every
+    column, and each repeat shuffles the previous repeat's shuffled column again."""
+    column_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)
+    copies = []
+    for column in range(x.shape[1]):
+        rng = np.random.RandomState(column_seed)
+        permuted, order = x.copy(), np.arange(len(x))
+        for _ in range(repeats):
+            rng.shuffle(order)
+            permuted[:, column] = permuted[order, column]
+            copies.append(permuted.copy())
+    return copies
+
+
+def group_permutations(
+    x: np.ndarray, columns: list[int], repeats: int, seed: int
+) -> list[np.ndarray]:
+    """``repeats`` copies of ``x`` with these columns shuffled together (the same new row
+    order for all of them)."""
+    rng = np.random.default_rng(seed)
+    copies = []
+    for _ in range(repeats):
+        shuffled = x.copy()
+        shuffled[:, columns] = x[rng.permutation(len(x))][:, columns]
+        copies.append(shuffled)
+    return copies
+
+
+def predictions(
+    forest: RandomForestClassifier, x: np.ndarray, copies: list[np.ndarray]
+) -> np.ndarray:
+    """The forest's predictions for ``x`` (row 0) and for each copy (rows 1, 2, ...)."""
+    return forest.predict(np.vstack([x, *copies])).reshape(1 + len(copies), len(x))
+
+
+def mean_losses(
+    score: Score, truth: np.ndarray, predicted: np.ndarray, permuted: np.ndarray, repeats: int
+) -> np.ndarray:
+    """The score lost by each run of ``repeats`` consecutive permuted predictions, the mean
+    over the run: one figure per column (or group) permuted."""
+    baseline = score(truth, predicted)
+    scores = np.array([score(truth, p) for p in permuted]).reshape(-1, repeats)
+    return np.mean(baseline - scores, axis=1)
