@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import chain, combinations
 from typing import Any
 
 import duckdb
@@ -130,23 +130,23 @@ class Refits:
             n_estimators=config["n_estimators"], oob_score=True, random_state=seed, n_jobs=1
         ).fit(x_train, y_train)
         repeats = config["permutation_repeats"]
-        by_column = column_permutations(x_test, repeats, seed)
-        by_group = [
-            copy for p in self.pairs for copy in group_permutations(x_test, list(p), repeats, seed)
-        ]
-        predicted, *permuted = predictions(forest, x_test, by_column + by_group)
+        copies = chain(
+            column_permutations(x_test, repeats, seed),
+            *(group_permutations(x_test, list(p), repeats, seed) for p in self.pairs),
+        )
+        rows = predictions(forest, x_test, copies)
+        split = 1 + x_test.shape[1] * repeats
+        predicted, by_column, by_group = rows[0], rows[1:split], rows[split:]
         scores = {"all": accuracy} | {f"segment_{s}": one_vs_rest_accuracy(s) for s in segments}
         return {
             "impurity": forest.feature_importances_,
             "oob_score": float(forest.oob_score_),
             "permutation": {
-                name: mean_losses(score, y_test, predicted, permuted[: len(by_column)], repeats)
+                name: mean_losses(score, y_test, predicted, by_column, repeats)
                 for name, score in scores.items()
             },
             "accuracy": {name: score(y_test, predicted) for name, score in scores.items()},
-            "grouped": mean_losses(
-                accuracy, y_test, predicted, permuted[len(by_column) :], repeats
-            ).tolist(),
+            "grouped": mean_losses(accuracy, y_test, predicted, by_group, repeats).tolist(),
         }
 
 

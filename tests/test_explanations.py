@@ -200,10 +200,15 @@ def _refits(x: np.ndarray, y: np.ndarray) -> list[dict]:
 
 
 @pytest.mark.parametrize("columns", [1, 5])
-def test_one_predict_for_all_permutations_gives_scikit_learns_importances(columns: int) -> None:
+def test_one_predict_for_all_permutations_gives_scikit_learns_importances(
+    columns: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The batched permutations (python_models/_permutations.py) are permutation_importance's
-    own, for the accuracy and a custom scorer together, with any number of columns."""
+    own, for the accuracy and a custom scorer together, with any number of columns, also when
+    the copies are predicted a few at a time (here three)."""
     from python_models import _permutations as batched
+
+    monkeypatch.setattr(batched, "PREDICT_VALUES", 3 * 100 * columns)
 
     rng = np.random.default_rng(columns)
     x = rng.normal(size=(300, columns))
@@ -224,6 +229,7 @@ def test_one_predict_for_all_permutations_gives_scikit_learns_importances(column
     )
     copies = batched.column_permutations(x_test, 4, 11)
     predicted, *permuted = batched.predictions(forest, x_test, copies)
+    assert len(permuted) == 4 * columns
     for name, score in {"all": batched.accuracy, "twos": twos}.items():
         ours = batched.mean_losses(score, y_test, predicted, permuted, 4)
         assert ours.tolist() == expected[name].importances_mean.tolist()
