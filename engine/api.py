@@ -107,7 +107,8 @@ def write_report(config: Config, output: Path | None = None) -> Path:
     with held_back():
         from reporting.report import write_report as write
 
-    return write(config.warehouse_path, output or config.warehouse_path.with_name(REPORT_NAME))
+    destination = output or config.warehouse_path.with_name(REPORT_NAME)
+    return write(config.warehouse_path, destination, config.fit_workers)
 
 
 def list_models(root: Path, config_path: Path, selectors: list[str] | None = None) -> list[Model]:

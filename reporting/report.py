@@ -7,7 +7,6 @@ the file opens anywhere, with no network.
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from engine.project import units
+from engine.refresh.fit_workers import FitWorkers, in_this_process
 from engine.warehouse.atomic_files import write_text_atomically
 from engine.warehouse.published import connect_read_only
 from reporting import figures, story, tables
+from reporting.drawings import Drawings, Parallel
 from reporting.story import feature_labels
 
 PLOTTED_CUSTOMERS = 50_000
@@ -107,9 +108,16 @@ def read_tables(warehouse: Path) -> dict[str, Any]:
     return found
 
 
-def _surrogate_png(t: dict[str, Any]) -> bytes:
+def _surrogate_image(t: dict[str, Any], drawings: Drawings) -> str:
     names = t["segments"].set_index("segment_id")["segment_name"].to_dict()
-    return figures.surrogate_tree(t["rules"], names, feature_labels(t), story.feature_units(t))
+    return drawings.image(
+        figures.surrogate_tree,
+        t["rules"],
+        names,
+        feature_labels(t),
+        story.feature_units(t),
+        alt="surrogate decision tree",
+    )
 
 
 def _attribute_shares(attributes: pd.DataFrame) -> str:
@@ -151,11 +159,6 @@ def _with_data_kind(results: pd.DataFrame) -> pd.DataFrame:
     return results.assign(data=kind)
 
 
-def _image(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
 def _run_line(runs: pd.DataFrame) -> str:
     """Which run built the data on the page, and when."""
     built = runs[runs["status"] == "success"].sort_values("started_at").iloc[-1]
@@ -181,12 +184,15 @@ def lifts_in_units(results: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _experiments_section(t: dict[str, Any], experiments: list[str]) -> str:
+def _experiments_section(t: dict[str, Any], experiments: list[str], drawings: Drawings) -> str:
     if not experiments:
         return "<p>No experiment configured (vars.experiments) or logged (experiment_logs).</p>"
     results = lifts_in_units(_with_data_kind(t["ab"]))
     return (
-        "".join(_image(figures.forest_plot(t["ab"], e), f"forest plot {e}") for e in experiments)
+        "".join(
+            drawings.image(figures.forest_plot, t["ab"], e, alt=f"forest plot {e}")
+            for e in experiments
+        )
         + "<p>Lifts are treatment minus control: a conversion's in percentage points (pp), an "
         "amount's in its unit (vars.experiments.&lt;name&gt;.unit).</p>"
         + tables.table(
@@ -298,7 +304,7 @@ def value_status(fits: pd.DataFrame) -> str | None:
     return "; ".join(f"{m}: {r}" for m, r in zip(failed["model"], failed["reason"], strict=True))
 
 
-def _value_accuracy(t: dict[str, Any]) -> str:
+def _value_accuracy(t: dict[str, Any], drawings: Drawings) -> str:
     accuracy = t["value_accuracy"]
     if accuracy["model"].isna().all():
         calibration = t["value_fits"][t["value_fits"]["stage"] == "calibration"]
@@ -317,13 +323,16 @@ def _value_accuracy(t: dict[str, Any]) -> str:
         f"<p>Fitted on purchases up to {pd.Timestamp(calibration_end):%Y-%m-%d} and "
         f"checked on the {len(t['value_tracking'])} {settings['period']}s after it. {verdict}</p>"
         + tables.table(accuracy, ["measure", "model", "baseline", "model_is_better"])
-        + _image(
-            figures.holdout_tracking(t["value_tracking"], settings["period"]), "holdout tracking"
+        + drawings.image(
+            figures.holdout_tracking,
+            t["value_tracking"],
+            settings["period"],
+            alt="holdout tracking",
         )
     )
 
 
-def _value_section(t: dict[str, Any]) -> str:
+def _value_section(t: dict[str, Any], drawings: Drawings) -> str:
     """Customer value: whether the models earn their place, who is still active, and the value
     of each segment and RFM group."""
     why = value_status(t["value_fits"])
@@ -353,10 +362,13 @@ def _value_section(t: dict[str, Any]) -> str:
         + warning
         + notes
         + "<h3>Holdout: do the models earn their place?</h3>"
-        + _value_accuracy(t)
+        + _value_accuracy(t, drawings)
         + "<h3>Who is still active</h3>"
-        + _image(
-            figures.alive_heatmap(t["customer_value"], settings["period"]), "probability alive"
+        + drawings.image(
+            figures.alive_heatmap,
+            t["customer_value"],
+            settings["period"],
+            alt="probability alive",
         )
         + "<p>A customer without a repeat purchase reads as active (probability 1): BG/NBD's "
         "customers can only drop out right after a purchase.</p>"
@@ -384,14 +396,18 @@ def value_by_group(groups: pd.DataFrame, money: str = "") -> pd.DataFrame:
     )
 
 
-def _data_section(t: dict[str, Any]) -> str:
+def _data_section(t: dict[str, Any], drawings: Drawings) -> str:
     features = t["scaling"]["feature"].tolist()
     rejected = t["eda"][t["eda"]["section"].isin(["rejected", "rejected order lines"])]
     transforms = dict(zip(t["scaling"]["feature"], t["scaling"]["transform"], strict=True))
     return (
-        _image(
-            figures.distributions(t["customers"], features, feature_labels(t), transforms),
-            "feature distributions",
+        drawings.image(
+            figures.distributions,
+            t["customers"],
+            features,
+            feature_labels(t),
+            transforms,
+            alt="feature distributions",
         )
         + "<h3>Rejected rows by reason</h3>"
         + (
@@ -402,7 +418,7 @@ def _data_section(t: dict[str, Any]) -> str:
     )
 
 
-def _selection_section(t: dict[str, Any]) -> str:
+def _selection_section(t: dict[str, Any], drawings: Drawings) -> str:
     columns = [
         "k",
         "inertia",
@@ -414,12 +430,12 @@ def _selection_section(t: dict[str, Any]) -> str:
         "is_elbow",
         "is_chosen",
     ]
-    return _image(figures.k_selection(t["selection"]), "k selection curves") + tables.table(
-        t["selection"], columns
-    )
+    return drawings.image(
+        figures.k_selection, t["selection"], alt="k selection curves"
+    ) + tables.table(t["selection"], columns)
 
 
-def _segments_section(t: dict[str, Any]) -> str:
+def _segments_section(t: dict[str, Any], drawings: Drawings) -> str:
     """Every segment's means in the features' units, and its index (100: everyone's mean)."""
     features, labels = t["scaling"]["feature"].tolist(), feature_labels(t)
     found_units = story.feature_units(t)
@@ -437,9 +453,12 @@ def _segments_section(t: dict[str, Any]) -> str:
         "mean_silhouette",
     ]
     return (
-        _image(
-            figures.segment_scatter(t["customers"], *most_separating(t, 2), labels),
-            "segment scatter",
+        drawings.image(
+            figures.segment_scatter,
+            t["customers"],
+            *most_separating(t, 2),
+            labels,
+            alt="segment scatter",
         )
         + f"<p>{html.escape(scatter_caption(t))}</p>"
         + tables.table(t["segments"], columns, formats=means, headings=headings)
@@ -447,28 +466,28 @@ def _segments_section(t: dict[str, Any]) -> str:
     )
 
 
-def _surrogate_section(t: dict[str, Any]) -> str:
+def _surrogate_section(t: dict[str, Any], drawings: Drawings) -> str:
     fidelity = "depth scope segment_name customers train_fidelity cv_fidelity leaves is_chosen"
     fidelity_columns = fidelity.split()
     rules = ["segment_name", "rule", "support", "purity", "segment_coverage"]
     return (
-        _image(_surrogate_png(t), "surrogate decision tree")
+        _surrogate_image(t, drawings)
         + tables.table(t["fidelity"], fidelity_columns)
         + tables.table(t["rules"], rules)
     )
 
 
-def _importance_section(t: dict[str, Any]) -> str:
+def _importance_section(t: dict[str, Any], drawings: Drawings) -> str:
     overall = t["importance"][t["importance"]["scope"] == "all"]
-    return _image(
-        figures.importances(t["importance"], feature_labels(t)), "feature importances"
+    return drawings.image(
+        figures.importances, t["importance"], feature_labels(t), alt="feature importances"
     ) + tables.table(
         overall.assign(feature=overall["feature"].map(feature_labels(t))),
         ["method", "feature", "importance", "importance_std", "rank", "oob_score"],
     )
 
 
-def _history_section(t: dict[str, Any]) -> str:
+def _history_section(t: dict[str, Any], drawings: Drawings) -> str:
     columns = [
         "run_id",
         "started_at",
@@ -479,10 +498,12 @@ def _history_section(t: dict[str, Any]) -> str:
         "expectations_warned",
         "seconds",
     ]
-    return _image(figures.run_history(t["runs"]), "run history") + tables.table(t["runs"], columns)
+    return drawings.image(figures.run_history, t["runs"], alt="run history") + tables.table(
+        t["runs"], columns
+    )
 
 
-def _drift_section(t: dict[str, Any]) -> str:
+def _drift_section(t: dict[str, Any], drawings: Drawings) -> str:
     """Each feature and attribute before and now, and each segment's share and movement."""
     drift = t["drift"]
     checks = drift[drift["check_kind"] != "segment"]
@@ -497,7 +518,9 @@ def _drift_section(t: dict[str, Any]) -> str:
     )
     return (
         f"<p>{html.escape(said)} Every refresh's figures are in ml.drift_history.</p>"
-        + _image(figures.drift_panels(t["drift_distributions"], drift), "drift before and now")
+        + drawings.image(
+            figures.drift_panels, t["drift_distributions"], drift, alt="drift before and now"
+        )
         + tables.table(
             checks,
             ["label", "check_kind", "psi", "ks_statistic", "bins", "level", "action"],
@@ -532,24 +555,24 @@ def _audiences_section(audiences: pd.DataFrame) -> str:
     )
 
 
-def detail_sections(t: dict[str, Any]) -> list[tuple[str, str]]:
+def detail_sections(t: dict[str, Any], drawings: Drawings) -> list[tuple[str, str]]:
     sections = [
-        ("The data", _data_section(t)),
-        ("How many segments", _selection_section(t)),
-        ("The segments", _segments_section(t)),
-        ("Why: the surrogate tree", _surrogate_section(t)),
-        ("What drives the segments", _importance_section(t)),
-        ("Drift since the last refresh", _drift_section(t)),
+        ("The data", _data_section(t, drawings)),
+        ("How many segments", _selection_section(t, drawings)),
+        ("The segments", _segments_section(t, drawings)),
+        ("Why: the surrogate tree", _surrogate_section(t, drawings)),
+        ("What drives the segments", _importance_section(t, drawings)),
+        ("Drift since the last refresh", _drift_section(t, drawings)),
     ]
     if len(t["audiences"]):
         sections.append(("Audiences", _audiences_section(t["audiences"])))
     if t["rfm_groups"]["customers"].sum() > 0:
         sections.append(("RFM groups", _rfm_section(t)))
-        sections.append(("Customer value", _value_section(t)))
+        sections.append(("Customer value", _value_section(t, drawings)))
     experiments = sorted(t["ab"]["experiment"].unique())
-    sections.append(("Experiments", _experiments_section(t, experiments)))
+    sections.append(("Experiments", _experiments_section(t, experiments, drawings)))
     sections.append(("Expectations (latest refresh)", expectations_section(t["expectations"])))
-    sections.append(("Run history", _history_section(t)))
+    sections.append(("Run history", _history_section(t, drawings)))
     return sections
 
 
@@ -568,14 +591,16 @@ STYLE = (
 )
 
 
-def render(t: dict[str, Any]) -> str:
-    """The story first, open; the detail after it, one collapsible section each."""
+def render(t: dict[str, Any], parallel: Parallel = in_this_process) -> str:
+    """The story first, open; the detail after it, one collapsible section each. ``parallel``
+    draws the figures (in this process by default)."""
     status = value_status(t["value_fits"]) if len(t["value_fits"]) else None
+    drawings = Drawings()
     detail = "".join(
         f"<details><summary><h2>{html.escape(title)}</h2></summary>{content}</details>"
-        for title, content in detail_sections(t)
+        for title, content in detail_sections(t, drawings)
     )
-    return (
+    page = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>Customer segments report</title><style>{STYLE}</style></head><body>"
@@ -583,9 +608,15 @@ def render(t: dict[str, Any]) -> str:
         f"<section><h2>In short</h2>{story.story(t, status)}</section>"
         f"<h2>In detail</h2>{detail}</body></html>"
     )
+    return drawings.filled(page, parallel)
 
 
-def write_report(warehouse: Path, destination: Path) -> Path:
-    """Render the report from the published warehouse and write it atomically."""
-    page = render(read_tables(warehouse))
+def write_report(warehouse: Path, destination: Path, workers: int = 1) -> Path:
+    """Render the report from the published warehouse and write it atomically; the figures are
+    drawn by up to ``workers`` forked processes (warehouse.fit_workers)."""
+    drawing = FitWorkers(workers)
+    try:
+        page = render(read_tables(warehouse), drawing.map)
+    finally:
+        drawing.close()
     return write_text_atomically(destination, page)

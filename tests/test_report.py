@@ -3,6 +3,9 @@ headline numbers on the page are the warehouse's."""
 
 from __future__ import annotations
 
+import base64
+import re
+
 import pytest
 from page_checks import open_at
 from selenium import webdriver
@@ -72,6 +75,31 @@ def test_report_command_rewrites_the_report(built_sample: ProjectCopy, tmp_path)
     assert done.returncode == 0, done.stderr
     text = output.read_text()
     assert text.startswith("<!doctype html>") and "data:image/png;base64," in text
+
+
+def test_figures_drawn_by_forked_workers_give_the_page_drawn_in_one_process(
+    built_sample: ProjectCopy, tmp_path
+) -> None:
+    """The figures are drawn side by side after the page asks for them: each must land in its
+    own place, the same bytes as drawing it here on its own."""
+    from reporting import figures
+    from reporting.report import read_tables, render, write_report
+    from reporting.story import feature_labels
+
+    forked = write_report(built_sample.warehouse, tmp_path / "forked.html", workers=2)
+    t = read_tables(built_sample.warehouse)
+    assert forked.read_text() == render(t)
+    drawn = dict(re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', render(t)))
+    experiments = sorted(t["ab"]["experiment"].unique())
+    assert len(experiments) >= 2, "the sample simulates two experiments"
+    on_its_own = {
+        "k selection curves": figures.k_selection(t["selection"]),
+        "feature importances": figures.importances(t["importance"], feature_labels(t)),
+        "run history": figures.run_history(t["runs"]),
+    } | {f"forest plot {e}": figures.forest_plot(t["ab"], e) for e in experiments}
+    assert len(drawn) >= 8
+    for alt, png in on_its_own.items():
+        assert base64.b64decode(drawn[alt]) == png, alt
 
 
 def test_at_1400px_no_table_overflows_and_the_run_is_the_latest(

@@ -6,7 +6,8 @@ mostly scikit-learn's Python around short compiled loops, so two threads would t
 the GIL (measured on the sample: threads made the refresh about a third slower than processes).
 The workers fork at the first ``map`` of a build and every later model reuses them (a fork
 costs each worker about 0.2 s of CPU copying the builder's pages); Linux kills them when the
-builder dies (``PR_SET_PDEATHSIG``), so a killed builder leaves none behind.
+builder dies (``PR_SET_PDEATHSIG``), so a killed builder leaves none behind. The report draws
+its figures with a pool of its own (reporting.drawings).
 """
 
 from __future__ import annotations
