@@ -2,8 +2,8 @@
 
 Each figure costs tenths of a second of matplotlib (layout, rasterizing, PNG), and the page has
 about ten, more than all the rest of the report. Asked for first and drawn after, they can be
-drawn side by side in the forked workers model selection uses (``parallel``), and the page does
-not wait for one figure before writing the next section.
+drawn side by side by forked workers (``parallel``: FitWorkers.map, as for model selection's
+fits), and the page does not wait for one figure before writing the next section.
 """
 
 from __future__ import annotations

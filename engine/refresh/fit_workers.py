@@ -7,7 +7,7 @@ the GIL (measured on the sample: threads made the refresh about a third slower t
 The workers fork at the first ``map`` of a build and every later model reuses them (a fork
 costs each worker about 0.2 s of CPU copying the builder's pages); Linux kills them when the
 builder dies (``PR_SET_PDEATHSIG``), so a killed builder leaves none behind. The report draws
-its figures with a pool of its own (reporting.drawings).
+its figures in FitWorkers of its own, after the build (reporting.report.write_report).
 """
 
 from __future__ import annotations
