@@ -18,7 +18,7 @@ Request = tuple[Draw, tuple[Any, ...]]
 Parallel = Callable[[Callable[[Request], bytes], Iterable[Request]], Iterator[bytes]]
 
 
-def image(png: bytes, alt: str) -> str:
+def _img(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
@@ -51,5 +51,5 @@ class Drawings:
         """``page`` with every stand-in replaced by its figure, drawn by ``parallel``."""
         pngs = parallel(_drawn, self._requests)
         for index, (png, alt) in enumerate(zip(pngs, self._alts, strict=True)):
-            page = page.replace(_stand_in(index), image(png, alt), 1)
+            page = page.replace(_stand_in(index), _img(png, alt), 1)
         return page

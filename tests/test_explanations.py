@@ -200,7 +200,7 @@ def _refits(x: np.ndarray, y: np.ndarray) -> list[dict]:
 
 
 @pytest.mark.parametrize("columns", [1, 5])
-def test_one_predict_for_all_permutations_gives_scikit_learns_importances(
+def test_batched_predicts_of_all_permutations_give_scikit_learns_importances(
     columns: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The batched permutations (python_models/_permutations.py) are permutation_importance's

@@ -88,8 +88,10 @@ def test_figures_drawn_by_forked_workers_give_the_page_drawn_in_one_process(
 
     forked = write_report(built_sample.warehouse, tmp_path / "forked.html", workers=2)
     t = read_tables(built_sample.warehouse)
-    assert forked.read_text() == render(t)
-    drawn = dict(re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', render(t)))
+    in_one_process = render(t)
+    assert forked.read_text() == in_one_process
+    images = r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"'
+    drawn = dict(re.findall(images, in_one_process))
     experiments = sorted(t["ab"]["experiment"].unique())
     assert len(experiments) >= 2, "the sample simulates two experiments"
     on_its_own = {
