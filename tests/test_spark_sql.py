@@ -25,6 +25,7 @@ from engine.errors import ProjectError
 from engine.project.config import load_config
 from engine.project.discovery import ModelDialect, discover
 from engine.project.macros import whole_number
+from engine.project.repeatable_sums import repeatable_mean, repeatable_sum
 from python_models._sql_scoring import create_macro
 
 from conftest import ProjectCopy
@@ -161,6 +162,19 @@ def test_whole_numbers_read_alike(spark: Any) -> None:
         query = exp.select(whole_number(exp.Literal.string(text), "bigint").as_("n"))
         want = con.sql(query.sql("duckdb")).fetchall()
         assert _spark_rows(spark, to_spark(query, {}))[1] == want, text
+
+
+def test_repeatable_sums_read_alike(spark: Any) -> None:
+    """The repeatable_sum() and repeatable_mean() macros: Spark's decimals give DuckDB's sums,
+    also past their range (the plain sum) and with no values (null)."""
+    x = exp.column("x")
+    sums = f"{repeatable_sum(x).sql('duckdb')} as total, {repeatable_mean(x).sql('duckdb')} as mean"
+    con = duckdb.connect()
+    for values in ["('0.1'), ('-2.5'), ('1234567.891')", "('1.5'), ('1e30')", "(null)"]:
+        sql = f"select {sums} from (select cast(v as double) as x from (values {values}) as t(v))"
+        query = sqlglot.parse_one(sql, dialect=ModelDialect)
+        want = con.sql(query.sql("duckdb")).fetchall()
+        assert not _differences(want, _spark_rows(spark, to_spark(query, {}))[1]), values
 
 
 def test_strptime_codes_become_java_patterns() -> None:

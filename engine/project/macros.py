@@ -18,6 +18,9 @@ do with each member:
   '1e1' or '1_00'.
 - ``timestamp_of(<source>, <text>)``: the text as a timestamp, read with the source's
   ``date_format`` (strptime codes) or, without one, as ISO 8601; null when it is not one.
+- ``repeatable_sum(<doubles>)``, ``repeatable_mean(<doubles>)``: aggregates whose last bits do
+  not change from run to run, as a parallel ``sum``/``avg`` of doubles do
+  (engine/project/repeatable_sums.py).
 
 ``python pipeline.py compile <model>`` prints a model after expansion: the SQL that runs.
 """
@@ -33,17 +36,19 @@ from engine.errors import ProjectError
 from engine.project.column_sets import column_sets, declared_columns, feature_pairs
 from engine.project.columns import Column, describe, transformed
 from engine.project.orders import ORDER_AGGREGATES
+from engine.project.repeatable_sums import repeatable_mean, repeatable_sum
 
 if TYPE_CHECKING:
     from engine.project.config import Config
 
 PLACEHOLDER = "_"
+REPEATABLE = {"repeatable_sum": repeatable_sum, "repeatable_mean": repeatable_mean}
 AGGREGATE_DECLARATION = (
     "a per-customer order aggregate, defined in intermediate.int_customer_orders"
 )
 PAIRS = "feature_pairs"
 MACROS = ("each", "typed_values", "value_reasons")
-SCALAR_MACROS = ("is_mapped", "timestamp_of", "whole_number")
+SCALAR_MACROS = ("is_mapped", "timestamp_of", "whole_number", *REPEATABLE)
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,10 @@ def _scalar(call: exp.Anonymous, context: MacroContext, where: str) -> exp.Expre
         if len(arguments) != 1:
             raise ProjectError(f"{where}: whole_number() takes one argument, the text")
         return whole_number(arguments[0], "bigint")
+    if name in REPEATABLE:
+        if len(arguments) != 1:
+            raise ProjectError(f"{where}: {name}() takes one argument, the values to add up")
+        return REPEATABLE[name](arguments[0])
     if len(arguments) != 2 or not isinstance(arguments[0], exp.Column) or arguments[0].table:
         raise ProjectError(f"{where}: {name}() takes a source's name and one more argument")
     source = arguments[0].name

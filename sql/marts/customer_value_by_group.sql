@@ -30,10 +30,10 @@ select
     group_name,  -- The segment's or RFM group's name
     min(segment_id) as segment_id,  -- The segment's id (segment rows)
     count(*) as customers,  -- Customers with a purchase in the group
-    sum(probability_alive) as expected_active_customers,  -- The sum of their probabilities of being still active
-    avg(probability_alive) as mean_probability_alive,  -- Its mean
-    sum(customer_lifetime_value) as total_lifetime_value,  -- The sum of their customer lifetime values (value.clv_horizon_days)
-    avg(customer_lifetime_value) as mean_lifetime_value  -- Its mean
+    repeatable_sum(probability_alive) as expected_active_customers,  -- The sum of their probabilities of being still active
+    repeatable_mean(probability_alive) as mean_probability_alive,  -- Its mean
+    repeatable_sum(customer_lifetime_value) as total_lifetime_value,  -- The sum of their customer lifetime values (value.clv_horizon_days)
+    repeatable_mean(customer_lifetime_value) as mean_lifetime_value  -- Its mean
 from grouped
 group by grouping, group_name
 order by grouping, total_lifetime_value desc nulls last, group_name

@@ -1,6 +1,7 @@
 -- One row per segment: who is in it, what its features look like, and how they compare with
 -- everyone. An index of 100 means the segment's mean equals the population mean; 150 means 50%
 -- above it. Per-segment shares of the categorical attributes are in dim_segment_attributes.
+-- repeatable_mean(): an avg() whose last digits do not change from run to run (macros.py).
 with
 
 assignments as (
@@ -31,7 +32,7 @@ members as (
 population as (
     select
         count(*) as population_customers,
-        each(features, avg(_) as _population_mean)
+        each(features, repeatable_mean(_) as _population_mean)
     from members
 ),
 
@@ -42,8 +43,8 @@ segment_summaries as (
         segment_id,
         any_value(segment_name) as segment_name,
         count(*) as customers,
-        avg(silhouette) as mean_silhouette,
-        each(features, avg(_) as _mean, quantile_cont(_, [0.25, 0.5, 0.75]) as _quartiles)
+        repeatable_mean(silhouette) as mean_silhouette,
+        each(features, repeatable_mean(_) as _mean, quantile_cont(_, [0.25, 0.5, 0.75]) as _quartiles)
     from members
     group by segment_id
 )

@@ -26,12 +26,13 @@ long_values as (
 ),
 
 -- One list-valued quantile: separate quantile aggregates would each hold every value.
+-- repeatable_mean() and repeatable_sum(): avg() and sum() whose last digits do not change from
+-- run to run (macros.py); the SD and the correlations are summed around the means for that.
 feature_summaries as (
     select
         feature,
         count(feature_value) as n,
-        avg(feature_value) as mean_value,
-        stddev_samp(feature_value) as std_value,
+        repeatable_mean(feature_value) as mean_value,
         min(feature_value) as min_value,
         quantile_cont(feature_value, [0.25, 0.5, 0.75]) as quartiles,
         max(feature_value) as max_value
@@ -39,18 +40,33 @@ feature_summaries as (
     group by feature
 ),
 
+feature_spreads as (
+    select
+        long_values.feature,
+        sqrt(
+            repeatable_sum(power(long_values.feature_value - feature_summaries.mean_value, 2))
+            / nullif(any_value(feature_summaries.n) - 1, 0)
+        ) as std_value
+    from long_values
+    inner join feature_summaries
+        on long_values.feature = feature_summaries.feature
+    group by long_values.feature
+),
+
 numeric_summary as (
     select
-        feature,
+        feature_summaries.feature,
         cast(n as double) as n,  -- a double like the other statistics: UNPIVOT puts them in one column
         mean_value,
-        std_value,
+        feature_spreads.std_value,
         min_value,
         quartiles[1] as q1_value,
         quartiles[2] as median_value,
         quartiles[3] as q3_value,
         max_value
     from feature_summaries
+    inner join feature_spreads
+        on feature_summaries.feature = feature_spreads.feature
 ),
 
 numeric_rows as (
@@ -94,9 +110,24 @@ attribute_rows as (
     from attribute_counts
 ),
 
-correlations as (
-    select each(feature_pairs, corr(_1, _2) as "_")
+feature_means as (
+    select each(features, repeatable_mean(_) as _)
     from customers
+),
+
+-- Pearson's r: the sum of the deviations' products over the root of their squares' sums.
+correlations as (
+    select
+        each(
+            feature_pairs,
+            repeatable_sum((customers._1 - means._1) * (customers._2 - means._2))
+            / sqrt(
+                repeatable_sum(power(customers._1 - means._1, 2))
+                * repeatable_sum(power(customers._2 - means._2, 2))
+            ) as "_"
+        )
+    from customers
+    cross join feature_means as means
 ),
 
 correlation_rows as (

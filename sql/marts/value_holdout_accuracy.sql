@@ -22,14 +22,14 @@ final_period as (
 errors as (
     select
         count(*) as customers,
-        avg(abs(predicted_purchases - actual_purchases)) as model_purchases_mae,
-        avg(abs(baseline_purchases - actual_purchases)) as baseline_purchases_mae,
-        sqrt(avg(power(predicted_purchases - actual_purchases, 2))) as model_purchases_rmse,
-        sqrt(avg(power(baseline_purchases - actual_purchases, 2))) as baseline_purchases_rmse,
-        avg(abs(predicted_value - actual_value)) as model_value_mae,
-        avg(abs(baseline_value - actual_value)) as baseline_value_mae,
-        sqrt(avg(power(predicted_value - actual_value, 2))) as model_value_rmse,
-        sqrt(avg(power(baseline_value - actual_value, 2))) as baseline_value_rmse
+        repeatable_mean(abs(predicted_purchases - actual_purchases)) as model_purchases_mae,
+        repeatable_mean(abs(baseline_purchases - actual_purchases)) as baseline_purchases_mae,
+        sqrt(repeatable_mean(power(predicted_purchases - actual_purchases, 2))) as model_purchases_rmse,
+        sqrt(repeatable_mean(power(baseline_purchases - actual_purchases, 2))) as baseline_purchases_rmse,
+        repeatable_mean(abs(predicted_value - actual_value)) as model_value_mae,
+        repeatable_mean(abs(baseline_value - actual_value)) as baseline_value_mae,
+        sqrt(repeatable_mean(power(predicted_value - actual_value, 2))) as model_value_rmse,
+        sqrt(repeatable_mean(power(baseline_value - actual_value, 2))) as baseline_value_rmse
     from customers
 ),
 

@@ -11,9 +11,9 @@ grouped as (
     select
         least(calibration_repeat_purchases, 7) as calibration_purchases,
         count(*) as customers,
-        avg(actual_purchases) as actual_purchases,
-        avg(predicted_purchases) as predicted_purchases,
-        avg(baseline_purchases) as baseline_purchases
+        repeatable_mean(actual_purchases) as actual_purchases,
+        repeatable_mean(predicted_purchases) as predicted_purchases,
+        repeatable_mean(baseline_purchases) as baseline_purchases
     from customers
     group by least(calibration_repeat_purchases, 7)
 )
