@@ -40,17 +40,31 @@ feature_summaries as (
     group by feature
 ),
 
-feature_spreads as (
+feature_means as (
+    select each(features, repeatable_mean(_) as _)
+    from customers
+),
+
+-- In one pass: per feature, the sum of the squared deviations from its mean; per pair of
+-- features, the sum of the products of their deviations.
+deviation_sums as (
     select
-        long_values.feature,
-        sqrt(
-            repeatable_sum(power(long_values.feature_value - feature_summaries.mean_value, 2))
-            / nullif(any_value(feature_summaries.n) - 1, 0)
-        ) as std_value
-    from long_values
-    inner join feature_summaries
-        on long_values.feature = feature_summaries.feature
-    group by long_values.feature
+        each(features, repeatable_sum(power(customers._ - means._, 2)) as _),
+        each(
+            feature_pairs,
+            repeatable_sum((customers._1 - means._1) * (customers._2 - means._2)) as "_"
+        )
+    from customers
+    cross join feature_means as means
+),
+
+squared_deviations as (
+    unpivot (
+        select each(features, _)
+        from deviation_sums
+    )
+    on each(features, _)
+    into name feature value squares
 ),
 
 numeric_summary as (
@@ -58,15 +72,15 @@ numeric_summary as (
         feature_summaries.feature,
         cast(n as double) as n,  -- a double like the other statistics: UNPIVOT puts them in one column
         mean_value,
-        feature_spreads.std_value,
+        sqrt(squared_deviations.squares / nullif(n - 1, 0)) as std_value,
         min_value,
         quartiles[1] as q1_value,
         quartiles[2] as median_value,
         quartiles[3] as q3_value,
         max_value
     from feature_summaries
-    inner join feature_spreads
-        on feature_summaries.feature = feature_spreads.feature
+    inner join squared_deviations
+        on feature_summaries.feature = squared_deviations.feature
 ),
 
 numeric_rows as (
@@ -110,24 +124,10 @@ attribute_rows as (
     from attribute_counts
 ),
 
-feature_means as (
-    select each(features, repeatable_mean(_) as _)
-    from customers
-),
-
 -- Pearson's r: the sum of the deviations' products over the root of their squares' sums.
 correlations as (
-    select
-        each(
-            feature_pairs,
-            repeatable_sum((customers._1 - means._1) * (customers._2 - means._2))
-            / sqrt(
-                repeatable_sum(power(customers._1 - means._1, 2))
-                * repeatable_sum(power(customers._2 - means._2, 2))
-            ) as "_"
-        )
-    from customers
-    cross join feature_means as means
+    select each(feature_pairs, sums."_" / sqrt(sums._1 * sums._2) as "_")
+    from deviation_sums as sums
 ),
 
 correlation_rows as (
