@@ -91,4 +91,6 @@ def model(
     )
     if earlier is None or earlier.empty:
         return row
-    return pd.concat([earlier[row.columns], row], ignore_index=True)
+    # The earlier rows as read back lost their nullable types (a column of nulls comes back as
+    # floats), which would turn shared_customers into a DOUBLE from the second refresh on.
+    return pd.concat([earlier[row.columns].astype(row.dtypes.to_dict()), row], ignore_index=True)

@@ -51,11 +51,20 @@ def test_a_different_population_starts_a_new_lineage(project: ProjectCopy) -> No
     )
 
 
+COLUMN_TYPES = (
+    "select table_schema, table_name, column_name, data_type from information_schema.columns "
+    "order by all"
+)
+
+
 def test_the_same_customers_continue_the_lineage(project: ProjectCopy) -> None:
     assert project.run("run", "-q").returncode == 0
     before = project.query("select segment_id, segment_name from marts.dim_segments order by 1")
+    first_types = project.query(COLUMN_TYPES)
     assert project.run("run", "-q", "--full-refresh").returncode == 0
     assert _lineage(project) == [(1, True, None, 200), (1, False, 200, 200)]
+    # Every column keeps its type from the first refresh on (shared_customers became a DOUBLE).
+    assert project.query(COLUMN_TYPES) == first_types
     assert project.query("select segment_id, segment_name from marts.dim_segments order by 1") == (
         before
     )
