@@ -1,7 +1,7 @@
 """repeatable_sum() and repeatable_mean() (engine/project/repeatable_sums.py): the same bits
-whatever order DuckDB adds the rows in, and as accurate as a correctly rounded sum (math.fsum).
-tests/test_spark_sql.py runs the same expressions on Spark; tests/test_same_results.py builds a
-300k workspace twice and finds every table identical."""
+whatever order DuckDB adds the rows in, and within a few ulp of the correctly rounded sum
+(math.fsum). tests/test_spark_sql.py runs the same expressions on Spark;
+tests/test_same_results.py builds a 300k workspace twice and finds every table identical."""
 
 from __future__ import annotations
 
