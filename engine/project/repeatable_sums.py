@@ -9,9 +9,10 @@ table is big enough to be split (above about 100k rows). Summing in a given orde
 the order: each value is split into a whole part, as DECIMAL(38, 0), and the rest (at most a
 half), as DECIMAL(38, 27); the two exact sums are turned back into doubles and added. Turning a
 double into a decimal is the engine's own rounding (DuckDB's is within about 1e-16 of the value,
-not exact), but it is done row by row, so it is the same in every run. The result is as accurate
-as a double's sum. Within range (every |x| < 1e26, fewer than 1e11 rows) it cannot overflow;
-outside it (or with NaN or infinity) the macro falls back to the engine's plain ``sum``.
+not exact), but it is done row by row, so it is the same in every run. The result is within a
+few ulp of the correctly rounded sum (tests/test_repeatable_sums.py). Within range (every
+|x| < 1e26, fewer than 1e11 rows) it cannot overflow; outside it (or with NaN or infinity) the
+macro falls back to the engine's plain ``sum``.
 """
 
 from __future__ import annotations
