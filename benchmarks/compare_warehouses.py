@@ -66,7 +66,9 @@ def _rows_only_in(
 def _floats_apart(
     con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]], relative: float
 ) -> int:
-    """Rows whose DOUBLE columns differ by more than ``relative`` (all else exactly equal)."""
+    """Rows whose DOUBLE columns differ by more than ``relative`` × (1 + |value|): relative for
+    big values, absolute for those near zero (the last bits of two distances are a large share
+    of the margin between them); all else exactly equal, a null matching only a null."""
     layer, name = table.split(".", 1)
     floats = [c for c, kind in columns if kind == "DOUBLE"]
     keys = [c for c, kind in columns if kind != "DOUBLE" and c not in RUN_COLUMNS]
@@ -79,7 +81,9 @@ def _floats_apart(
     a, b = (con.execute(side(c).sql(DIALECT)).df() for c in ("a", "b"))
     if len(a) != len(b) or not a[keys].equals(b[keys]):
         return max(len(a), len(b))
-    close = np.isclose(a[floats].to_numpy(), b[floats].to_numpy(), rtol=relative, atol=0.0)
+    close = np.isclose(
+        a[floats].to_numpy(), b[floats].to_numpy(), rtol=relative, atol=relative, equal_nan=True
+    )
     return int((~close.all(axis=1)).sum())
 
 
@@ -94,7 +98,8 @@ def differences(
     """What differs between the two warehouses, one line each; empty when they are identical.
 
     ``new_columns``: columns (by table) that only the second is expected to have.
-    ``float_tolerance``: tables whose DOUBLE columns may differ by this relative amount.
+    ``float_tolerance``: tables whose DOUBLE columns may differ by this relative amount
+    (absolute near zero: see _floats_apart).
     ``changed``: tables (or SQL functions) expected to differ, be added or be removed.
     ``dropped_columns``: columns (by table) that only the first is expected to have.
     """
