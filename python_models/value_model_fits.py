@@ -197,7 +197,10 @@ def model(
         stages.append(
             (stage, data, _why_not(stage, data, holdout, int(settings["min_repeat_customers"])))
         )
-    rows = [row for part in parallel(_stage_rows, stages) for row in part]
+    # Only the fits go to the workers: a stage without one would fork them for nothing.
+    fitted = iter(list(parallel(_stage_rows, [stage for stage in stages if stage[2] is None])))
+    parts = [_stage_rows(stage) if stage[2] is not None else next(fitted) for stage in stages]
+    rows = [row for part in parts for row in part]
     ends = {
         column: _day(inputs[column].iloc[0]) if len(inputs) else None
         for column in ("calibration_end", "observation_end")

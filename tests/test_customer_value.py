@@ -5,6 +5,7 @@ parameters; and the answers for data the models cannot fit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -481,3 +482,31 @@ def test_a_fit_that_did_not_converge_leaves_predictions_null_with_the_reason() -
     assert table["customer_lifetime_value"].isna().all()
     assert set(table["value_status"]) == {"bg_nbd: the optimiser stopped: ABNORMAL"}
     assert "CAST(NULL AS DOUBLE)" in result.functions[0].sql("duckdb")
+
+
+def test_only_the_stages_with_a_fit_go_to_the_workers() -> None:
+    """A stage that is not fitted would fork the fit workers for nothing (at 10M customers
+    without order lines, two processes of 0.6 GiB each, idle to the end of the build)."""
+    from python_models import value_model_fits
+
+    handed: list[list[str]] = []
+
+    def recording_parallel(function: Callable, items: Iterable) -> Iterator:
+        items = list(items)
+        handed.append([stage for stage, _, _ in items])
+        return map(function, items)
+
+    rng = np.random.default_rng(10)
+    x, t_x, T = _simulate_bg_nbd(0.6, 5.0, 0.9, 3.0, n=500, rng=rng)
+    nothing_held_out = _inputs_frame(x, t_x, T, rng.gamma(4.0, 10.0, 500))
+    nothing_held_out["holdout_length_period"] = 0.0
+    fits = value_model_fits.model(nothing_held_out, SETTINGS, recording_parallel).to_pandas()
+    no_orders = value_model_fits.model(nothing_held_out.head(0), SETTINGS, recording_parallel)
+    assert handed == [["full"], []]
+    assert list(dict.fromkeys(fits["stage"])) == ["calibration", "full"]
+    assert set(fits.loc[fits["stage"] == "full", "status"]) == {"fitted"}
+    calibration = fits[fits["stage"] == "calibration"]
+    assert set(calibration["status"]) == {"not fitted"} and len(calibration) == 2
+    assert calibration["reason"].str.contains("nothing is held out").all()
+    assert set(no_orders.column("status").to_pylist()) == {"not fitted"}
+    assert no_orders.num_rows == 4
