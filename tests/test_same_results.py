@@ -138,7 +138,6 @@ CHANGED_ON_PURPOSE = (
 # whose order changes their last bits from run to run above about 100k rows; they are now
 # repeatable_sum()s (exact sums of decimals), which can differ from those in the last bits at
 # any size.
-# Every other table is compared exactly.
 RESUMMED = {"marts.eda_profile": 1e-12, "marts.dim_segments": 1e-12}
 # int_feature_scaling's means and SDs were summed in customer order (BASELINE) and are now
 # repeatable_mean()s, nearer the correctly rounded ones (tests/test_feature_scaling.py): every
@@ -157,6 +156,7 @@ RESCALED = dict.fromkeys(
     },
     1e-12,
 )
+# Every other table is compared exactly.
 
 
 def _checkout(commit: str, folder: Path) -> Path:
