@@ -6,9 +6,9 @@ For checking that a change to the engine leaves the results as they were: the sa
 same columns and types, the same rows (as multisets; floats by exact value) and the same SQL
 functions. The ``meta`` schema (timings, run ids) and the columns that hold a run's id
 (``run_id``, ``previous_run_id``, ``first_seen_run_id``) differ by construction and are left
-out. ``differences`` can also allow columns new in the second warehouse, a relative tolerance
-for a table's DOUBLE columns, and tables expected to change. Exit code 0 when the two are
-identical, 1 otherwise.
+out. ``differences`` can also allow columns new in the second warehouse, a tolerance for a
+table's DOUBLE columns (relative, absolute near zero), and tables expected to change. Exit
+code 0 when the two are identical, 1 otherwise.
 """
 
 from __future__ import annotations

@@ -34,14 +34,13 @@ def _profiles(n: int, seed: int) -> dict[str, np.ndarray]:
     customers with wild values that must not count."""
     rng = np.random.default_rng(seed)
     unsegmented = rng.random(n) < 0.01
-    columns = {
+    return {
         "customer_id": np.arange(n, dtype=np.int64),
         "age": np.where(unsegmented, 1e9, rng.integers(18, 90, n)).astype(float),
         "annual_income_k": np.where(unsegmented, -1e9, rng.lognormal(4, 1, n)),
         "spending_score": np.where(unsegmented, 1e9, rng.uniform(1, 100, n)),
         "is_segmented": ~unsegmented,
     }
-    return columns
 
 
 def _scaling(
