@@ -349,5 +349,6 @@ def test_small_files_are_written_in_batches_in_their_order() -> None:
     batches = list(in_batches(iter(parts), rows=5))
     assert [b.num_rows for b in batches] == [7, 9, 4]  # at least 5 rows, the last what is left
     assert [v for b in batches for v in b.column("n").to_pylist()] == list(range(sum(sizes)))
+    assert [b.column("n").num_chunks for b in batches] == [1, 1, 1]  # inserted as whole columns
     empty = [pa.table({"n": pa.array([], pa.int64())})]
     assert [b.num_rows for b in in_batches(iter(empty), rows=5)] == [0]  # a source with no rows
