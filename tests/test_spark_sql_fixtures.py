@@ -86,14 +86,18 @@ FIXTURES: dict[str, tuple[str | exp.Expression, str]] = {
     ),
 }
 
-# A second case of a rewrite (materialized_once on a union), and rewrites not in REWRITES: the
-# models' len() of a list (ModelDialect) and columns(*) listed from the input tables' columns
-# (expand_columns, which needs the catalog).
+# More cases of a rewrite (materialized_once on a union, and not materialized), and rewrites
+# not in REWRITES: the models' len() of a list (ModelDialect) and columns(*) listed from the
+# input tables' columns (expand_columns, which needs the catalog).
 MORE: dict[str, tuple[str, str]] = {
     "a materialized union": (
         "with t as materialized (select 1 as a union all select 2) select count(*) from t",
         "WITH t AS (SELECT * FROM (SELECT 1 AS a UNION ALL SELECT 2) AS materialized "
         "WHERE RAND() >= 0) SELECT COUNT(*) FROM t",
+    ),
+    "a CTE not materialized": (
+        "with a as not materialized (select 1 as x from t) select x from a",
+        "WITH a AS (SELECT 1 AS x FROM t) SELECT x FROM a",
     ),
     "len of a list": ("select len(l) from t", "SELECT SIZE(l) FROM t"),
     "columns(*) of a CTE": (

@@ -286,7 +286,11 @@ def materialized_once(node: exp.Expression, _: Catalog) -> exp.Expression:
     Spark has no such hint: it inlines a deterministic CTE into every reader, and computes one
     that is not deterministic once for all of them. A filter that is always true, but not
     deterministic, makes it so (stg_customers_checked at 1M rows: 12.3 s inlined, 9.5 s so).
+    ``AS NOT MATERIALIZED`` is what Spark does anyway: the hint is dropped.
     """
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is False:
+        node.set("materialized", None)
+        return node
     if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
         node.set("materialized", None)
         query = node.this
