@@ -12,7 +12,7 @@ raw_rows as not materialized (
 
 -- Only an id seen more than once can be a duplicate or carry conflicting values, so only the
 -- rows of such ids are checked a second time, for the duplicate rules: usually a few percent of
--- the rows; every row when the same export landed twice, and even then no slower than before.
+-- the rows; every row when the same export landed twice, and even then this is the faster shape.
 -- They are found by a key cheaper than typing the id: as a double, every spelling of one whole
 -- number has one key ('17850', '+17850', '17850.0'). Keys that two ids share only add rows to
 -- check. Materializing every checked row to read it twice instead, at 10M rows (memory_limit
