@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -70,7 +69,7 @@ def _expected(rows: list[tuple[str, int, str, str]]) -> dict[tuple[str, int], st
     return fate
 
 
-def _found(query: str, rows: list[tuple[str, int, str, str]]) -> dict[tuple[str, int], str]:
+def _found(query: str, rows: list[tuple[str, int, str, str]]) -> list[tuple[str, int, str]]:
     files, lines, ids, ages = zip(*rows, strict=True)
     raw = pa.table(
         {
@@ -100,17 +99,16 @@ def _found(query: str, rows: list[tuple[str, int, str, str]]) -> dict[tuple[str,
                 end
             from ({query})"""
         ).fetchall()
-    return {(file, line): fate for file, line, fate in found}
+    return found
 
 
-def test_every_copy_of_an_id_meets_the_duplicate_rules_however_it_is_spelled(
-    tmp_path: Path,
-) -> None:
+def test_every_copy_of_an_id_meets_the_duplicate_rules_however_it_is_spelled() -> None:
     query = api.compile_model(REPO, REPO / "pipeline.toml", "staging.stg_customers_checked")
     rows = _raw_rows(seed=11)
     expected = _expected(rows)
-    found = _found(query, rows)
-    assert len(found) == len(rows)  # one output row per raw row
+    output = _found(query, rows)
+    found = {(file, line): fate for file, line, fate in output}
+    assert len(output) == len(found) == len(rows)  # one output row per raw row
     wrong = {p: (found[p], fate) for p, fate in expected.items() if found[p] != fate}
     assert not wrong, f"{len(wrong)} rows (found, expected), e.g. {list(wrong.items())[:5]}"
     fates = set(expected.values())
