@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 import sklearn
 from sklearn.cluster import KMeans
 
-from python_models._relations import frame
+from python_models._relations import rows_at
 
 SCALED_SUFFIX = "_scaled"
 # scikit-learn computes silhouette's pairwise distances in blocks of ``working_memory`` (1 GiB by
@@ -53,14 +54,33 @@ def feature_names(int_feature_scaling: pd.DataFrame) -> list[str]:
     return int_feature_scaling.sort_values("position")["feature"].tolist()
 
 
-def feature_matrix(
-    int_customer_features: duckdb.DuckDBPyRelation, features: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Customer ids and their scaled feature matrix, ordered by id so row order never matters."""
+@dataclass(frozen=True)
+class FitSample:
+    """The customers k-means is fitted on, by id, and how many customers there were."""
+
+    customer_ids: np.ndarray
+    matrix: np.ndarray  # scaled features
+    customers: int
+
+
+def fit_sample(
+    int_customer_features: duckdb.DuckDBPyRelation,
+    features: list[str],
+    fit_sample_size: int,
+    seed: int,
+) -> FitSample:
+    """The scaled features of the customers fit_rows picks from all of them ordered by id (so
+    row order never matters)."""
     columns = [f"{f}{SCALED_SUFFIX}" for f in features]
-    ordered = frame(int_customer_features, ["customer_id", *columns], order_by=["customer_id"])
-    matrix = ordered[columns].to_numpy(dtype=np.float64)
-    return ordered["customer_id"].to_numpy(dtype=np.int64), matrix
+    picked, customers = rows_at(
+        int_customer_features,
+        ["customer_id", *columns],
+        ["customer_id"],
+        lambda rows: fit_rows(rows, fit_sample_size, seed),
+    )
+    # Row-major: numpy sums a column-major matrix in another order (Calinski-Harabasz moved).
+    matrix = np.ascontiguousarray(picked[columns].to_numpy(dtype=np.float64))
+    return FitSample(picked["customer_id"].to_numpy(dtype=np.int64), matrix, customers)
 
 
 def fit_rows(n_rows: int, fit_sample_size: int, seed: int) -> np.ndarray:

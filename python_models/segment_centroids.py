@@ -21,10 +21,9 @@ from python_models import _segment_matching as matching
 from python_models import _segment_names as naming
 from python_models import _sql_scoring as sql
 from python_models._segmentation import (
-    feature_matrix,
     feature_names,
     fit_kmeans,
-    fit_rows,
+    fit_sample,
     from_original,
     squared_distances,
     to_original,
@@ -120,9 +119,8 @@ def model(
 
     chosen = segment_model_selection[segment_model_selection["is_chosen"]].iloc[0]
     k, n_init, sample_size = int(chosen["k"]), int(chosen["n_init"]), int(chosen["fit_rows"])
-    customer_ids, matrix = feature_matrix(int_customer_features, features)
-    rows = fit_rows(matrix.shape[0], sample_size, seed)
-    fitted = matrix[rows]
+    sample = fit_sample(int_customer_features, features, sample_size, seed)
+    fitted = sample.matrix
     estimator = fit_kmeans(fitted, k, n_init, seed)
     centroids = estimator.cluster_centers_
 
@@ -142,7 +140,7 @@ def model(
         used.append(previous_segment_history["segment_id"].to_numpy(dtype=np.int64))
     next_id = int(max((u.max() for u in used if u.size), default=0)) + 1
     overlap = matching.member_overlap(
-        customer_ids[rows], positions, k, previous_customer_segments, previous_ids
+        sample.customer_ids, positions, k, previous_customer_segments, previous_ids
     )
     distance = np.sqrt(((centroids[:, None, :] - previous[None, :, :]) ** 2).sum(axis=2))
     ids = matching.match_ids(overlap, distance, previous_ids, config["match_max_distance"], next_id)

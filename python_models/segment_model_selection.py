@@ -25,10 +25,10 @@ from sklearn.metrics import (
 
 from engine.model_api import InputError, ParameterError
 from python_models._segmentation import (
-    feature_matrix,
     feature_names,
     fit_kmeans,
     fit_rows,
+    fit_sample,
     silhouette_blocks,
 )
 
@@ -318,9 +318,9 @@ def model(
     parallel: Callable[[Callable[[int], dict[str, Any]], Iterable[int]], Iterator[dict[str, Any]]],
 ) -> pd.DataFrame:
     features = feature_names(int_feature_scaling)
-    _, matrix = feature_matrix(int_customer_features, features)
-    _check(config, matrix.shape[0])
-    fitted = matrix[fit_rows(matrix.shape[0], config["fit_sample_size"], seed)]
+    sample = fit_sample(int_customer_features, features, config["fit_sample_size"], seed)
+    _check(config, sample.customers)
+    fitted = sample.matrix
     silhouette_rows = min(fitted.shape[0], config["silhouette_sample_size"])
     stable_rows = fit_rows(fitted.shape[0], config["stability_sample_size"], seed)
     # k segments need k distinct customers, and silhouette needs k < the number of them.
