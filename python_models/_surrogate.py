@@ -15,7 +15,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sqlglot import exp
 
 from python_models import _sql_scoring as sql
-from python_models._relations import rows_at
+from python_models._relations import frame
 from python_models._segmentation import feature_names, fit_rows
 
 
@@ -35,15 +35,14 @@ def training_data(
 ) -> TrainingData:
     features = feature_names(int_feature_scaling)
     members = customer_segments.project("customer_id as member_id, segment_id").set_alias("m")
-    joined = int_customer_features.set_alias("f").join(members, "customer_id = member_id")
-    picked, _ = rows_at(
-        joined,
+    joined = frame(
+        int_customer_features.set_alias("f").join(members, "customer_id = member_id"),
         [*features, "segment_id"],
-        ["customer_id"],
-        lambda rows: fit_rows(rows, sample_size, seed),
+        order_by=["customer_id"],
     )
-    matrix = np.ascontiguousarray(picked[features].to_numpy(dtype=np.float64))
-    return TrainingData(features, matrix, picked["segment_id"].to_numpy(dtype=np.int64))
+    rows = fit_rows(len(joined), sample_size, seed)
+    matrix = joined[features].to_numpy(dtype=np.float64)[rows]
+    return TrainingData(features, matrix, joined["segment_id"].to_numpy(dtype=np.int64)[rows])
 
 
 def fit_tree(
