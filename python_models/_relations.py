@@ -7,11 +7,10 @@ a whole table in pandas costs gigabytes; the two or three columns a model reads 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sqlglot import exp
@@ -27,27 +26,13 @@ def frame(
     relation: duckdb.DuckDBPyRelation, columns: Sequence[str], order_by: Sequence[str] = ()
 ) -> pd.DataFrame:
     """These columns of the relation as a pandas frame, optionally ordered (by any column)."""
-    return _arrow(relation, columns, order_by).to_pandas()
+    return arrow_table(relation, columns, order_by).to_pandas()
 
 
-def rows_at(
-    relation: duckdb.DuckDBPyRelation,
-    columns: Sequence[str],
-    order_by: Sequence[str],
-    positions: Callable[[int], np.ndarray],
-) -> tuple[pd.DataFrame, int]:
-    """The rows at ``positions(rows in the relation)`` in this order, and that number of rows.
-
-    Only the rows picked become pandas: at 10M customers, converting every customer's features
-    to keep 20,000 of them took about as long as sorting and reading them.
-    """
-    table = _arrow(relation, columns, order_by)
-    return table.take(positions(table.num_rows)).to_pandas(), table.num_rows
-
-
-def _arrow(
-    relation: duckdb.DuckDBPyRelation, columns: Sequence[str], order_by: Sequence[str]
+def arrow_table(
+    relation: duckdb.DuckDBPyRelation, columns: Sequence[str], order_by: Sequence[str] = ()
 ) -> pa.Table:
+    """These columns of the relation as an Arrow table, optionally ordered (by any column)."""
     ordered = relation.order(_names(order_by)) if order_by else relation
     return ordered.project(_names(columns)).to_arrow_table()
 
