@@ -134,6 +134,11 @@ MISTAKES = {
         "[spark]\nlocal_validation_rows = -1\n\n[features]",
         r"'spark\.local_validation_rows' must be at least 0, got -1",
     ),
+    "no Spark models at a time": (
+        "[features]",
+        "[spark]\nconcurrent_models = 0\n\n[features]",
+        r"'spark\.concurrent_models' must be at least 1, got 0",
+    ),
     "a Spark metastore that is not a service address": (
         "[features]",
         '[spark]\nmetastore = "https://metastore:9083"\n\n[features]',

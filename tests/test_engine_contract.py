@@ -7,6 +7,7 @@ the tests' local Spark.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import sqlglot
 from sqlglot import exp
 
 from engine import adapters
-from engine.adapters.base import Build, Engine
+from engine.adapters.base import Build, Engine, Turn
 from engine.checks.expectations import Suite
 from engine.console import Console
 from engine.errors import ModelError
@@ -94,7 +95,8 @@ def started(request: pytest.FixtureRequest, project: ProjectCopy) -> Iterator[St
         catalog.create_schema(layer)
     try:
         engine.begin(build)
-        yield Started(engine, build, paths)
+        with build.turn:  # the run loop builds each model in its turn
+            yield Started(engine, build, paths)
     finally:
         engine.stop()
         catalog.close()
@@ -173,3 +175,22 @@ def test_a_discarded_build_leaves_nothing_behind(started: Started) -> None:
     assert [p for p in folder.rglob("*") if "contract" in p.parts] == []
     assert engine.remove_leftovers(started.paths) == []
     assert engine.after_publish(started.paths) == []
+
+
+def test_a_turn_given_away_lets_another_model_take_it_and_comes_back() -> None:
+    turn, order = Turn(), []
+
+    def other_model() -> None:
+        with turn:
+            order.append("other")
+
+    with turn:
+        other = threading.Thread(target=other_model)
+        other.start()
+        other.join(timeout=0.2)
+        assert order == [], "the other model took the turn while it was held"
+        with turn.given_away():
+            other.join(timeout=10)
+            assert order == ["other"]
+        order.append("back")
+    assert order == ["other", "back"]

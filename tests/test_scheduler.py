@@ -95,3 +95,53 @@ def test_a_cycle_is_an_error_not_a_hang(workers: int) -> None:
 def test_two_workers_run_two_ready_nodes_at_once() -> None:
     both_running = threading.Barrier(2, timeout=10)
     apply_to_dag({"a": [], "b": []}, lambda n: both_running.wait(), workers=2)
+
+
+def test_unthreaded_nodes_run_in_the_calling_thread_while_threaded_ones_go_on() -> None:
+    # "slow" (threaded) waits until "here" (unthreaded, in the calling thread) has run: the
+    # walk would hang if the calling thread waited for the threads before running "here".
+    ran_here = threading.Event()
+    threads: dict[str, str] = {}
+
+    def build(node: str) -> None:
+        threads[node] = threading.current_thread().name
+        if node == "slow":
+            assert ran_here.wait(timeout=10), "the calling thread did not run 'here' meanwhile"
+        if node == "here":
+            ran_here.set()
+
+    dag = {"slow": [], "here": [], "after": ["slow", "here"], "last": ["after"]}
+    outcome = apply_to_dag(dag, build, workers=2, threaded=lambda n: n in ("slow", "after"))
+    assert not outcome.failed and not outcome.skipped
+    main = threading.current_thread().name
+    assert threads["here"] == threads["last"] == main
+    assert threads["slow"] != main and threads["after"] != main
+
+
+@pytest.mark.parametrize("interrupted_in", ["here", "threaded"])
+def test_an_interrupt_calls_on_interrupt_and_waits_for_the_threads(interrupted_in: str) -> None:
+    # "long" runs until on_interrupt releases it, as a Spark job runs until it is cancelled;
+    # the interrupt propagates only after it has returned.
+    cancelled, returned = threading.Event(), threading.Event()
+    started = threading.Event()
+
+    def build(node: str) -> None:
+        if node == "long":
+            started.set()
+            assert cancelled.wait(timeout=10)
+            time.sleep(0.05)
+            returned.set()
+            return
+        assert started.wait(timeout=10)
+        raise KeyboardInterrupt
+
+    threaded = {"here": lambda n: n == "long", "threaded": lambda _: True}[interrupted_in]
+    with pytest.raises(KeyboardInterrupt):
+        apply_to_dag(
+            {"long": [], "stop": []},
+            build,
+            workers=2,
+            threaded=threaded,
+            on_interrupt=cancelled.set,
+        )
+    assert cancelled.is_set() and returned.is_set()

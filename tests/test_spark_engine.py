@@ -127,6 +127,18 @@ def _observed_type(warehouse: Path) -> str:
         ).fetchall()[0][0]
 
 
+def _models_built_at_once(warehouse: Path) -> list[tuple[str, str]]:
+    """Pairs of models of the last run whose build times overlapped by more than 50 ms."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            "with last as (select model, epoch(started_at) as began, "
+            "epoch(started_at) + seconds as ended from meta.model_runs "
+            "where run_id = (select max(run_id) from meta.runs)) "
+            "select a.model, b.model from last as a join last as b on a.model < b.model "
+            "and least(a.ended, b.ended) - greatest(a.began, b.began) > 0.05 order by all"
+        ).fetchall()
+
+
 def _run_both(copy: ProjectCopy) -> None:
     done = copy.run("run", "-q", "--no-report")
     assert done.returncode == 0, done.stderr
@@ -140,6 +152,8 @@ def test_the_sample_publishes_the_same_tables_on_both_engines(project: ProjectCo
     project.edit_config("[features.labels]", f"{audience}\n\n[features.labels]")
     _run_both(project)
     assert assert_same_warehouses(project.warehouse, project.root / SPARK_WAREHOUSE) >= 40
+    # Sources and SQL models are built several at a time (spark.concurrent_models = 4).
+    assert len(_models_built_at_once(project.root / SPARK_WAREHOUSE)) >= 5
     # Small tables are validated with pandas (spark.local_validation_rows), as on DuckDB.
     assert _outcomes(project.root / SPARK_WAREHOUSE) == _outcomes(project.warehouse)
     assert _observed_type(project.root / SPARK_WAREHOUSE) == "int64"
@@ -226,11 +240,13 @@ def test_spark_runs_fit_on_a_hashed_sample_fail_and_die_cleanly_and_clean_up(
 ) -> None:
     project.edit_config("seed = 42", 'seed = 42\nengine = "spark"')
     project.config.write_text(
-        project.config.read_text() + '\n[spark]\nmaster = "local[1]"\nfit_sample_rows = 120\n'
+        project.config.read_text()
+        + '\n[spark]\nmaster = "local[1]"\nfit_sample_rows = 120\nconcurrent_models = 1\n'
     )
     fit = ("--select", "+segment_model_selection")
     done = project.run("run", "-q", "--no-report", *fit, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert _models_built_at_once(project.warehouse) == []  # one at a time, as configured
     # About 120 of the 200 customers, chosen by a hash of the id; the fit saw just those.
     sampled = re.fullmatch(
         r"fitted on (\d+) of 200 rows of intermediate\.int_customer_features \(customer_id .*",

@@ -9,7 +9,9 @@ another engine views over its own storage.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,31 @@ Progress = Callable[[str], None]
 Validated = tuple[str, list["ExpectationResult"]]  # a table and its expectation outcomes
 
 
+class Turn:
+    """One model at a time touches the build's shared state (the catalog's connection, the
+    run's record), in its turn. An engine that builds several models at once (its
+    ``concurrent_models``) gives a model's turn away while it waits on work done elsewhere (a
+    Spark job), so another model's turn can come meanwhile."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release()
+
+    @contextlib.contextmanager
+    def given_away(self) -> Iterator[None]:
+        """Wait outside the turn (when models build one at a time, nobody else takes it)."""
+        self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.acquire()
+
+
 @dataclass(frozen=True)
 class Build:
     """One build, as an engine sees it."""
@@ -37,6 +64,7 @@ class Build:
     selected: tuple[str, ...]
     suites: Mapping[str, Suite]
     catalog: BuildCatalog
+    turn: Turn = field(default_factory=Turn)
 
     @property
     def partial(self) -> bool:
@@ -54,6 +82,10 @@ class ModelInputs:
 
 class Engine(Protocol):
     """An engine, started once per command and stopped when it is done."""
+
+    # How many models other than Python models may be built at once; more than one only for
+    # an engine that gives the turn away while it waits (Build.turn).
+    concurrent_models: int
 
     def remove_leftovers(self, paths: WarehousePaths) -> list[Path]:
         """Delete what an interrupted run left behind; what was removed."""
@@ -101,6 +133,10 @@ class Engine(Protocol):
 
     def after_publish(self, paths: WarehousePaths) -> list[str]:
         """The build is the published warehouse (the lock still held): clean up; what to say."""
+        ...
+
+    def cancel(self) -> None:
+        """The run was interrupted: make what the engine runs for other models return soon."""
         ...
 
     def stop(self) -> None: ...

@@ -196,8 +196,13 @@ class Runner:
             apply_to_dag(
                 {t: plan.project.models[t].inputs for t in plan.selected},
                 state.build_one,
+                workers=self.engine.concurrent_models,
                 failures=(ModelError, UpstreamFailed),
                 on_skip=state.skip,
+                # Python models run here, where Ctrl-C stops them at once; the other kinds
+                # mostly wait for the engine, in threads.
+                threaded=lambda t: plan.project.models[t].kind != "python",
+                on_interrupt=self.engine.cancel,
             )
             state.finish()
             if state.blocked:
@@ -279,12 +284,20 @@ class _Build:
 
     def skip(self, table: str, failed: str) -> None:
         """Called for a model whose input failed: it is recorded as skipped, never built."""
+        with self.build.turn:
+            self._skip(table, failed)
+
+    def _skip(self, table: str, failed: str) -> None:
         self.blocked.add(table)
         run = self._new_run(table)
         run.message = f"skipped: upstream {failed} did not pass"
         self.console.model_line(*self._position(table), "SKIP", table, "upstream failed", 0.0)
 
     def build_one(self, table: str) -> None:
+        with self.build.turn:
+            self._build_one(table)
+
+    def _build_one(self, table: str) -> None:
         """Build, describe, count and send one model to validation, or say why it was not."""
         interrupts.stop_if_signalled()
         self._take(self.engine.validated(wait=False))
@@ -294,7 +307,7 @@ class _Build:
         upstream = self.plan.project.upstream(table)
         failed_inputs = [t for t in self.plan.project.order if t in upstream and t in self.blocked]
         if failed_inputs:
-            self.skip(table, failed_inputs[0])
+            self._skip(table, failed_inputs[0])
             raise UpstreamFailed(table)
         run = self._new_run(table)
         run.started_at, clock = datetime.now(UTC), time.perf_counter()

@@ -39,10 +39,11 @@ class _Walk(Generic[Node]):
         self.done: set[Node] = set()
         self.outcome: DagOutcome[Node] = DagOutcome()
 
-    def next_ready(self) -> Node | None:
-        """The first pending node whose inputs are all done, taken off the list; or None."""
+    def next_ready(self, among: Callable[[Node], bool] = lambda _: True) -> Node | None:
+        """The first pending node ``among`` those wanted whose inputs are all done, taken off
+        the list; or None."""
         for node in self.pending:
-            if all(i in self.done or i not in self.dag for i in self.dag[node]):
+            if among(node) and all(i in self.done or i not in self.dag for i in self.dag[node]):
                 self.pending.remove(node)
                 return node
         return None
@@ -74,16 +75,20 @@ def apply_to_dag(
     workers: int = 1,
     failures: tuple[type[Exception], ...] = (Exception,),
     on_skip: Callable[[Node, Node], object] | None = None,
+    threaded: Callable[[Node], bool] = lambda _: True,
+    on_interrupt: Callable[[], object] | None = None,
 ) -> DagOutcome[Node]:
     """Call ``function(node)`` for every node of ``dag`` (node -> its inputs), inputs first.
 
     Inputs that are not nodes of ``dag`` count as done. Among the ready nodes, the one listed
     first in ``dag`` starts first, so a topologically ordered mapping runs in that order. With one
-    worker everything runs in the calling thread; with more, in that many threads.
+    worker everything runs in the calling thread; with more, the nodes ``threaded`` picks run in
+    that many threads, and the others in the calling thread, one at a time, meanwhile.
 
     An exception of a type in ``failures`` fails its node, and ``on_skip(node, failed)`` is called
-    for each node skipped because of it; any other exception (and Ctrl-C) stops the walk at once
-    and propagates.
+    for each node skipped because of it; any other exception stops the walk and propagates once
+    the nodes running in threads have returned. On Ctrl-C ``on_interrupt()`` is called first, to
+    make them return soon.
     """
     walk = _Walk(dag, on_skip)
     if workers <= 1:
@@ -94,7 +99,7 @@ def apply_to_dag(
             if walk.begin(node):
                 walk.finish(node, _call(function, node, failures))
     else:
-        _in_threads(walk, function, workers, failures)
+        _in_threads(walk, function, _Pool(workers, threaded, on_interrupt), failures)
     return walk.outcome
 
 
@@ -108,27 +113,45 @@ def _call(
     return None
 
 
+@dataclass(frozen=True)
+class _Pool(Generic[Node]):
+    workers: int
+    threaded: Callable[[Node], bool]
+    on_interrupt: Callable[[], object] | None
+
+
 def _in_threads(
     walk: _Walk[Node],
     function: Callable[[Node], object],
-    workers: int,
+    pool: _Pool[Node],
     failures: tuple[type[Exception], ...],
 ) -> None:
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dag")
+    executor = ThreadPoolExecutor(max_workers=pool.workers, thread_name_prefix="dag")
     running: dict[Future[Exception | None], Node] = {}
     try:
         while walk.pending or running:
-            while len(running) < workers and (node := walk.next_ready()) is not None:
+            while len(running) < pool.workers:
+                node = walk.next_ready(pool.threaded)
+                if node is None:
+                    break
                 if walk.begin(node):
-                    running[pool.submit(_call, function, node, failures)] = node
-            if not running:
-                if walk.pending:
-                    raise walk.stuck()
+                    running[executor.submit(_call, function, node, failures)] = node
+            here = walk.next_ready(lambda n: not pool.threaded(n))
+            if here is not None:
+                if walk.begin(here):
+                    walk.finish(here, _call(function, here, failures))
+                finished = {future for future in running if future.done()}
+            elif running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            elif walk.pending:
+                raise walk.stuck()
+            else:
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 walk.finish(running.pop(future), future.result())
     except BaseException as exc:
-        pool.shutdown(wait=not is_interrupt(exc), cancel_futures=True)
+        if is_interrupt(exc) and pool.on_interrupt is not None:
+            pool.on_interrupt()
+        executor.shutdown(cancel_futures=True)
         raise
-    pool.shutdown()
+    executor.shutdown()

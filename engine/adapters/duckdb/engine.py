@@ -36,6 +36,9 @@ class DuckDBEngine:
     _due: list[Validated] = field(default_factory=list)
     # Counted outcomes of a table whose other expectations are still with the GX worker.
     _counted: dict[str, list[ExpectationResult]] = field(default_factory=dict)
+    # One model at a time: DuckDB gives each query every core, and every model shares the
+    # build file's one connection.
+    concurrent_models: int = 1
 
     @property
     def _build_file(self) -> BuildCatalog:
@@ -120,6 +123,9 @@ class DuckDBEngine:
 
     def after_publish(self, paths: WarehousePaths) -> list[str]:
         return []
+
+    def cancel(self) -> None:
+        """Nothing runs outside the model being built (Ctrl-C interrupts DuckDB's query)."""
 
     def stop(self) -> None:
         if self.service is not None:

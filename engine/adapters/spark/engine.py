@@ -137,6 +137,10 @@ class SparkEngine:
         return self.config.engine_settings[SECTION]
 
     @property
+    def concurrent_models(self) -> int:
+        return self.settings.concurrent_models
+
+    @property
     def folders(self) -> RunFolders:
         return RunFolders(self.settings.warehouse_dir / "runs")
 
@@ -208,7 +212,7 @@ class SparkEngine:
 
     def load_source(self, model: Model, progress: Progress) -> None:
         location = self._location(model)
-        with _spark_failures(model):
+        with _spark_failures(model), self._waiting_on_spark():
             load(self.spark, self.config, self.config.sources[model.name], location)
             register_parquet(self.spark, model.table, location)
         self._made(model, location)
@@ -228,7 +232,8 @@ class SparkEngine:
             statements.copy_to(model.layer, model.name, location / "part-0.parquet", "parquet")
         )
         self.catalog.con.execute(statements.drop(model.layer, model.name, "TABLE"))
-        register_parquet(self.spark, model.table, location)
+        with self._waiting_on_spark():
+            register_parquet(self.spark, model.table, location)
         self._made(model, location)
 
     def install_functions(self, model: Model, functions: tuple[exp.Create, ...]) -> None:
@@ -286,8 +291,14 @@ class SparkEngine:
             expression=query.copy(),
             properties=parquet_properties(location),
         )
-        with _spark_failures(model):
-            self.spark.sql(to_spark(create, self._input_columns(model)))
+        statement = to_spark(create, self._input_columns(model))
+        with _spark_failures(model), self._waiting_on_spark():
+            self.spark.sql(statement)
+
+    def _waiting_on_spark(self) -> contextlib.AbstractContextManager[None]:
+        """Another model may take its turn while this one waits for Spark."""
+        assert self.build is not None
+        return self.build.turn.given_away()
 
     def _input_columns(self, model: Model) -> Catalog:
         return {t: self.columns[t] for t in model.inputs if t in self.columns}
@@ -346,6 +357,16 @@ class SparkEngine:
             said.append(f"Removed {len(removed)} table folder(s) of older Spark runs")
         return said
 
+    def cancel(self) -> None:
+        """Cancel the Spark jobs still running: pyspark does on Ctrl-C, not on SIGTERM, and
+        not for a Spark Connect session."""
+        if self.spark is None:
+            return
+        if self.settings.master.startswith(session.CONNECT):
+            self.spark.interruptAll()
+        else:
+            self.spark.sparkContext.cancelAllJobs()
+
     def stop(self) -> None:
         """The GX worker is stopped; the session stays for the process (starting one costs
         seconds)."""
@@ -367,9 +388,10 @@ def _spark_failures(model: Model) -> Iterator[None]:
     try:
         yield
     except (PySparkException, Py4JError, ConnectionError) as exc:
-        if is_interrupt(exc):
-            raise KeyboardInterrupt from exc
         text = _text_of(exc)
+        # A job cancelled by Ctrl-C or by cancel(): the run was stopped, the model did not fail.
+        if is_interrupt(exc) or "[SPARK_JOB_CANCELLED]" in text:
+            raise KeyboardInterrupt from exc
         if isinstance(exc, ConnectionError) or "OutOfMemoryError" in text:
             raise ModelError(
                 f"{model.path}: Spark ran out of memory and stopped ({_first_lines(exc, 1)}); "

@@ -27,6 +27,9 @@ class SparkSettings:
     # A table of at most this many rows is validated in this process, with pandas, from its
     # Parquet files: GX on a Spark DataFrame runs a job per expectation.
     local_validation_rows: int = 2_000_000
+    # Models built at once (SQL models, sources and seeds; Python models run one at a time
+    # beside them): a Spark job of a small table waits mostly on Spark's own fixed cost.
+    concurrent_models: int = 4
     # Where the published tables are also served to Spark SQL readers; None: nowhere.
     metastore: Metastore | None = None
 
@@ -42,6 +45,7 @@ SCHEMA: dict[str, Any] = {
     "conf": table_of(STRING, "a Spark setting"),
     "fit_sample_rows": INTEGER,
     "local_validation_rows": INTEGER,
+    "concurrent_models": INTEGER,
     "metastore": STRING,
 }
 
@@ -55,6 +59,11 @@ def parse(section: dict[str, Any], root: Path, where: str) -> SparkSettings:
         raise ConfigError(
             f"{where}: key 'spark.local_validation_rows' must be at least 0, got {local_rows}"
         )
+    concurrent = section.get("concurrent_models", SparkSettings.concurrent_models)
+    if concurrent < 1:
+        raise ConfigError(
+            f"{where}: key 'spark.concurrent_models' must be at least 1, got {concurrent}"
+        )
     master = section.get("master", SparkSettings.master)
     if not master.strip():
         raise ConfigError(f"{where}: key 'spark.master' is empty; expected e.g. 'local[2]'")
@@ -65,6 +74,7 @@ def parse(section: dict[str, Any], root: Path, where: str) -> SparkSettings:
         conf=dict(section.get("conf", {})),
         fit_sample_rows=rows,
         local_validation_rows=local_rows,
+        concurrent_models=concurrent,
         metastore=None if metastore is None else parse_metastore(metastore, root, where),
     )
 
