@@ -66,6 +66,40 @@ def test_ctrl_c_inside_an_import_lets_it_finish_then_interrupts(tmp_path: Path) 
     assert done.stdout.strip() == "interrupted after the import: True"
 
 
+def test_ctrl_c_while_a_python_model_imports_stops_the_run_not_the_model(tmp_path: Path) -> None:
+    # A C extension's initialisation (scipy's pybind11 modules) reports a KeyboardInterrupt
+    # raised inside it as "ImportError: initialization failed": without the hold, the run
+    # counted a failed model and exited 4 instead of stopping with 130.
+    (tmp_path / "imports_an_extension.py").write_text(
+        "import os, signal\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    sum(range(100_000))\n"
+        "except KeyboardInterrupt:\n"
+        "    raise ImportError('initialization failed') from None\n"
+        "def model():\n"
+        "    return None\n"
+    )
+    done = _run(
+        """
+        import sys
+        from pathlib import Path
+        from engine.project.discovery import Model
+        from engine.refresh.building import _load_python_model
+
+        model = Model("imports_an_extension", "ml", "python", Path(sys.argv[1]), ())
+        try:
+            _load_python_model(model)
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted after the import")
+        """,
+        str(tmp_path / "imports_an_extension.py"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "interrupted after the import"
+
+
 AT_FORK_CASE = """
 from engine.refresh.interrupts import held_back
 

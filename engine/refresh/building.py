@@ -24,6 +24,7 @@ from engine.project import seeds
 from engine.project.config import Config
 from engine.project.constraints import ParameterError
 from engine.project.discovery import PREVIOUS_PREFIX, Model, Project
+from engine.refresh.interrupts import held_back
 from engine.refresh.loader import check_unchanged, landing_snapshot
 from engine.warehouse.catalog import BuildCatalog, model_failure
 
@@ -127,7 +128,10 @@ def _load_python_model(model: Model) -> Callable[..., Any]:
     module = importlib.util.module_from_spec(spec)
     # Registered like any imported module, so what it defines can be pickled by name.
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    # A model's imports load C extensions (scipy's): Ctrl-C in the middle of one surfaces as an
+    # ImportError, a model failure instead of a stop, and breaks the next import of it too.
+    with held_back():
+        spec.loader.exec_module(module)
     return module.model
 
 

@@ -5,8 +5,10 @@ cleanly: DuckDB's nanobind module aborts the interpreter ("Critical nanobind err
 and another extension reports "ImportError: Encountered an error while initializing the
 extension.". One raised during a fork lands in an at-fork hook, where CPython drops it as
 unraisable: the refresh ran to the end as if nothing had been pressed, and when the hook was
-logging's, the logging lock stayed held and the run later hung. The heavy imports of a command
-and the validation worker's fork therefore run with the signals recorded instead of raised.
+logging's, the logging lock stayed held and the run later hung. The heavy imports of a command,
+a Python model's own imports (scipy's pybind11 modules report "ImportError: initialization
+failed") and the validation worker's fork therefore run with the signals recorded instead of
+raised.
 
 SIGTERM (systemd, cron, Kubernetes) stops a run as Ctrl-C does, so the same clean-up runs and
 the run's record is written; only the exit code differs (143, 128 + SIGTERM, as a shell reports
