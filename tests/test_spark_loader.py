@@ -41,7 +41,7 @@ def _both(copy: ProjectCopy, spark: Any, source: str = "customers") -> tuple[lis
     import pyarrow as pa
 
     duckdb_side = pa.concat_tables(list(source_parts(config, config.sources[source])))
-    frame = source_frame(spark, config, config.sources[source])
+    frame = source_frame(spark, config, config.sources[source], copy.root / f"{source}.lines")
     assert frame.columns == duckdb_side.column_names
     spark_rows = [r.asDict() for r in frame.collect()]
     return _rows(duckdb_side.to_pylist()), _rows(spark_rows)
@@ -66,6 +66,30 @@ def test_spark_reads_dirty_exports_as_the_loader_does(
     assert any(
         r[1] == 8 and r[0] == "customers/quoted export+1.csv" for r in want
     )  # a record after two lines
+
+
+def test_files_read_in_many_splits_are_numbered_as_one(
+    spark: Any, empty_project: ProjectCopy
+) -> None:
+    """Spark reads a big file in splits side by side; line numbers run on across them, and a
+    quoted field that spans a split boundary stays one record."""
+    first, second, _ = _dirty_dataset(seed=12)
+    empty_project.write_csv("export_a.csv", first)
+    empty_project.write_csv("export_b.csv", second)
+    # A quoted field of 60 lines, about 2 kB: every split boundary in it falls inside it.
+    long_field = "\n".join(f"line {i} of a long quoted comment" for i in range(60))
+    header, records = QUOTED.split("\r\n", 1)
+    records = records.replace("507,Male", f'507,"{long_field}"') + "\r\n"
+    empty_project.write_csv("spanning.csv", header + "\r\n" + records * 3)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "600")
+    try:
+        want, got = _both(empty_project, spark)
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert got == want
+    splits = spark.read.parquet(str(empty_project.root / "customers.lines" / "group_0"))
+    assert splits.select("file", "split").distinct().count() > 10  # three files, many splits
+    assert sum(r[0] == "customers/spanning.csv" for r in want) == 21  # 7 records, 3 times
 
 
 def test_a_broken_quote_fails_the_load_naming_file_and_line(

@@ -1,15 +1,19 @@
 """Landing CSVs into a Spark DataFrame with engine/refresh/loader.py's result: every record as
 text, its file and the line it starts on, and the same parse errors.
 
-Spark reads the files itself; Python reads only their headers. Each file is one row of text
-(``wholetext``), split into numbered lines in Spark. A line continues the record before it while
-that record has an open quote (an odd number of quote characters so far), so a quoted field may
-span lines as spreadsheets write them. Records are split into fields by delimiter, or, when one
-holds a quote, by a regular expression for quoted fields; a record that is not valid CSV fails
-the load, naming the file and line, as the csv module would. It is found while Spark writes the
-table (``raise_error``), not by a job of its own, which read and split every file a second time
-(at 1M customers 9-10 s of a 20 s load); where several records are malformed, the one named is
-the first Spark meets, not necessarily the first in the file.
+Spark reads the files itself, a big file in several splits side by side; Python reads only
+their headers. A line's number is the count of lines in the earlier splits of its file plus its
+place in its own split: the lines are stored once with their split and an id that runs on
+within it, and the driver reads only the count of each split. In a file where no line has an
+odd number of quotes, no quoted field spans lines, so each line is a record (the usual case,
+and no sort). In any other file a line continues the record before it while that record has an
+open quote (an odd number of quote characters so far), so a quoted field may span lines as
+spreadsheets write them; that sorts the file's lines. Records are split into fields by
+delimiter, or, when one holds a quote, by a regular expression for quoted fields; a record that
+is not valid CSV fails the load, naming the file and line, as the csv module would. It is found
+while Spark writes the table (``raise_error``), not by a job of its own, which read and split
+every file a second time; where several records are malformed, the one named is the first Spark
+meets, not necessarily the first in the file.
 
 What differs from engine/refresh/loader.py: files must be UTF-8 (Spark's text reader decodes nothing
 else; a byte that is not UTF-8 fails the load), and a quote inside an unquoted field (``a"b``),
@@ -19,7 +23,9 @@ which Python's csv module keeps as text, fails the load here.
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
+import shutil
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -36,7 +42,9 @@ from engine.refresh.loader import (
     raw_column_names,
 )
 
-_QUOTED = '"(?:[^"]|"")*"'
+# Possessive: Java's regex engine recurses once per repetition of a group, so a group taken
+# once per character overflowed the JVM's stack on a quoted field of a few kilobytes.
+_QUOTED = '"(?:[^"]++|"")*+"'
 MALFORMED = "malformed CSV: a quote that does not open or close a quoted field"
 # How Spark reports raise_error's message, locally and over Spark Connect.
 _RAISED = re.compile(rf"\[USER_RAISED_EXCEPTION\] (.+?: line \d+: {re.escape(MALFORMED)})")
@@ -61,37 +69,114 @@ def _header_groups(
     return groups
 
 
-def _records(spark: Any, paths: list[Path], raw_dir: Path) -> Any:
-    """(file, first line, text) of every record after the header, blank ones left out."""
-    from pyspark.sql import Window
+def _stored_lines(spark: Any, paths: list[Path], raw_dir: Path, scratch: Path) -> Any:
+    """Every line of the files with its file, the byte offset of the split Spark read it in,
+    and an id that grows by one from line to line within a split; stored in ``scratch``,
+    because reading the text again could split it otherwise (the split size follows the
+    cores present)."""
     from pyspark.sql import functions as F
 
-    files = spark.read.text([str(p) for p in paths], wholetext=True)
     # The path is a URI, percent-encoded ('%20' for a space); '+' is kept as it is.
     uri_path = F.regexp_replace(F.col("_metadata.file_path"), "\\+", "%2B")
     root = re.escape(raw_dir.resolve().as_posix().rstrip("/") + "/")
-    lines = files.select(
+    spark.read.text([str(p) for p in paths], lineSep="\n").select(
         F.regexp_replace(F.url_decode(uri_path), f"^file:(//)?{root}", "").alias("file"),
-        F.posexplode(F.split("value", "\n")).alias("position", "line"),
-    ).select("file", (F.col("position") + 1).alias("number"), "line")
-    quotes = F.length("line") - F.length(F.regexp_replace("line", '"', ""))
+        F.col("_metadata.file_block_start").alias("split"),
+        F.monotonically_increasing_id().alias("id"),
+        F.col("value").alias("line"),
+    ).write.parquet(str(scratch))
+    return spark.read.parquet(str(scratch))
+
+
+def _filled(column: str) -> Any:
+    """Not blank: a character other than whitespace."""
+    from pyspark.sql import functions as F
+
+    return F.col(column).rlike("\\S")
+
+
+def _quotes(text: Any) -> Any:
+    from pyspark.sql import functions as F
+
+    return F.length(text) - F.length(F.translate(text, '"', ""))
+
+
+def _numbering(lines: Any) -> tuple[list[tuple[str, int, int, int, int | None]], list[str]]:
+    """Per split of each file: its first id, the lines before it in the file, and the file's
+    header line (its first that is not blank). And the files with a line of an odd number of
+    quotes, where a quoted field may span lines."""
+    from pyspark.sql import functions as F
+
+    splits = lines.groupBy("file", "split").agg(
+        F.count("*").alias("lines"),
+        F.min("id").alias("first"),
+        F.min(F.when(_filled("line"), F.col("id"))).alias("filled"),
+        F.max(_quotes("line") % 2).alias("odd"),
+    )
+    by_file: dict[str, list[Any]] = {}
+    for row in sorted(splits.collect()):
+        by_file.setdefault(row.file, []).append(row)
+    numbering = []
+    for file, rows in by_file.items():
+        before = itertools.accumulate((r.lines for r in rows), initial=0)
+        placed = list(zip(rows, before, strict=False))
+        header = next((b + r.filled - r.first + 1 for r, b in placed if r.filled is not None), None)
+        numbering.extend((file, r.split, r.first, b, header) for r, b in placed)
+    spanning = [f for f, rows in by_file.items() if any(r.odd for r in rows)]
+    return numbering, spanning
+
+
+def _records(spark: Any, paths: list[Path], raw_dir: Path, scratch: Path) -> Any:
+    """(file, first line, text) of every record after the header, blank ones left out.
+
+    A line is a record, unless its file has a line with an odd number of quotes: there, a line
+    continues the record before it while that record has an open quote."""
+    from pyspark.sql import functions as F
+
+    lines = _stored_lines(spark, paths, raw_dir, scratch)
+    numbering, spanning = _numbering(lines)
+    schema = "file string, split bigint, first bigint, before bigint, header bigint"
+    numbered = lines.join(F.broadcast(spark.createDataFrame(numbering, schema)), ["file", "split"])
+    numbered = numbered.select(
+        "file",
+        (F.col("before") + F.col("id") - F.col("first") + 1).alias("number"),
+        "line",
+        "header",
+    )
+    # A CRLF file's lines end in CR, which is no part of the record.
+    records = numbered.where(~F.col("file").isin(spanning)).select(
+        "file", "number", F.regexp_replace("line", "\r$", "").alias("text"), "header"
+    )
+    if spanning:
+        records = records.unionByName(_joined(numbered.where(F.col("file").isin(spanning))))
+    return records.where(_filled("text") & (F.col("number") > F.col("header")))
+
+
+def _joined(lines: Any) -> Any:
+    """The records of numbered lines, a line joined to the one before while a quote is open."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     earlier = (
         Window.partitionBy("file").orderBy("number").rowsBetween(Window.unboundedPreceding, -1)
     )
     running = Window.partitionBy("file").orderBy("number")
-    lines = lines.withColumn("open", F.coalesce(F.sum(quotes).over(earlier), F.lit(0)) % 2 == 1)
+    lines = lines.withColumn(
+        "open", F.coalesce(F.sum(_quotes("line")).over(earlier), F.lit(0)) % 2 == 1
+    )
     lines = lines.withColumn("record", F.sum(F.when(F.col("open"), 0).otherwise(1)).over(running))
     in_order = F.sort_array(F.collect_list(F.struct("number", "line")))
-    records = lines.groupBy("file", "record").agg(
-        F.min("number").alias("number"),
-        # A CR before a line break inside a quoted field is kept, as the csv module keeps it.
-        F.regexp_replace(
-            F.array_join(F.transform(in_order, lambda x: x["line"]), "\n"), "\r$", ""
-        ).alias("text"),
+    return (
+        lines.groupBy("file", "record", "header")
+        .agg(
+            F.min("number").alias("number"),
+            # A CR before a line break inside a quoted field is kept, as the csv module keeps it.
+            F.regexp_replace(
+                F.array_join(F.transform(in_order, lambda x: x["line"]), "\n"), "\r$", ""
+            ).alias("text"),
+        )
+        .drop("record")
     )
-    records = records.where(F.regexp_replace("text", "\\s", "") != "")
-    header = F.min("number").over(Window.partitionBy("file"))
-    return records.withColumn("header", header).where(F.col("number") > F.col("header"))
 
 
 def _fields(records: Any, delimiter: str) -> Any:
@@ -113,10 +198,10 @@ def _fields(records: Any, delimiter: str) -> Any:
             t.startswith('"'), F.regexp_replace(F.regexp_extract(t, '(?s)^"(.*)"$', 1), '""', '"')
         ).otherwise(t),
     )
+    # Without a quote or a line break a record is valid CSV: the pattern is for the others.
+    special = reduce(lambda a, b: a | b, (F.col("text").contains(c) for c in '"\r\n'))
     fields = (
-        F.when(~F.col("text").rlike(valid), malformed)
-        .when(F.col("text").contains('"'), unquoted)
-        .otherwise(plain)
+        F.when(~special, plain).when(~F.col("text").rlike(valid), malformed).otherwise(unquoted)
     )
     return records.withColumn("fields", fields)
 
@@ -126,18 +211,22 @@ def load(spark: Any, config: Config, source: SourceConfig, location: Path) -> No
     malformed record Spark meets while writing it is the InputError naming it."""
     from pyspark.errors import PySparkException
 
+    scratch = location.with_name(f"{location.name}.lines")
     try:
-        source_frame(spark, config, source).write.parquet(str(location))
+        source_frame(spark, config, source, scratch).write.parquet(str(location))
     except PySparkException as exc:
         found = _RAISED.search(str(exc))
         if found is None:
             raise
         raise InputError(found.group(1)) from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def source_frame(spark: Any, config: Config, source: SourceConfig) -> Any:
+def source_frame(spark: Any, config: Config, source: SourceConfig, scratch: Path) -> Any:
     """The raw table of one source: lineage columns, then every column of every file (nulls
-    where a file has none), all text."""
+    where a file has none), all text. Its lines are stored in ``scratch`` first, which must
+    stay until the frame is written."""
     headers = mapped_headers(config, source)
     if not headers:
         schema = ", ".join(
@@ -148,8 +237,8 @@ def source_frame(spark: Any, config: Config, source: SourceConfig) -> Any:
     groups = _header_groups(headers, source)
     ordered = list(raw_column_names(source, groups))
     frames = [
-        _group_frame(spark, config, source, names, paths, ordered)
-        for names, paths in groups.items()
+        _group_frame(spark, config, source, names, paths, ordered, scratch / f"group_{i}")
+        for i, (names, paths) in enumerate(groups.items())
     ]
     return reduce(lambda a, b: a.unionByName(b), frames)
 
@@ -161,10 +250,11 @@ def _group_frame(
     names: tuple[str, ...],
     paths: list[Path],
     ordered: list[str],
+    scratch: Path,
 ) -> Any:
     from pyspark.sql import functions as F
 
-    records = _fields(_records(spark, paths, config.raw_dir), source.delimiter)
+    records = _fields(_records(spark, paths, config.raw_dir, scratch), source.delimiter)
     width = len(names)
     count = F.size("fields")
     extra = F.slice("fields", width + 1, F.greatest(count - width, F.lit(1)))
