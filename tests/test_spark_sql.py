@@ -362,3 +362,21 @@ def test_the_engines_own_statements_run_on_spark(spark: Any) -> None:
     assert spark.catalog.getTable("seam.t").description == "A table"
     run(statements.delete_all("seam", "t"))
     assert run(statements.row_count("seam", "t")) == [(0,)]
+
+
+def test_a_table_small_only_as_compressed_files_is_not_broadcast_when_planned(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Spark sizes a Parquet table by its files, which hold its rows several times smaller than
+    memory does. At 1M customers a 9 MB table was broadcast to joins, and three models doing so
+    at once ran the 1 GiB driver out of memory; the session counts files at ten times their
+    size, so such a join is planned without a broadcast (adaptive execution may still make it
+    one, from the size it finds)."""
+    location = tmp_path / "customers"
+    spark.range(300_000).selectExpr("id", "id * 7 as other").write.parquet(str(location))
+    size = sum(f.stat().st_size for f in location.glob("*.parquet"))
+    assert 1_000_000 < size < 10_000_000  # as files, under the 10 MB broadcast threshold
+    table = spark.read.parquet(str(location))
+    joined = table.alias("a").join(table.alias("b"), "id")
+    plan = joined._jdf.queryExecution().executedPlan().toString()
+    assert "SortMergeJoin" in plan and "Broadcast" not in plan, plan
