@@ -16,8 +16,9 @@ every file a second time; where several records are malformed, the one named is 
 meets, not necessarily the first in the file.
 
 What differs from engine/refresh/loader.py: files must be UTF-8 (Spark's text reader decodes nothing
-else; a byte that is not UTF-8 fails the load), and a quote inside an unquoted field (``a"b``),
-which Python's csv module keeps as text, fails the load here.
+else), and a byte that is not UTF-8 is read as U+FFFD where the DuckDB engine's loader stops
+naming its line; a quote inside an unquoted field (``a"b``), which Python's csv module keeps as
+text, fails the load here.
 """
 
 from __future__ import annotations
