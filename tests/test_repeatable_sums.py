@@ -65,13 +65,44 @@ def test_groups_of_a_split_table_sum_alike_on_one_thread_and_on_two() -> None:
     assert len(results[0]) == 7
 
 
+def test_every_value_alone_sums_to_itself_exactly() -> None:
+    """Each value's five digits are taken without rounding: one value's sum and mean are that
+    value, bit for bit, from 2^-40 (whose bits reach down to 2^-93) to just below 2^62."""
+    rng = random.Random(5)
+    values = [rng.choice((-1, 1)) * 2 ** rng.uniform(-40, 61.99) for _ in range(20_000)]
+    values += [0.0, -0.0, 1.0, -1.0, 0.5, 2.0**31, -(2.0**31), 2.0**62 - 2.0**9, 1e-12]
+    con = duckdb.connect()
+    con.register("v", pa.table({"id": list(range(len(values))), "x": values}))
+    got = con.execute(f"select id, {SUM}, {MEAN} from v group by id order by id").fetchall()
+    mismatched = [(values[i], s, m) for i, s, m in got if not s == m == values[i]]
+    assert not mismatched, mismatched[:5]
+
+
+def test_a_sum_that_cancels_to_near_zero_keeps_its_digits() -> None:
+    """Standardised features sum to almost nothing. The digits below 2^-31 are rounded once,
+    so the error stays below n * 2^-31 * 2^-53 (1e-20 here), far below the sum itself. A sum
+    split into whole parts and rests, each turned into a double before they are added, loses
+    the rests' last bits: about 1e-14 here."""
+    rng = random.Random(17)
+    values = [rng.uniform(-1.5, 1.5) for _ in range(200_000)]
+    values.append(-math.fsum(values) + 3.3e-12)
+    exact = math.fsum(values)
+    con = duckdb.connect()
+    _table(con, values, order_seed=1)
+    ((total,),) = con.execute(f"select {SUM} from t").fetchall()
+    assert abs(exact) > 1e-12
+    assert abs(total - exact) <= 1e-18, (total, exact)
+
+
 def test_out_of_range_nan_and_no_values_fall_back_to_plain_sums() -> None:
-    """Past 1e26, or with NaN, the decimals would overflow or not hold the value: the engine's
+    """Past 2^62, or with NaN or infinity, the digits would overflow or not exist: the engine's
     own sum is taken, so such input gives the sum it always gave instead of an error."""
     con = duckdb.connect()
     cases = {
         "('1.5'), ('1e30')": (1e30 + 1.5, (1e30 + 1.5) / 2),
         "('1.5'), ('nan')": (math.nan, math.nan),
+        "('1.5'), ('-inf')": (-math.inf, -math.inf),
+        "('1.5'), ('4611686018427387904')": (2.0**62 + 1.5, (2.0**62 + 1.5) / 2),
         "(null), (null)": (None, None),
         "('-2.5'), ('2.5'), ('-0.5')": (-0.5, -0.5 / 3),
     }

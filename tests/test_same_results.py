@@ -136,7 +136,7 @@ CHANGED_ON_PURPOSE = (
 )
 # Summary statistics in these marts were summed by DuckDB's parallel aggregation (BASELINE),
 # whose order changes their last bits from run to run above about 100k rows; they are now
-# repeatable_sum()s (exact sums of decimals), which can differ from those in the last bits at
+# repeatable_sum()s (exact sums of integer digits), which can differ from those in the last bits at
 # any size.
 RESUMMED = {"marts.eda_profile": 1e-12, "marts.dim_segments": 1e-12}
 # int_feature_scaling's means and SDs were summed in customer order (BASELINE) and are now

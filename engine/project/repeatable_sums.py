@@ -5,38 +5,96 @@ finish, so ``sum(x)`` and ``avg(x)`` of doubles change in their last bits from r
 table is big enough to be split (above about 100k rows). Summing in a given order
 (``avg(x order by id)``) holds every value of the group in memory, one copy per aggregate.
 
-``repeatable_sum(x)`` adds decimals instead, whose addition is exact and so does not depend on
-the order: each value is split into a whole part, as DECIMAL(38, 0), and the rest (at most a
-half), as DECIMAL(38, 27); the two exact sums are turned back into doubles and added. Turning a
-double into a decimal is the engine's own rounding (DuckDB's is within about 1e-16 of the value,
-not exact), but it is done row by row, so it is the same in every run. The result is within a
-few ulp of the correctly rounded sum (tests/test_repeatable_sums.py). Within range (every
-|x| < 1e26, fewer than 1e11 rows) it cannot overflow; outside it (or with NaN or infinity) the
-macro falls back to the engine's plain ``sum``.
+``repeatable_sum(x)`` adds integers instead, whose addition is exact and so does not depend on
+the order. Each |x| is cut into five 31-bit digits of base 2^31, from 2^31 down to 2^-93:
+
+    |x| = d0 * 2^31 + d1 + d2 * 2^-31 + d3 * 2^-62 + d4 * 2^-93  (+ what lies below 2^-93)
+
+Every digit is taken by ``floor`` after a scaling by a power of two and a subtraction of
+numbers that share their leading bits, all exact in IEEE arithmetic, so the digits are the same
+integers in every engine. Each signed digit is summed as a BIGINT; the five sums are joined as
+two exact DECIMAL(38, 0) numbers (in units of 2^-31 and of 2^-93), and those are turned into
+doubles and added once per group. The result is within a few ulp of the correctly rounded sum
+(tests/test_repeatable_sums.py), and where the sum cancels to near zero its error is about
+2^-53 of the digits below 2^-31 (1e-20 for a million values of the order of one).
+
+Bits below 2^-93 (about 1e-28) are dropped, row by row, as decimals rounded them before. Within
+range (every |x| < 2^62, about 4.6e18, and fewer than 2^32 values in a group) nothing can
+overflow; past 2^62 (or with NaN or infinity) the macro falls back to the engine's plain
+``sum``. A group of 2^32 values or more may overflow the BIGINT sums: Spark (ANSI) stops with
+an overflow error.
+
+Spark does DECIMAL(38) arithmetic in Java's BigDecimal, row by row; summing the digits as
+BIGINT is about six times faster there (and about twice on DuckDB).
 """
 
 from __future__ import annotations
 
 from sqlglot import exp
 
-LIMIT = "1e26"  # DECIMAL(38, 0) holds 1e12 such whole parts; the rests' DECIMAL(38, 27), 1e11
-WHOLE = exp.DataType.build("decimal(38, 0)")
-REST = exp.DataType.build("decimal(38, 27)")
 DOUBLE = exp.DataType.build("double")
+BIGINT = exp.DataType.build("bigint")
+EXACT = exp.DataType.build("decimal(38, 0)")
+DIGIT = 2**31
+
+
+def _double(power_of_two: int) -> exp.Expression:
+    return exp.cast(exp.Literal.number(power_of_two), DOUBLE)
+
+
+def _floor(value: exp.Expression) -> exp.Expression:
+    return exp.Floor(this=value)
+
+
+def _mul(left: exp.Expression, right: exp.Expression) -> exp.Expression:
+    return exp.Mul(this=left.copy(), expression=right.copy())
+
+
+def _sub(left: exp.Expression, right: exp.Expression) -> exp.Expression:
+    return exp.Paren(this=exp.Sub(this=left.copy(), expression=right.copy()))
+
+
+def _digits(magnitude: exp.Expression) -> list[exp.Expression]:
+    """The five base-2^31 digits of ``magnitude`` (>= 0, < 2^62), highest first. Each floor is
+    below 2^62, so Spark's floor (which returns BIGINT) cannot overflow."""
+    digit, digit_squared = _double(DIGIT), _double(DIGIT**2)
+    high = _floor(exp.Div(this=magnitude.copy(), expression=digit.copy()))
+    units = _floor(magnitude.copy())
+    fraction = _sub(magnitude, units)
+    first = _floor(_mul(fraction, digit))
+    two_first = _floor(_mul(fraction, digit_squared))
+    return [
+        high,
+        _sub(units, _mul(high, digit)),
+        first,
+        _sub(two_first, _mul(first, digit)),
+        _floor(_mul(_sub(_mul(fraction, digit_squared), two_first), digit)),
+    ]
+
+
+def _joined(sums: list[exp.Expression]) -> exp.Expression:
+    """sum0 * 2^k + sum1 * 2^(k-31) + ..., exact in DECIMAL(38, 0), as a double."""
+    joined: exp.Expression = exp.cast(sums[0], EXACT)
+    for lower in sums[1:]:
+        shifted = _mul(exp.Paren(this=joined), exp.Literal.number(DIGIT))
+        joined = exp.Add(this=shifted, expression=lower)
+    return exp.cast(joined, DOUBLE)
 
 
 def repeatable_sum(value: exp.Expression) -> exp.Expression:
     """The sum of a column of doubles, the same whatever order the rows are added in."""
     in_range = exp.case().when(
-        exp.LT(this=exp.Abs(this=value.copy()), expression=exp.Literal.number(LIMIT)),
-        value.copy(),
+        exp.LT(this=exp.Abs(this=value.copy()), expression=_double(2**62)), value.copy()
     )
-    whole = exp.cast(in_range.copy(), WHOLE)
-    rest = exp.Sub(this=in_range.copy(), expression=exp.cast(whole.copy(), DOUBLE))
-    exact = exp.Add(
-        this=exp.cast(exp.Sum(this=whole), DOUBLE),
-        expression=exp.cast(exp.Sum(this=exp.cast(rest, REST)), DOUBLE),
-    )
+    sign = exp.Sign(this=value.copy())
+    sums = [
+        exp.Sum(this=exp.cast(_mul(sign, digit), BIGINT))
+        for digit in _digits(exp.Abs(this=in_range.copy()))
+    ]
+    # In units of 2^-31 (|x| < 2^62 and 2^32 values: below 2^125 < 10^38) and of 2^-93.
+    whole = exp.Div(this=_joined(sums[:3]), expression=_double(DIGIT))
+    rest = exp.Div(this=_joined(sums[3:]), expression=_double(2**93))
+    exact = exp.Add(this=whole, expression=rest)
     all_in_range = exp.EQ(this=exp.Count(this=value.copy()), expression=exp.Count(this=in_range))
     return exp.Paren(this=exp.case().when(all_in_range, exact).else_(exp.Sum(this=value.copy())))
 
