@@ -105,6 +105,29 @@ def test_a_broken_quote_fails_the_load_naming_file_and_line(
         load(spark, config, source, tmp_path / "raw_customers")
 
 
+def test_a_byte_that_is_not_utf8_fails_the_load_naming_its_line_as_the_loader_does(
+    spark: Any, empty_project: ProjectCopy, tmp_path: Path
+) -> None:
+    """Spark keeps a bad byte as it is (Python would see U+FFFD), and the character U+FFFD
+    itself, written as UTF-8, is valid text."""
+    header = QUOTED.split("\r\n", 1)[0]
+    clean = "".join(f"{i},Male,{20 + i % 50},15,39\n" for i in range(1, 1001))
+    empty_project.write_csv("replacement.csv", f"{header}\n1,Fran\ufffdois,30,15,39\n")
+    want, got = _both(empty_project, spark)
+    assert got == want and want[0][4] == "Fran\ufffdois"
+    # Past the first 8 kB, which the headers' reader decodes before Spark reads a line.
+    text = f"{header}\n{clean}1001,Garçon,30,15,39\n{clean}"
+    empty_project.write_csv("latin.csv", text, encoding="latin-1")
+    config = load_config(empty_project.config)
+    source = config.sources["customers"]
+    with pytest.raises(InputError) as loader:
+        list(source_parts(config, source))  # the DuckDB engine's loader
+    with pytest.raises(InputError) as spark_loader:
+        load(spark, config, source, tmp_path / "raw_customers")
+    assert str(spark_loader.value) == str(loader.value)
+    assert "latin.csv: line 1002, byte 9 of the line (0xE7): not utf-8 text" in str(loader.value)
+
+
 def test_the_sample_and_an_absent_optional_source(spark: Any, project: ProjectCopy) -> None:
     want, got = _both(project, spark)
     assert len(want) == 200 and got == want

@@ -15,9 +15,12 @@ while Spark writes the table (``raise_error``), not by a job of its own, which r
 every file a second time; where several records are malformed, the one named is the first Spark
 meets, not necessarily the first in the file.
 
-What differs from engine/refresh/loader.py: files must be UTF-8 (Spark's text reader decodes nothing
-else), and a byte that is not UTF-8 is read as U+FFFD where the DuckDB engine's loader stops
-naming its line; a quote inside an unquoted field (``a"b``), which Python's csv module keeps as
+Spark's text reader keeps a byte that is not UTF-8 as it is (and Python would see U+FFFD). The
+lines are checked as they are counted, and a file with an invalid line is read again by Python
+to name the line and byte: the load fails with engine/refresh/loader.py's error.
+
+What differs from engine/refresh/loader.py: files must be UTF-8 (Spark's text reader decodes
+nothing else); a quote inside an unquoted field (``a"b``), which Python's csv module keeps as
 text, fails the load here.
 """
 
@@ -29,7 +32,7 @@ import re
 import shutil
 from functools import reduce
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.errors import InputError
 from engine.project.config import Config
@@ -41,6 +44,7 @@ from engine.refresh.loader import (
     SOURCE_FILE,
     mapped_headers,
     raw_column_names,
+    undecodable_line,
 )
 
 # Possessive: Java's regex engine recurses once per repetition of a group, so a group taken
@@ -102,10 +106,19 @@ def _quotes(text: Any) -> Any:
     return F.length(text) - F.length(F.translate(text, '"', ""))
 
 
-def _numbering(lines: Any) -> tuple[list[tuple[str, int, int, int, int | None]], list[str]]:
-    """Per split of each file: its first id, the lines before it in the file, and the file's
-    header line (its first that is not blank). And the files with a line of an odd number of
-    quotes, where a quoted field may span lines."""
+class Numbering(NamedTuple):
+    """Per split of each file (file, split, first id, lines before it, the file's header line);
+    the files with a line of an odd number of quotes, where a quoted field may span lines; and
+    the files with a line that is not valid UTF-8."""
+
+    splits: list[tuple[str, int, int, int, int | None]]
+    spanning: list[str]
+    invalid: list[str]
+
+
+def _numbering(lines: Any) -> Numbering:
+    """Counted per split: a line's number is the lines of the earlier splits of its file plus
+    its place in its own; the header is the file's first line that is not blank."""
     from pyspark.sql import functions as F
 
     splits = lines.groupBy("file", "split").agg(
@@ -113,6 +126,7 @@ def _numbering(lines: Any) -> tuple[list[tuple[str, int, int, int, int | None]],
         F.min("id").alias("first"),
         F.min(F.when(_filled("line"), F.col("id"))).alias("filled"),
         F.max(_quotes("line") % 2).alias("odd"),
+        F.max(~F.is_valid_utf8("line")).alias("invalid"),
     )
     by_file: dict[str, list[Any]] = {}
     for row in sorted(splits.collect()):
@@ -123,11 +137,16 @@ def _numbering(lines: Any) -> tuple[list[tuple[str, int, int, int, int | None]],
         placed = list(zip(rows, before, strict=False))
         header = next((b + r.filled - r.first + 1 for r, b in placed if r.filled is not None), None)
         numbering.extend((file, r.split, r.first, b, header) for r, b in placed)
-    spanning = [f for f, rows in by_file.items() if any(r.odd for r in rows)]
-    return numbering, spanning
+    return Numbering(
+        numbering,
+        spanning=[f for f, rows in by_file.items() if any(r.odd for r in rows)],
+        invalid=[f for f, rows in by_file.items() if any(r.invalid for r in rows)],
+    )
 
 
-def _records(spark: Any, paths: list[Path], raw_dir: Path, scratch: Path) -> Any:
+def _records(
+    spark: Any, source: SourceConfig, paths: list[Path], raw_dir: Path, scratch: Path
+) -> Any:
     """(file, first line, text) of every record after the header, blank ones left out.
 
     A line is a record, unless its file has a line with an odd number of quotes: there, a line
@@ -135,15 +154,19 @@ def _records(spark: Any, paths: list[Path], raw_dir: Path, scratch: Path) -> Any
     from pyspark.sql import functions as F
 
     lines = _stored_lines(spark, paths, raw_dir, scratch)
-    numbering, spanning = _numbering(lines)
+    numbering = _numbering(lines)
+    for file in numbering.invalid:
+        problem = undecodable_line(raw_dir / file, source)
+        raise InputError(problem or f"{file}: not {source.encoding} text")
     schema = "file string, split bigint, first bigint, before bigint, header bigint"
-    numbered = lines.join(F.broadcast(spark.createDataFrame(numbering, schema)), ["file", "split"])
-    numbered = numbered.select(
+    splits = F.broadcast(spark.createDataFrame(numbering.splits, schema))
+    numbered = lines.join(splits, ["file", "split"]).select(
         "file",
         (F.col("before") + F.col("id") - F.col("first") + 1).alias("number"),
         "line",
         "header",
     )
+    spanning = numbering.spanning
     # A CRLF file's lines end in CR, which is no part of the record.
     records = numbered.where(~F.col("file").isin(spanning)).select(
         "file", "number", F.regexp_replace("line", "\r$", "").alias("text"), "header"
@@ -255,7 +278,7 @@ def _group_frame(
 ) -> Any:
     from pyspark.sql import functions as F
 
-    records = _fields(_records(spark, paths, config.raw_dir, scratch), source.delimiter)
+    records = _fields(_records(spark, source, paths, config.raw_dir, scratch), source.delimiter)
     width = len(names)
     count = F.size("fields")
     extra = F.slice("fields", width + 1, F.greatest(count - width, F.lit(1)))
