@@ -88,9 +88,9 @@ class MacroContext:
 
 
 def expand(query: exp.Query, context: MacroContext, where: str) -> exp.Query:
-    """The query with every macro call replaced by what it stands for (innermost first)."""
-    for call in [n for n in query.find_all(exp.Anonymous) if n.name.lower() in SCALAR_MACROS]:
-        call.replace(_scalar(call, context, where))
+    """The query with every macro call replaced by what it stands for: column sets first, so
+    each() copies its templates before the scalar macros in them grow (a repeatable_sum() is
+    dozens of nodes)."""
     calls = [
         node
         for node in query.find_all(exp.Anonymous)
@@ -102,6 +102,8 @@ def expand(query: exp.Query, context: MacroContext, where: str) -> exp.Query:
             _comment_each(call, items, context)
             call.comments = None
         _splice(call, items, where)
+    for call in [n for n in query.find_all(exp.Anonymous) if n.name.lower() in SCALAR_MACROS]:
+        call.replace(_scalar(call, context, where))
     return query
 
 
