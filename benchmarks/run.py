@@ -14,6 +14,7 @@ k-means and silhouette on every row, tree and forest on every row) under a time 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import statistics
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -103,17 +105,37 @@ def warehouse_of(folder: Path) -> Path:
 
 
 def layer_breakdown(run_result: Path, wall_seconds: float) -> dict[str, float]:
-    """Where a refresh's wall time went, from its run result: the models' own seconds by layer
-    (Python models apart), the build's time outside them (waiting for validation, recording,
-    publishing), and the command's time outside the build (imports, config, no-op check)."""
+    """Where a refresh's wall time went, from its run result: the models' time by layer (Python
+    models apart), the build's time outside them (waiting for validation, recording,
+    publishing), and the command's time outside the build (imports, config, no-op check).
+    Models that ran at once (Spark's concurrent_models) share the time they overlapped, so the
+    parts add up to the wall time."""
     result = json.loads(run_result.read_text())
-    parts: dict[str, float] = {}
-    for model in result["models"]:
-        part = "Python models" if model["kind"] == "python" else LAYER_PARTS[model["layer"]]
-        parts[part] = parts.get(part, 0.0) + (model["seconds"] or 0.0)
+    spans = [
+        (
+            datetime.fromisoformat(model["started_at"]).timestamp(),
+            model["seconds"],
+            "Python models" if model["kind"] == "python" else LAYER_PARTS[model["layer"]],
+        )
+        for model in result["models"]
+        if model["started_at"] and model["seconds"]
+    ]
+    parts = shared_time([(start, start + seconds, part) for start, seconds, part in spans])
     parts["validation wait and publish"] = result["seconds"] - sum(parts.values())
     parts["start-up"] = wall_seconds - result["seconds"]
     return {part: round(value, 2) for part, value in parts.items()}
+
+
+def shared_time(spans: list[tuple[float, float, str]]) -> dict[str, float]:
+    """Each part's share of the time covered by (start, end, part) spans: every moment is
+    divided evenly among the spans running then."""
+    moments = sorted({t for start, end, _ in spans for t in (start, end)})
+    parts: dict[str, float] = {}
+    for begin, end in itertools.pairwise(moments):
+        running = [part for start, stop, part in spans if start <= begin and stop >= end]
+        for part in running:
+            parts[part] = parts.get(part, 0.0) + (end - begin) / len(running)
+    return parts
 
 
 LAYER_PARTS = {
