@@ -111,16 +111,13 @@ def layer_breakdown(run_result: Path, wall_seconds: float) -> dict[str, float]:
     Models that ran at once (Spark's concurrent_models) share the time they overlapped, so the
     parts add up to the wall time."""
     result = json.loads(run_result.read_text())
-    spans = [
-        (
-            datetime.fromisoformat(model["started_at"]).timestamp(),
-            model["seconds"],
-            "Python models" if model["kind"] == "python" else LAYER_PARTS[model["layer"]],
-        )
-        for model in result["models"]
-        if model["started_at"] and model["seconds"]
-    ]
-    parts = shared_time([(start, start + seconds, part) for start, seconds, part in spans])
+    spans = []
+    for model in result["models"]:
+        if model["started_at"] and model["seconds"]:
+            start = datetime.fromisoformat(model["started_at"]).timestamp()
+            part = "Python models" if model["kind"] == "python" else LAYER_PARTS[model["layer"]]
+            spans.append((start, start + model["seconds"], part))
+    parts = shared_time(spans)
     parts["validation wait and publish"] = result["seconds"] - sum(parts.values())
     parts["start-up"] = wall_seconds - result["seconds"]
     return {part: round(value, 2) for part, value in parts.items()}

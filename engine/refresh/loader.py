@@ -92,14 +92,12 @@ def _records(path: Path, source: SourceConfig) -> Iterator[tuple[int, list[str]]
         except csv.Error as exc:
             raise InputError(f"{path}: line {reader.line_num}: malformed CSV: {exc}") from exc
         except UnicodeDecodeError as exc:
-            problem = undecodable_line(path, source) or f"{path}: not {source.encoding} text"
-            raise InputError(problem) from exc
+            raise InputError(not_decodable(path, source)) from exc
 
 
-def undecodable_line(path: Path, source: SourceConfig) -> str | None:
-    """Where the first byte that is not ``source.encoding`` is, as an error naming its line;
-    None when every line decodes. The text decoder reads ahead in chunks, so its own position
-    says nothing about the line."""
+def not_decodable(path: Path, source: SourceConfig) -> str:
+    """Where the first byte that is not ``source.encoding`` is, as an error naming its line:
+    the text decoder reads ahead in chunks, so its own position says nothing about the line."""
     encoding = _text_encoding(source)
     with _open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
@@ -112,7 +110,7 @@ def undecodable_line(path: Path, source: SourceConfig) -> str | None:
                     f"{source.encoding} text; re-export the file as {source.encoding}, or set "
                     f'sources.{source.name}.encoding to its encoding (e.g. "latin-1")'
                 )
-    return None
+    return f"{path}: not {source.encoding} text"
 
 
 def _read_header(path: Path, source: SourceConfig) -> list[str]:

@@ -43,8 +43,8 @@ from engine.refresh.loader import (
     PARSE_ERROR,
     SOURCE_FILE,
     mapped_headers,
+    not_decodable,
     raw_column_names,
-    undecodable_line,
 )
 
 # Possessive: Java's regex engine recurses once per repetition of a group, so a group taken
@@ -155,9 +155,8 @@ def _records(
 
     lines = _stored_lines(spark, paths, raw_dir, scratch)
     numbering = _numbering(lines)
-    for file in numbering.invalid:
-        problem = undecodable_line(raw_dir / file, source)
-        raise InputError(problem or f"{file}: not {source.encoding} text")
+    if numbering.invalid:
+        raise InputError(not_decodable(raw_dir / numbering.invalid[0], source))
     schema = "file string, split bigint, first bigint, before bigint, header bigint"
     splits = F.broadcast(spark.createDataFrame(numbering.splits, schema))
     numbered = lines.join(splits, ["file", "split"]).select(
