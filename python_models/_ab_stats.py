@@ -111,14 +111,15 @@ def cuped(
     """CUPED-adjusted outcomes (Deng et al. 2013) and the variance reduction achieved."""
     y = np.concatenate([y_control, y_treatment])
     x = np.concatenate([x_control, x_treatment])
-    variance = np.var(x, ddof=1)
-    theta = np.cov(y, x, ddof=1)[0, 1] / variance if variance > 0 else 0.0
-    mean_x = x.mean()
-    adjusted_c = y_control - theta * (x_control - mean_x)
-    adjusted_t = y_treatment - theta * (x_treatment - mean_x)
-    adjusted = np.concatenate([adjusted_c, adjusted_t])
-    reduction = 1 - np.var(adjusted, ddof=1) / np.var(y, ddof=1) if np.var(y) > 0 else 0.0
-    return adjusted_c, adjusted_t, float(reduction)
+    centred_x = x - x.mean()
+    spread = centred_x @ centred_x
+    # cov(y, x) / var(x), the least-squares slope, without np.cov's stacked copy of both arrays
+    # (an experiment may hold every customer).
+    theta = (y - y.mean()) @ centred_x / spread if spread > 0 else 0.0
+    adjusted = y - theta * centred_x
+    variance_y = np.var(y, ddof=1)
+    reduction = 1 - np.var(adjusted, ddof=1) / variance_y if variance_y > 0 else 0.0
+    return adjusted[: len(y_control)], adjusted[len(y_control) :], float(reduction)
 
 
 def welch_interval(

@@ -9,6 +9,7 @@ Cochran's Q for heterogeneity across segments; and a decision with its reason.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -82,20 +83,52 @@ COLUMNS = {
 }
 
 
+@dataclass(frozen=True)
+class Arms:
+    """One group's users as arrays: which arm each is in, their outcome and pre-period value.
+
+    Arrays, not sub-frames: an experiment over every customer is millions of rows."""
+
+    in_control: np.ndarray
+    in_treatment: np.ndarray
+    outcome: np.ndarray
+    pre_period_value: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Arms:
+        # Compared as Arrow strings: arm.to_numpy() would make a Python string per customer.
+        return cls(
+            (frame["arm"] == "control").to_numpy(dtype=bool),
+            (frame["arm"] == "treatment").to_numpy(dtype=bool),
+            frame["outcome"].to_numpy(dtype=np.float64),
+            frame["pre_period_value"].to_numpy(dtype=np.float64),
+        )
+
+    def take(self, positions: np.ndarray) -> Arms:
+        return Arms(
+            self.in_control[positions],
+            self.in_treatment[positions],
+            self.outcome[positions],
+            self.pre_period_value[positions],
+        )
+
+
 def analyse(
     frame: pd.DataFrame, experiment: Experiment, family: int = 1, seed: int = 0
+) -> dict[str, Any]:
+    """Every figure of one group (a segment, or all) of one experiment: ``analyse_arms``."""
+    return analyse_arms(Arms.of(frame), experiment, family, seed)
+
+
+def analyse_arms(
+    arms: Arms, experiment: Experiment, family: int = 1, seed: int = 0
 ) -> dict[str, Any]:
     """Every figure of one group (a segment, or all) of one experiment.
 
     ``family``: how many segments are judged together (Holm); the row's power, its decision
     interval and its users needed are for the alpha its strictest step uses, alpha / family.
     """
-    # Arrays, not sub-frames: an experiment over every customer is millions of rows.
-    # Compared as Arrow strings: arm.to_numpy() would make a Python string per customer.
-    in_control = (frame["arm"] == "control").to_numpy(dtype=bool)
-    in_treatment = (frame["arm"] == "treatment").to_numpy(dtype=bool)
-    outcome = frame["outcome"].to_numpy(dtype=np.float64)
-    y_c, y_t = outcome[in_control], outcome[in_treatment]
+    y_c, y_t = arms.outcome[arms.in_control], arms.outcome[arms.in_treatment]
     alpha = experiment.alpha
     row: dict[str, Any] = {
         "metric": experiment.metric,
@@ -145,8 +178,8 @@ def analyse(
         decision_alpha=judged_at,
         decision_ci_high=decision_high,
     )
-    pre_period = frame["pre_period_value"].to_numpy(dtype=np.float64)
-    x_c, x_t = pre_period[in_control], pre_period[in_treatment]
+    x_c = arms.pre_period_value[arms.in_control]
+    x_t = arms.pre_period_value[arms.in_treatment]
     if np.isfinite(x_c).all() and np.isfinite(x_t).all():
         adjusted_c, adjusted_t, reduction = ab.cuped(y_c, y_t, x_c, x_t)
         cuped_diff, _, cuped_low, cuped_high, cuped_p = ab.welch_interval(
@@ -182,9 +215,8 @@ def analyse(
     return row
 
 
-# The whole experiment is analysed from these; each segment also needs its true effect.
-OUTCOME_COLUMNS = ["arm", "outcome", "pre_period_value"]
-SEGMENT_COLUMNS = [*OUTCOME_COLUMNS, "true_effect"]
+# Each experiment is read once, with what the whole and each segment are analysed from.
+SEGMENT_COLUMNS = ["segment_id", "arm", "outcome", "pre_period_value", "true_effect"]
 # Means and variances are sums whose last bits depend on the order of the rows, and DuckDB's
 # parallel scans vary it from run to run: read in one fixed order.
 IN_KEY_ORDER = ["customer_key"]
@@ -211,30 +243,32 @@ def model(
     # One experiment's outcomes at a time: each may hold every customer.
     for name in distinct(ab_outcomes, "experiment"):
         in_experiment = where(ab_outcomes, experiment=name)
-        outcomes = frame(in_experiment, OUTCOME_COLUMNS, IN_KEY_ORDER)
+        outcomes = frame(in_experiment, SEGMENT_COLUMNS, IN_KEY_ORDER)
         experiment = with_audience_split(
             experiments.get(name) or for_logged(name, outcomes["outcome"]), holdouts
         )
         source = SOURCES.get(tuple(distinct(in_experiment, "source")), "simulation")
+        everyone = Arms.of(outcomes)
+        true_effects = outcomes["true_effect"].to_numpy(dtype=np.float64, na_value=np.nan)
+        segment_of = outcomes["segment_id"].to_numpy(dtype=np.int64)
+        del outcomes
+        segments = sorted(pd.unique(segment_of).tolist())
         group_rows, sizes = [], []
-        segments = distinct(in_experiment, "segment_id")
         for segment_id in segments:
-            members = frame(
-                where(in_experiment, segment_id=int(segment_id)), SEGMENT_COLUMNS, IN_KEY_ORDER
-            )
-            row = analyse(members, experiment, len(segments), seed + int(segment_id))
+            # In key order, as a read of the segment alone would give them.
+            members = np.flatnonzero(segment_of == segment_id)
+            row = analyse_arms(everyone.take(members), experiment, len(segments), seed + segment_id)
             row.update(
                 scope="segment",
-                segment_id=int(segment_id),
-                segment_name=names.get(int(segment_id)),
+                segment_id=segment_id,
+                segment_name=names.get(segment_id),
                 assigned_users=int(assigned_counts.get((name, segment_id), 0)),
-                true_effect=float(members["true_effect"].iloc[0]),
+                true_effect=float(true_effects[members[0]]),
             )
             group_rows.append(row)
             sizes.append(len(members))
-        overall = analyse(outcomes, experiment, 1, seed)
-        del outcomes
-        ((truth_complete,),) = in_experiment.aggregate("count(true_effect) = count(*)").fetchall()
+        overall = analyse_arms(everyone, experiment, 1, seed)
+        truth_complete = not np.isnan(true_effects).any()
         # Weighted here, not averaged by DuckDB, whose parallel sum moves the last bits.
         truth_mean = sum(r["true_effect"] * n for r, n in zip(group_rows, sizes, strict=True))
         truth_mean /= max(sum(sizes), 1)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from statsmodels.api import OLS, add_constant
 from statsmodels.stats.meta_analysis import combine_effects
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
@@ -148,6 +149,23 @@ def test_cuped_shrinks_variance_when_the_covariate_is_correlated() -> None:
         simulated_frame("amount", 4000, 2.0, correlation=0.0, seed=8), experiment(metric="amount")
     )
     assert abs(uncorrelated["variance_reduction"]) < 0.01
+
+
+def test_cuped_removes_the_pooled_regression_on_the_pre_period_value() -> None:
+    # CUPED's theta is the slope of the outcome on the covariate over both arms (Deng et al.
+    # 2013): checked against statsmodels' least squares, and the adjusted outcomes against it.
+    rng = np.random.default_rng(11)
+    x_c, x_t = rng.normal(40, 9, 3000), rng.normal(40, 9, 2000)
+    y_c = 5 + 0.7 * x_c + rng.normal(0, 4, 3000)
+    y_t = 7 + 0.7 * x_t + rng.normal(0, 4, 2000)
+    adjusted_c, adjusted_t, reduction = ab.cuped(y_c, y_t, x_c, x_t)
+    x, y = np.concatenate([x_c, x_t]), np.concatenate([y_c, y_t])
+    fit = OLS(y, add_constant(x)).fit()
+    theta = fit.params[1]
+    np.testing.assert_allclose(adjusted_c, y_c - theta * (x_c - x.mean()), rtol=1e-12)
+    np.testing.assert_allclose(adjusted_t, y_t - theta * (x_t - x.mean()), rtol=1e-12)
+    # What the adjustment removes is the regression's share of the variance: its R-squared.
+    assert reduction == pytest.approx(fit.rsquared, rel=1e-9)
 
 
 def test_cochran_q_matches_statsmodels() -> None:
