@@ -29,8 +29,10 @@ COLUMNS = {
 }
 
 
-def _feature_rows(before: np.ndarray, now: np.ndarray, bins: int) -> pd.DataFrame:
-    edges = measures.quantile_edges(before, bins)
+def _feature_rows(before: pd.Series, now: pd.Series, bins: int) -> pd.DataFrame:
+    """``before`` and ``now``: customers per value (``value_counts``)."""
+    before_values, before_counts = before.index.to_numpy(float), before.to_numpy()
+    edges = measures.quantile_edges(before_values, before_counts, bins)
     lows = np.concatenate([[np.nan], edges])
     highs = np.concatenate([edges, [np.nan]])
     return pd.DataFrame(
@@ -39,8 +41,8 @@ def _feature_rows(before: np.ndarray, now: np.ndarray, bins: int) -> pd.DataFram
             "bin_low": lows,
             "bin_high": highs,
             "value": pd.Series([None] * (len(edges) + 1), dtype="string"),
-            "customers_before": measures.bin_counts(before, edges),
-            "customers_now": measures.bin_counts(now, edges),
+            "customers_before": measures.bin_counts(before_values, before_counts, edges),
+            "customers_now": measures.bin_counts(now.index.to_numpy(float), now.to_numpy(), edges),
         }
     )
 
@@ -75,8 +77,8 @@ def model(
             continue
         if check.check_kind == "feature":
             rows = _feature_rows(
-                measures.column_values(earlier, check.subject),
-                measures.column_values(int_customer_features, check.subject),
+                measures.value_counts(earlier, check.subject),
+                measures.value_counts(int_customer_features, check.subject),
                 bins,
             )
         else:

@@ -204,3 +204,46 @@ def test_ks_of_equal_samples_is_zero_not_minus_zero() -> None:
     statistic, p_value = ks_two_sample(same, same)
     assert (statistic, p_value) == (0.0, 1.0)
     assert np.copysign(1.0, statistic) == 1.0  # the published figure reads 0, not -0
+
+
+@pytest.mark.parametrize(
+    ("size", "distinct", "bins"), [(1, 1, 10), (7, 3, 10), (5_000, 40, 10), (20_001, 900, 7)]
+)
+def test_bins_from_counts_per_value_are_numpys_on_the_values(
+    size: int, distinct: int, bins: int
+) -> None:
+    # The edges are np.quantile's (its default, linear method) on every value, bit for bit,
+    # and the counts np.histogram's over them (ties at an edge go to the upper bin).
+    from python_models._drift_measures import bin_counts, quantile_edges
+
+    rng = np.random.default_rng(size)
+    before = np.round(rng.gamma(3.0, 10.0, size), 1) % (distinct / 10)
+    now = np.round(rng.gamma(3.5, 10.0, size + 3), 1) % (distinct / 10)
+    counted = [pd.Series(s).value_counts().sort_index() for s in (before, now)]
+    edges = quantile_edges(counted[0].index.to_numpy(), counted[0].to_numpy(), bins)
+    expected = np.unique(np.quantile(before, np.arange(1, bins) / bins))
+    np.testing.assert_array_equal(edges, expected)
+    limits = np.concatenate([[-np.inf], expected, [np.inf]])
+    for values, counts in zip((before, now), counted, strict=True):
+        found = bin_counts(counts.index.to_numpy(), counts.to_numpy(), edges)
+        np.testing.assert_array_equal(found, np.histogram(values, limits)[0])
+
+
+def test_edges_between_distinct_doubles_are_numpys_to_the_last_bit() -> None:
+    # numpy interpolates from the upper value when the weight is 0.5 or more; a plain
+    # low + (high - low) * weight differs from it in the last bit now and then.
+    from python_models._drift_measures import quantile_edges
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        values = np.sort(rng.gamma(3.0, 10.0, int(rng.integers(2, 400))))
+        edges = quantile_edges(values, np.ones(len(values), dtype=np.int64), 10)
+        np.testing.assert_array_equal(edges, np.unique(np.quantile(values, np.arange(1, 10) / 10)))
+
+
+def test_a_feature_missing_everywhere_before_makes_one_open_bin() -> None:
+    from python_models._drift_measures import bin_counts, quantile_edges
+
+    edges = quantile_edges(np.empty(0), np.empty(0, dtype=np.int64), 10)
+    assert len(edges) == 0
+    assert bin_counts(np.array([1.0, 2.0]), np.array([3, 4]), edges).tolist() == [7]
