@@ -32,7 +32,6 @@ feature_summaries as (
     select
         feature,
         count(feature_value) as n,
-        repeatable_mean(feature_value) as mean_value,
         min(feature_value) as min_value,
         quantile_cont(feature_value, [0.25, 0.5, 0.75]) as quartiles,
         max(feature_value) as max_value
@@ -43,6 +42,13 @@ feature_summaries as (
 feature_means as (
     select each(features, repeatable_mean(_) as _)
     from customers
+),
+
+-- The same means as rows, for the summary: each mean is computed once.
+mean_values as (
+    unpivot feature_means
+    on each(features, _)
+    into name feature value mean_value
 ),
 
 -- In one pass: per feature, the sum of the squared deviations from its mean; per pair of
@@ -71,7 +77,7 @@ numeric_summary as (
     select
         feature_summaries.feature,
         cast(n as double) as n,  -- a double like the other statistics: UNPIVOT puts them in one column
-        mean_value,
+        mean_values.mean_value,
         sqrt(squared_deviations.squares / nullif(n - 1, 0)) as std_value,
         min_value,
         quartiles[1] as q1_value,
@@ -79,6 +85,8 @@ numeric_summary as (
         quartiles[3] as q3_value,
         max_value
     from feature_summaries
+    inner join mean_values
+        on feature_summaries.feature = mean_values.feature
     inner join squared_deviations
         on feature_summaries.feature = squared_deviations.feature
 ),
