@@ -33,38 +33,38 @@ errors as (
     from customers
 ),
 
+-- The four error measures as rows, from one reference to errors: Spark inlines a CTE wherever
+-- it is referenced, and would otherwise plan and compute its 8 aggregates once per measure.
+error_measures as (
+    select
+        listed.position,
+        listed.measure,
+        case listed.position
+            when 1 then errors.model_purchases_mae
+            when 2 then errors.model_purchases_rmse
+            when 3 then errors.model_value_mae
+            else errors.model_value_rmse
+        end as model,
+        case listed.position
+            when 1 then errors.baseline_purchases_mae
+            when 2 then errors.baseline_purchases_rmse
+            when 3 then errors.baseline_value_mae
+            else errors.baseline_value_rmse
+        end as baseline,
+        errors.customers
+    from errors
+    cross join (
+        values
+            (1, 'repeat purchases: mean absolute error'),
+            (2, 'repeat purchases: root mean square error'),
+            (3, 'spend: mean absolute error'),
+            (4, 'spend: root mean square error')
+    ) as listed (position, measure)
+),
+
 measures as (
-    select
-        1 as position,
-        'repeat purchases: mean absolute error' as measure,
-        model_purchases_mae as model,
-        baseline_purchases_mae as baseline,
-        customers
-    from errors
-    union all
-    select
-        2 as position,
-        'repeat purchases: root mean square error' as measure,
-        model_purchases_rmse as model,
-        baseline_purchases_rmse as baseline,
-        customers
-    from errors
-    union all
-    select
-        3 as position,
-        'spend: mean absolute error' as measure,
-        model_value_mae as model,
-        baseline_value_mae as baseline,
-        customers
-    from errors
-    union all
-    select
-        4 as position,
-        'spend: root mean square error' as measure,
-        model_value_rmse as model,
-        baseline_value_rmse as baseline,
-        customers
-    from errors
+    select position, measure, model, baseline, customers
+    from error_measures
     union all
     select
         5 as position,
@@ -72,8 +72,8 @@ measures as (
         final_period.model_error / nullif(final_period.actual_cumulative_purchases, 0) as model,
         final_period.baseline_error
         / nullif(final_period.actual_cumulative_purchases, 0) as baseline,
-        errors.customers
-    from errors
+        counted.customers
+    from (select count(*) as customers from customers) as counted
     left join final_period
         on true
 )
