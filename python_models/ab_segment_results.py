@@ -216,7 +216,7 @@ def analyse_arms(
 
 
 # Each experiment is read once, with what the whole and each segment are analysed from.
-SEGMENT_COLUMNS = ["segment_id", "arm", "outcome", "pre_period_value", "true_effect"]
+EXPERIMENT_COLUMNS = ["segment_id", "arm", "outcome", "pre_period_value", "true_effect"]
 # Means and variances are sums whose last bits depend on the order of the rows, and DuckDB's
 # parallel scans vary it from run to run: read in one fixed order.
 IN_KEY_ORDER = ["customer_key"]
@@ -243,7 +243,7 @@ def model(
     # One experiment's outcomes at a time: each may hold every customer.
     for name in distinct(ab_outcomes, "experiment"):
         in_experiment = where(ab_outcomes, experiment=name)
-        outcomes = frame(in_experiment, SEGMENT_COLUMNS, IN_KEY_ORDER)
+        outcomes = frame(in_experiment, EXPERIMENT_COLUMNS, IN_KEY_ORDER)
         experiment = with_audience_split(
             experiments.get(name) or for_logged(name, outcomes["outcome"]), holdouts
         )

@@ -33,9 +33,9 @@ errors as (
     from customers
 ),
 
--- The four error measures as rows, from one reference to errors: Spark inlines a CTE wherever
--- it is referenced, and would otherwise plan and compute its 8 aggregates once per measure.
-error_measures as (
+-- One row per measure. The four errors come from one reference to errors: Spark inlines a CTE
+-- wherever it is referenced, and would otherwise plan and compute its 8 aggregates once each.
+measures as (
     select
         listed.position,
         listed.measure,
@@ -60,11 +60,6 @@ error_measures as (
             (3, 'spend: mean absolute error'),
             (4, 'spend: root mean square error')
     ) as listed (position, measure)
-),
-
-measures as (
-    select position, measure, model, baseline, customers
-    from error_measures
     union all
     select
         5 as position,
