@@ -157,7 +157,8 @@ def test_a_rewrite_gives_duckdbs_result_on_spark(spark: Any, catalogs: tuple, sq
 
 def test_whole_numbers_read_alike(spark: Any) -> None:
     """The whole_number() macro: digits, or a whole number written as a float, else null."""
-    texts = ["17850", "17850.0", "17850.00", "-4", "+3", "12.5", "1e1", "1_00", "17850x0", ""]
+    texts = ["17850", "17850.0", "17850.00", "-4", "+3", "007", "-0", "12.5", "1e1", "1_00"]
+    texts += ["17850x0", "", "9223372036854775807", "9223372036854775808"]
     con = duckdb.connect()
     for text in texts:
         query = exp.select(whole_number(exp.Literal.string(text), "bigint").as_("n"))
