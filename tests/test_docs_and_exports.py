@@ -7,6 +7,8 @@ import json
 import duckdb
 import pandas as pd
 
+from engine.warehouse.exports import export_layer
+
 from conftest import ProjectCopy
 
 
@@ -116,3 +118,21 @@ def test_exports_equal_the_marts_and_leave_no_partial_files(
             expected,
             check_dtype=False,
         )
+
+
+def test_an_export_is_sorted_whatever_order_the_table_is_stored_in(tmp_path) -> None:
+    """Two warehouses holding the same rows in different orders export the same files."""
+    exported = []
+    for name, order in (("ascending", "x"), ("shuffled", "hash(x)")):
+        warehouse = tmp_path / f"{name}.duckdb"
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute("create schema marts")
+            con.execute(
+                "create table marts.t as select x, x % 7 as y from range(5000) as r(x) "
+                f"order by {order}"
+            )
+        folder = tmp_path / name
+        export_layer(warehouse, "marts", "csv", folder)
+        exported.append((folder / "t.csv").read_text())
+    assert exported[0] == exported[1]
+    assert pd.read_csv(tmp_path / "shuffled" / "t.csv")["x"].tolist() == list(range(5000))

@@ -32,14 +32,21 @@ def export_layer(warehouse: Path, layer: str, file_format: str, directory: Path)
         ]
         for table in tables:
             target = directory / f"{table}.{EXTENSIONS[file_format]}"
+            rows = _sorted_rows(layer, table)
             replace_atomically(
                 target,
-                lambda partial, t=table: con.execute(
-                    statements.copy_to(layer, t, partial, file_format)
+                lambda partial, q=rows: con.execute(
+                    statements.copy_query_to(q, partial, file_format)
                 ),
             )
             written.append(target)
     return written
+
+
+def _sorted_rows(layer: str, table: str) -> exp.Query:
+    """The table's rows sorted by every column: the same table is written as the same file,
+    whatever order it is stored in (marts.dim_customers is stored unsorted)."""
+    return exp.select("*").from_(statements.table_ref(layer, table)).order_by(exp.var("all"))
 
 
 def _audience_query(audience: str, columns: list[str]) -> exp.Query:
