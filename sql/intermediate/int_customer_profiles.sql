@@ -2,6 +2,7 @@
 -- per-customer aggregates and attributes, joined on customer_id; and whether the customer can be
 -- segmented, with the reason when not (returns only, only zero-value lines, a feature missing or
 -- not transformable).
+-- Stored in no particular order (sorting 10M customers doubled the model).
 with
 
 customers as (
@@ -78,4 +79,3 @@ select
     unsegmented_reason is null as is_segmented,  -- Every feature is there and can be transformed: the customer is segmented
     unsegmented_reason  -- Why the customer is not segmented; null when they are
 from checked
-order by customer_id

@@ -1,4 +1,5 @@
 -- Typed, cleaned, de-duplicated customers: one row per customer id.
+-- Stored in no particular order (sorting 10M customers cost three times the rest of the model).
 with
 
 checked as (
@@ -13,4 +14,3 @@ select
 from checked
 where len(reasons) = 0
     and not is_collapsed_duplicate
-order by customer_id
