@@ -2,8 +2,7 @@
 -- and the segment they belong to; a customer who is not segmented says why; and, for a customer
 -- with order lines, what they are worth (marts.customer_value has the whole picture) and their
 -- RFM group.
--- Stored in no particular order (query with ORDER BY customer_id): at 10M customers the sort was
--- half of the model. Exports are written in order, and the report samples by a hash of the id.
+-- Stored in no particular order: ORDER BY customer_id when the order matters.
 with
 
 customers as (
@@ -22,6 +21,8 @@ rfm as (
     select * from marts.rfm_scores
 )
 
+-- No ORDER BY: at 10M customers the sort was half of the model. Exports sort what they write,
+-- and the report samples by a hash of the id.
 select
     customers.customer_id,  -- Customer id from the landing files
     each(profile, customers._),  -- {column} ({declared})
