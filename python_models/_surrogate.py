@@ -14,8 +14,9 @@ import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 from sqlglot import exp
 
+from engine.model_api import InputError
 from python_models import _sql_scoring as sql
-from python_models._relations import frame
+from python_models._relations import arrow_table
 from python_models._segmentation import feature_names, fit_rows
 
 
@@ -33,16 +34,26 @@ def training_data(
     sample_size: int,
     seed: int,
 ) -> TrainingData:
+    """The features and segment of the customers fit_rows picks from all of them ordered by id.
+
+    customer_segments scores every customer of int_customer_features, so the two tables ordered
+    by id line up row for row: each gives its picked rows, and no join of every customer is
+    needed (at 10M customers the join was two thirds of the work).
+    """
     features = feature_names(int_feature_scaling)
-    members = customer_segments.project("customer_id as member_id, segment_id").set_alias("m")
-    joined = frame(
-        int_customer_features.set_alias("f").join(members, "customer_id = member_id"),
-        [*features, "segment_id"],
-        order_by=["customer_id"],
-    )
-    rows = fit_rows(len(joined), sample_size, seed)
-    matrix = joined[features].to_numpy(dtype=np.float64)[rows]
-    return TrainingData(features, matrix, joined["segment_id"].to_numpy(dtype=np.int64)[rows])
+    customers = arrow_table(int_customer_features, ["customer_id", *features], ["customer_id"])
+    segments = arrow_table(customer_segments, ["customer_id", "segment_id"], ["customer_id"])
+    if not customers["customer_id"].equals(segments["customer_id"]):
+        raise InputError(
+            f"ml.customer_segments ({len(segments)} rows) and "
+            f"intermediate.int_customer_features ({len(customers)} rows) hold different customers: "
+            "the surrogate needs the segment of every customer"
+        )
+    rows = fit_rows(customers.num_rows, sample_size, seed)
+    picked = customers.take(rows).to_pandas()
+    labels = segments["segment_id"].take(rows).to_numpy().astype(np.int64)
+    matrix = picked[features].to_numpy(dtype=np.float64)
+    return TrainingData(features, matrix, labels)
 
 
 def fit_tree(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,6 +198,55 @@ def _refits(x: np.ndarray, y: np.ndarray) -> list[dict]:
             }
         )
     return out
+
+
+def _customers_in_shuffled_tables(customers: int) -> duckdb.DuckDBPyConnection:
+    """Features and segments of ``customers`` customers, each table stored in its own order."""
+    rng = np.random.default_rng(5)
+    ids = rng.choice(10 * customers, size=customers, replace=False)
+    features = pd.DataFrame(
+        {"customer_id": ids, **{f: rng.normal(size=customers) for f in FEATURES}}
+    )
+    segments = pd.DataFrame({"customer_id": ids, "segment_id": rng.integers(0, 4, customers)})
+    con = duckdb.connect()
+    for shuffle, (name, table) in enumerate({"f": features, "s": segments}.items()):
+        con.register("rows", table.sample(frac=1, random_state=shuffle))
+        con.execute(f"create table {name} as select * from rows")
+    return con
+
+
+def test_the_surrogates_sample_is_the_seeded_positions_of_the_customers_by_id() -> None:
+    """training_data's picks, against the rule computed here: join, order by id, take the
+    seeded sample of positions."""
+    from python_models._surrogate import training_data
+
+    con = _customers_in_shuffled_tables(3000)
+    scaling = pd.DataFrame({"feature": FEATURES, "position": [1, 2, 3]})
+    data = training_data(con.table("f"), scaling, con.table("s"), 500, SEED)
+
+    joined = con.sql("select * from f join s using (customer_id) order by customer_id").df()
+    picked = np.sort(np.random.default_rng(SEED).choice(3000, size=500, replace=False))
+    assert data.features == FEATURES
+    np.testing.assert_array_equal(data.matrix, joined[FEATURES].to_numpy()[picked])
+    np.testing.assert_array_equal(data.labels, joined["segment_id"].to_numpy()[picked])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "delete from s where customer_id = (select max(customer_id) from s)",
+        "update s set customer_id = -1 where customer_id = (select min(customer_id) from s)",
+    ],
+)
+def test_segments_of_other_customers_than_the_features_are_refused(change: str) -> None:
+    from engine.model_api import InputError
+    from python_models._surrogate import training_data
+
+    con = _customers_in_shuffled_tables(300)
+    con.execute(change)
+    scaling = pd.DataFrame({"feature": FEATURES, "position": [1, 2, 3]})
+    with pytest.raises(InputError, match="hold different customers"):
+        training_data(con.table("f"), scaling, con.table("s"), 100, SEED)
 
 
 @pytest.mark.parametrize("columns", [1, 5])
