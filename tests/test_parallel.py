@@ -59,6 +59,26 @@ def test_a_build_forks_its_workers_once_and_closes_them_at_its_end() -> None:
     assert not _alive_workers(first)
 
 
+@pytest.mark.parametrize("started", [True, False])
+def test_workers_started_while_the_builder_was_small_stay_in_use_when_it_has_grown(
+    started: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build starts its workers before its first model; past FORK_BELOW_BYTES (10M customers
+    read), the fits still go to them, and only a builder without workers fits alone."""
+    from engine.refresh import fit_workers
+
+    pool = FitWorkers(2)
+    try:
+        if started:
+            pool.start()
+        monkeypatch.setattr(fit_workers, "_small_enough_to_fork", lambda: False)
+        pool.start()  # too big now: forks nothing
+        pids = {pid for _, pid in pool.map(_square_after_a_pause, range(6))}
+    finally:
+        pool.close()
+    assert (os.getpid() not in pids and len(pids) == 2) if started else pids == {os.getpid()}
+
+
 def _fails_on_three(value: int) -> int:
     if value == 3:
         raise ValueError("three")

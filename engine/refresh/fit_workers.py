@@ -4,14 +4,16 @@ A Python model that asks for ``parallel`` gets :meth:`FitWorkers.map`: the piece
 worker processes and come back in order. Processes, not threads: a fit on a few hundred rows is
 mostly scikit-learn's Python around short compiled loops, so two threads would take turns under
 the GIL (measured on the sample: threads made the refresh about a third slower than processes).
-The workers fork at the first ``map`` of a build and every later model reuses them (a fork
-costs each worker about 0.2 s of CPU copying the builder's pages); Linux kills them when the
-builder dies (``PR_SET_PDEATHSIG``), so a killed builder leaves none behind. The report draws
-its figures in FitWorkers of its own, after the build (reporting.report.write_report).
+A build that has such a model forks the workers before its first model (``start``), while the
+builder is small, and every model reuses them (a fork costs each worker about 0.2 s of CPU
+copying the builder's pages); Linux kills them when the builder dies (``PR_SET_PDEATHSIG``), so
+a killed builder leaves none behind. The report draws its figures in FitWorkers of its own,
+after the build (reporting.report.write_report).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -28,9 +30,9 @@ from engine.refresh.memory import objects_frozen
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
-# A builder this big runs the pieces itself: a fork would share (and, as the builder goes on
-# writing, copy) all of it, and at 10M customers three processes of 1.5 GB showed a 6 GB peak.
-# Fits that big are on samples anyway, where forking measured no faster (1M: within noise).
+# A builder this big forks no workers: they would share (and, as the builder goes on writing,
+# copy) all of it, and at 10M customers three processes of 1.5 GB showed a 6 GB peak. Workers
+# forked before it grew stay in use.
 FORK_BELOW_BYTES = 1 << 30
 
 
@@ -62,19 +64,15 @@ class FitWorkers:
         """``function`` over ``items``, results in the items' order.
 
         ``function`` must be picklable (a module-level function, or a method of a module-level
-        class's instance). With one worker, one item, a builder of FORK_BELOW_BYTES or more, or
-        off Linux (where a spawned process would import scikit-learn again, about a second),
-        everything runs here.
+        class's instance). With one worker, one item, off Linux (where a spawned process would
+        import scikit-learn again, about a second), or with no workers running and a builder of
+        FORK_BELOW_BYTES or more, everything runs here.
         """
         items = list(items)
-        if self._workers <= 1 or len(items) <= 1 or not _small_enough_to_fork():
+        if self._workers <= 1 or len(items) <= 1 or not self._forked_or_may_fork():
             yield from map(function, items)
             return
-        # The first submit forks. Ctrl-C inside an at-fork hook would be lost
-        # (engine.refresh.interrupts); frozen objects are never walked by a worker's garbage
-        # collector, so the kernel need not copy the pages they share with the builder (about a
-        # third of what forking saves).
-        with held_back(), objects_frozen():
+        with _forking():
             futures = [self._started().submit(function, item) for item in items]
         try:
             for future in futures:
@@ -87,6 +85,16 @@ class FitWorkers:
             ) from exc
         finally:
             _cancel(futures)
+
+    def start(self) -> None:
+        """Fork the workers now, if ``map`` would: a builder reading 10M customers passes
+        FORK_BELOW_BYTES long before its first fit, and then fits everything alone."""
+        if self._workers > 1 and self._forked_or_may_fork():
+            with _forking():
+                self._started().submit(int).result()
+
+    def _forked_or_may_fork(self) -> bool:
+        return self._pool is not None or _small_enough_to_fork()
 
     def _started(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -103,6 +111,16 @@ class FitWorkers:
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
+
+
+@contextlib.contextmanager
+def _forking() -> Iterator[None]:
+    """Around a submit that may fork. Ctrl-C inside an at-fork hook would be lost
+    (engine.refresh.interrupts); frozen objects are never walked by a worker's garbage collector,
+    so the kernel need not copy the pages they share with the builder (about a third of what
+    forking saves)."""
+    with held_back(), objects_frozen():
+        yield
 
 
 def _small_enough_to_fork() -> bool:

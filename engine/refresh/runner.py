@@ -193,6 +193,7 @@ class Runner:
             state = _Build(self, plan, result, build, workers)
             state.prepare()
             self.engine.begin(build)
+            state.fork_fit_workers()
             apply_to_dag(
                 {t: plan.project.models[t].inputs for t in plan.selected},
                 state.build_one,
@@ -271,6 +272,13 @@ class _Build:
             self.runner.reset_history,
         )
         self.expectation_parameters = expectation_parameters(self.config, self.plan.params)
+
+    def fork_fit_workers(self) -> None:
+        """Fork the fit workers before the first model, while the builder is small, if a
+        selected model takes ``parallel``."""
+        models = [self.plan.project.models[t] for t in self.plan.selected]
+        if any(m.kind == "python" and "parallel" in m.parameters for m in models):
+            self.workers.start()
 
     def _position(self, table: str) -> tuple[int, int]:
         return self.plan.selected.index(table) + 1, len(self.plan.selected)
