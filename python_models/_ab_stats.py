@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+from scipy.special import ndtr
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
 from statsmodels.stats.proportion import proportion_effectsize, proportions_ztest
@@ -92,8 +93,10 @@ def simulate(
         outcome = truth.baseline + truth.effect * treated + truth.baseline_sd * latent
         return outcome, pre
     rate = np.clip(truth.baseline + truth.effect * treated, 0.0, 1.0)
-    outcome = (stats.norm.cdf(latent) < rate).astype(np.float64)
-    pre = (stats.norm.cdf(z) < truth.baseline).astype(np.float64)
+    # ndtr is the standard normal CDF that stats.norm.cdf calls after checking its arguments:
+    # the same bits in a fifth of the time (10M customers: 1.4 s of norm.cdf).
+    outcome = (ndtr(latent) < rate).astype(np.float64)
+    pre = (ndtr(z) < truth.baseline).astype(np.float64)
     return outcome, pre
 
 
