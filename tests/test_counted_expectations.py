@@ -19,6 +19,7 @@ import pytest
 
 from engine.checks import counted_expectations
 from engine.checks.expectations import ExpectationResult, Suite, Validator
+from engine.warehouse.catalog import BuildCatalog
 from tests.conftest import ProjectCopy
 
 TABLE = """
@@ -294,3 +295,55 @@ def test_counting_every_table_publishes_what_gx_records(tmp_path: Path) -> None:
     assert failed[0][0].unexpected_values == "[NaN, NaN, NaN, NaN, NaN]"
     assert failed[1][0].unexpected_values == "[null, null, null, null, null]"
     _assert_same(as_results[1], as_results[0])
+
+
+def _build_file(tmp_path: Path) -> BuildCatalog:
+    return BuildCatalog.open(tmp_path / "build.duckdb", tmp_path / "none.duckdb", "v1.4.0")
+
+
+@pytest.mark.parametrize("copies", [1, 3])
+def test_a_dense_key_of_a_big_table_counts_as_gx_does(
+    tmp_path: Path, validator: Validator, copies: int
+) -> None:
+    # 100,000 ids 1..100,000 (one of them in `copies` rows): the build's counting connection
+    # may group such a key through DuckDB's perfect hash aggregate.
+    catalog = _build_file(tmp_path)
+    catalog.con.execute(
+        "create table main.t as select * from ("
+        "select i as id, i % 7 as x from range(1, 100001) r(i) "
+        "union all select 31415 as id, 31415 % 7 as x from range(?)) order by hash(id, x)",
+        [copies - 1],
+    )
+    suite = _suite(
+        [
+            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "kwargs": {"column_list": ["id", "x"]},
+            },
+        ]
+    )
+    rows = catalog.row_count("main.t")
+    arrow = catalog.fetch_arrow("main.t")
+    planned = counted_expectations.plan(suite, {}, arrow.schema)
+    counted = counted_expectations.check(catalog.counting(rows), "main.t", suite, planned)
+    by_gx = validator.validate(suite, arrow.to_pandas(split_blocks=True), {})
+    assert [r.unexpected_count for r in counted] == [0 if copies == 1 else copies] * 2
+    _assert_same(counted, by_gx)
+    catalog.close()
+
+
+def test_counting_groups_a_dense_key_by_its_value(tmp_path: Path) -> None:
+    # What makes counting a 10M-row table's ids cheap: an array indexed by the id, not a hash
+    # table. A model's queries keep DuckDB's default, under which the same key is hashed.
+    catalog = _build_file(tmp_path)
+    catalog.con.execute("create table main.t as select i as id from range(1, 100001) r(i)")
+    query = "explain select count(distinct id) from main.t"
+
+    def group_by(run: Any) -> list[str]:
+        plan = run(query)[0][1]
+        return [line for line in plan.splitlines() if "Group By" in line]
+
+    assert any("Perfect Hash" in line for line in group_by(catalog.counting(100_000)))
+    assert not any("Perfect Hash" in line for line in group_by(catalog.query))
+    catalog.close()

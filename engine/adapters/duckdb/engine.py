@@ -76,7 +76,7 @@ class DuckDBEngine:
         if self.service is None:
             return
         if rows >= self.config.counted_validation_rows:
-            planned, counted = self._count(table, suite, parameters)
+            planned, counted = self._count(table, suite, parameters, rows)
             suite = suite.without({c.position for c in planned})
             if not suite.document["expectations"]:
                 self._due.append((table, counted))
@@ -88,7 +88,7 @@ class DuckDBEngine:
             self._due.extend(self._with_counted(self.service.wait_all()))
 
     def _count(
-        self, table: str, suite: Suite, parameters: dict[str, Any]
+        self, table: str, suite: Suite, parameters: dict[str, Any], rows: int
     ) -> tuple[list[counted_expectations.Counted], list[ExpectationResult]]:
         """What DuckDB counted, and its results; nothing when DuckDB refuses the query."""
         planned = counted_expectations.plan(
@@ -98,7 +98,7 @@ class DuckDBEngine:
             return [], []
         try:
             return planned, counted_expectations.check(
-                self._build_file.query, table, suite, planned
+                self._build_file.counting(rows), table, suite, planned
             )
         except duckdb.Error as exc:
             if is_interrupt(exc):  # Ctrl-C while DuckDB counted
