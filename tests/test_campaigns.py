@@ -9,6 +9,7 @@ import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from test_transactions import VARIANT_SOURCE as SOURCE
 
@@ -184,10 +185,10 @@ def test_the_read_back_interval_covers_the_true_lift_at_its_nominal_rate() -> No
             purchases = pd.DataFrame(
                 {"customer_id": buyers, "purchase_date": days.date, "purchase_value": 10.0}
             )
-            assigned = pd.DataFrame(
+            assigned = pa.table(
                 {"customer_key": keys, "arm": np.where(treated, "treatment", "control")}
             )
             outcomes = _read_back(assigned, con.from_df(purchases), experiment)
-            row = analyse(outcomes, experiment)
+            row = analyse(outcomes.to_pandas(), experiment)
             covered += row["lift_ci_low"] <= EFFECT <= row["lift_ci_high"]
     assert 0.91 <= covered / repetitions <= 0.985
