@@ -29,11 +29,14 @@ members as (
         on assignments.customer_id = customers.customer_id
 ),
 
+-- Everyone segmented: ml.customer_segments gives each customer of the features one segment, so
+-- the population is read from the features, and the join above is read once (a join read twice
+-- is held whole: at 10M customers the model took 3.3 s against 2.6 s).
 population as (
     select
         count(*) as population_customers,
-        each(features, repeatable_mean(_) as _population_mean)
-    from members
+        each(features, repeatable_mean(cast(_ as double)) as _population_mean)
+    from customers
 ),
 
 -- One list-valued quantile per column: each quantile aggregate keeps every value of its
