@@ -85,11 +85,11 @@ def test_ctrl_c_while_a_python_model_imports_stops_the_run_not_the_model(tmp_pat
         import sys
         from pathlib import Path
         from engine.project.discovery import Model
-        from engine.refresh.building import _load_python_model
+        from engine.refresh.building import load_python_model
 
         model = Model("imports_an_extension", "ml", "python", Path(sys.argv[1]), ())
         try:
-            _load_python_model(model)
+            load_python_model(model)
             print("not interrupted")
         except KeyboardInterrupt:
             print("interrupted after the import")

@@ -214,3 +214,39 @@ def test_a_builder_too_big_to_fork_runs_the_pieces_itself(monkeypatch) -> None:
         pool.close()
     assert [square for square, _ in results] == [0, 1, 4, 9]
     assert {pid for _, pid in results} == {os.getpid()}
+
+
+WHERE_LOADED = """
+import os
+
+import pandas as pd
+
+LOADED_IN = os.getpid()
+
+
+def _where(item):
+    return LOADED_IN, os.getpid()
+
+
+def model(stg_customers, parallel):
+    found = list(parallel(_where, range(4)))
+    return pd.DataFrame(
+        {
+            "loaded_in": [loaded for loaded, _ in found],
+            "worker": [worker for _, worker in found],
+            "builder": os.getpid(),
+        }
+    )
+"""
+
+
+def test_workers_inherit_the_imports_of_the_models_that_share_work(project: ProjectCopy) -> None:
+    """The builder imports the models that take ``parallel`` before it forks the workers, so a
+    worker does not import scikit-learn again (on the sample, model selection 1.9 -> 1.0 s)."""
+    (project.root / "python_models" / "where_loaded.py").write_text(WHERE_LOADED)
+    done = project.run("run", "-q", "--no-report")
+    assert done.returncode == 0, done.stderr
+    rows = project.query("select loaded_in, worker, builder from ml.where_loaded")
+    assert len(rows) == 4
+    assert all(worker != builder for _, worker, builder in rows)  # the work ran in workers
+    assert all(loaded == builder for loaded, _, builder in rows)  # on the builder's import

@@ -121,7 +121,7 @@ def _arguments(
     return arguments
 
 
-def _load_python_model(model: Model) -> Callable[..., Any]:
+def load_python_model(model: Model) -> Callable[..., Any]:
     assert model.path is not None
     spec = importlib.util.spec_from_file_location(f"python_models.{model.name}", model.path)
     assert spec is not None and spec.loader is not None
@@ -140,7 +140,7 @@ def _python_result(
 ) -> ModelResult:
     """Run a Python model; what it returned, as a ModelResult."""
     try:
-        function = _load_python_model(model)
+        function = load_python_model(model)
         result = function(**_arguments(context, model, function, inputs.stand_ins, progress))
     except (PipelineError, ParameterError):
         raise

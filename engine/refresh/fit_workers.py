@@ -4,9 +4,10 @@ A Python model that asks for ``parallel`` gets :meth:`FitWorkers.map`: the piece
 worker processes and come back in order. Processes, not threads: a fit on a few hundred rows is
 mostly scikit-learn's Python around short compiled loops, so two threads would take turns under
 the GIL (measured on the sample: threads made the refresh about a third slower than processes).
-A build that has such a model forks the workers before its first model (``start``), while the
-builder is small, and every model reuses them (a fork costs each worker about 0.2 s of CPU
-copying the builder's pages); Linux kills them when the builder dies (``PR_SET_PDEATHSIG``), so
+A build that has such a model imports it and then forks the workers before its first model
+(``start``), while the builder is small, so they inherit scikit-learn instead of importing it
+each, and every model reuses them (a fork costs each worker about 0.2 s of CPU copying the
+builder's pages); Linux kills them when the builder dies (``PR_SET_PDEATHSIG``), so
 a killed builder leaves none behind. The report draws its figures in FitWorkers of its own,
 after the build (reporting.report.write_report).
 """

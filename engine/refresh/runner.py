@@ -10,6 +10,7 @@ blocking expectation passed, record the run and swap the build in atomically. Th
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from engine.project.discovery import (
 )
 from engine.project.sources import unmatched_warnings
 from engine.refresh import interrupts
-from engine.refresh.building import BuildContext, build_model
+from engine.refresh.building import BuildContext, build_model, load_python_model
 from engine.refresh.fit_workers import FitWorkers
 from engine.refresh.memory import release_unused
 from engine.refresh.scheduler import apply_to_dag
@@ -277,7 +278,14 @@ class _Build:
         """Fork the fit workers before the first model, while the builder is small, if a
         selected model takes ``parallel``."""
         models = [self.plan.project.models[t] for t in self.plan.selected]
-        if any(m.kind == "python" and "parallel" in m.parameters for m in models):
+        sharing = [m for m in models if m.kind == "python" and "parallel" in m.parameters]
+        if sharing:
+            for model in sharing:
+                # The builder imports them to build them anyway; imported before the fork,
+                # scikit-learn and scipy are inherited, not imported again by each worker.
+                # One that fails to load fails again when it is built, with its name.
+                with contextlib.suppress(Exception):
+                    load_python_model(model)
             self.workers.start()
 
     def _position(self, table: str) -> tuple[int, int]:
