@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from engine.model_api import InputError
 from python_models import _sql_scoring as sql
-from python_models._relations import arrow_table
+from python_models._relations import rows_with_keys, sorted_keys
 from python_models._segmentation import feature_names, fit_rows
 
 
@@ -41,17 +41,18 @@ def training_data(
     needed (at 10M customers the join was two thirds of the work).
     """
     features = feature_names(int_feature_scaling)
-    customers = arrow_table(int_customer_features, ["customer_id", *features], ["customer_id"])
-    segments = arrow_table(customer_segments, ["customer_id", "segment_id"], ["customer_id"])
-    if not customers["customer_id"].equals(segments["customer_id"]):
+    customers = sorted_keys(int_customer_features, "customer_id")
+    segmented = sorted_keys(customer_segments, "customer_id")
+    if not customers.equals(segmented):
         raise InputError(
-            f"ml.customer_segments ({len(segments)} rows) and "
+            f"ml.customer_segments ({len(segmented)} rows) and "
             f"intermediate.int_customer_features ({len(customers)} rows) hold different customers: "
             "the surrogate needs the segment of every customer"
         )
-    rows = fit_rows(customers.num_rows, sample_size, seed)
-    picked = customers.take(rows).to_pandas()
-    labels = segments["segment_id"].take(rows).to_numpy().astype(np.int64)
+    chosen = customers.take(fit_rows(len(customers), sample_size, seed))
+    picked = rows_with_keys(int_customer_features, features, "customer_id", chosen).to_pandas()
+    segments = rows_with_keys(customer_segments, ["segment_id"], "customer_id", chosen)
+    labels = segments["segment_id"].to_numpy().astype(np.int64)
     matrix = picked[features].to_numpy(dtype=np.float64)
     return TrainingData(features, matrix, labels)
 

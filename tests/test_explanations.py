@@ -231,6 +231,24 @@ def test_the_surrogates_sample_is_the_seeded_positions_of_the_customers_by_id() 
     np.testing.assert_array_equal(data.labels, joined["segment_id"].to_numpy()[picked])
 
 
+def test_picked_rows_are_fetched_by_unique_key_in_key_order() -> None:
+    """The samples read only the rows they pick, by id: a repeated id is refused, never read as
+    one of its rows."""
+    import pyarrow as pa
+
+    from engine.model_api import InputError
+    from python_models._relations import rows_with_keys
+
+    con = duckdb.connect()
+    con.execute(
+        "create table t as select * from (values (3, 'c'), (1, 'a'), (2, 'b'), (2, 'd')) v(id, x)"
+    )
+    picked = rows_with_keys(con.table("t"), ["id", "x"], "id", pa.chunked_array([[1, 3]]))
+    assert picked.to_pylist() == [{"id": 1, "x": "a"}, {"id": 3, "x": "c"}]
+    with pytest.raises(InputError, match="id is not unique"):
+        rows_with_keys(con.table("t"), ["x"], "id", pa.chunked_array([[2, 3]]))
+
+
 @pytest.mark.parametrize(
     "change",
     [
