@@ -35,11 +35,30 @@ def nothing_staged(
     source = f"{SOURCE_LAYER}.{name}"
     raw_rows = row.get("raw_rows") or 0
     if raw_rows == 0:
-        files = ", ".join(config.sources[name].files)
-        return f"no row was staged: {source} is empty (the landing files {files} hold no data rows)"
+        return _empty(config, name)
     rejected = [t for t in model.inputs if project.models[t].role == REJECTED_ROLE]
     reasons = _top_reasons(catalog, rejected[0]) if rejected else ""
     return f"no row was staged: all {raw_rows} rows of {source} were rejected{reasons}"
+
+
+def empty_source(model: Model, rows: int, config: Config) -> str | None:
+    """Why a required source that loaded no row stops the run, or None.
+
+    Said at the load, before its expectations are validated: otherwise which of "the row count
+    expectation failed" and "no row was staged" a user is told would depend on which came first.
+    """
+    source = config.sources.get(model.name)
+    if model.layer != SOURCE_LAYER or rows or source is None or source.optional:
+        return None
+    return None if source.implicit else _empty(config, model.name)
+
+
+def _empty(config: Config, name: str) -> str:
+    files = ", ".join(config.sources[name].files)
+    return (
+        f"no row was staged: {SOURCE_LAYER}.{name} is empty "
+        f"(the landing files {files} hold no data rows)"
+    )
 
 
 def where_rows_went(

@@ -20,7 +20,12 @@ from typing import Any
 
 from engine.adapters.base import Build, Engine, Validated
 from engine.checks import expectations as quality
-from engine.checks.reconciliation import nothing_staged, reconciled_source, where_rows_went
+from engine.checks.reconciliation import (
+    empty_source,
+    nothing_staged,
+    reconciled_source,
+    where_rows_went,
+)
 from engine.console import Console
 from engine.errors import (
     ExpectationsFailed,
@@ -322,6 +327,12 @@ class _Build:
         # worker after its table's dependants were built; what depends on those waits no more.
         upstream = self.plan.project.upstream(table)
         failed_inputs = [t for t in self.plan.project.order if t in upstream and t in self.blocked]
+        if model.role == RECONCILIATION_ROLE:
+            # It explains a staged table's failed row count (every row rejected), so it runs
+            # whenever its inputs were built, however soon that failure arrived.
+            failed_inputs = [
+                t for t in failed_inputs if self.runs[t].status != "failed_expectations"
+            ]
         if failed_inputs:
             self._skip(table, failed_inputs[0])
             raise UpstreamFailed(table)
@@ -348,6 +359,7 @@ class _Build:
             raise
         run.rows, run.status = self.catalog.row_count(table), "success"
         run.seconds = time.perf_counter() - clock
+        self._stop_if_empty(model, run)
         if model.role == RECONCILIATION_ROLE:
             self._reconcile(model, run)
         self.console.model_line(
@@ -360,6 +372,18 @@ class _Build:
 
     def _make(self, model: Model, progress: Callable[[str], None]) -> str | None:
         return build_model(self.context, model, progress)
+
+    def _stop_if_empty(self, model: Model, run: ModelRun) -> None:
+        """A required source that loaded no row is bad input (exit 2), told at its load."""
+        problem = empty_source(model, run.rows or 0, self.config)
+        if problem is None:
+            return
+        run.status, run.message = "error", problem
+        self.blocked.add(model.table)
+        self.console.model_line(
+            *self._position(model.table), "ERROR", model.table, "empty", run.seconds
+        )
+        raise InputError(f"{model.table}: {problem}. Nothing was published.")
 
     def _reconcile(self, model: Model, run: ModelRun) -> None:
         """Record the reconciliation; stop what reads the staged tables if none was staged."""
