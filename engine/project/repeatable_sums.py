@@ -100,7 +100,7 @@ def repeatable_sum(value: exp.Expression) -> exp.Expression:
 
     def in_range() -> exp.Expression:
         below = exp.LT(this=exp.Abs(this=value.copy()), expression=_double(LIMIT))
-        return exp.case().when(below, value.copy())
+        return exp.case().when(below, value.copy(), copy=False)
 
     # Clamped to the largest double below 2^62 rather than nulled, which takes the value once:
     # a value out of range has no sign (null), so its digits are not summed, and the count
@@ -118,7 +118,8 @@ def repeatable_sum(value: exp.Expression) -> exp.Expression:
     rest = exp.Div(this=_joined(sums[3:]), expression=_double(2**93))
     exact = exp.Add(this=whole, expression=rest)
     all_in_range = exp.EQ(this=exp.Count(this=value.copy()), expression=exp.Count(this=in_range()))
-    return exp.Paren(this=exp.case().when(all_in_range, exact).else_(exp.Sum(this=value.copy())))
+    case = exp.case().when(all_in_range, exact, copy=False)
+    return exp.Paren(this=case.else_(exp.Sum(this=value.copy()), copy=False))
 
 
 def repeatable_mean(value: exp.Expression) -> exp.Expression:
